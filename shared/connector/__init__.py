@@ -1,0 +1,1 @@
+"""acumatica-jira-connector: the connector package, shipped as the ConnectorLayer Lambda layer."""

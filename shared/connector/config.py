@@ -1,0 +1,106 @@
+"""Configuration, parsed once per container from the environment and passed down.
+
+Every template parameter of CONTRACT.md has an upper-snake-case environment variable of the same name (the template
+sets them for Lambda; the local run takes them from the shell). Nothing below the handlers reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from .documents import PROFILES
+from .errors import ConfigurationError
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    acumatica_url: str
+    jira_project_key: str
+    jira_external_id_field: str
+    acumatica_endpoint_version: str = "24.200.001"
+    jira_api_url: str = "https://api.atlassian.com"
+    jira_auth_url: str = "https://auth.atlassian.com"
+    jira_issue_type: str = "Task"
+    jira_resolved_statuses: tuple[str, ...] = ()
+    jira_site_url: str = ""
+    jira_cleared_status: str = ""
+    jira_labels: tuple[str, ...] = ("acumatica",)
+    document_types: tuple[str, ...] = ("Bill", "PurchaseOrder", "Check")
+    owner_map: Mapping[str, str] = field(default_factory=dict)
+    approve_action: str = "Approve"
+    push_secret_header: str = "X-Connector-Secret"
+    poll_overlap_minutes: int = 10
+    poll_page_size: int = 500
+    initial_lookback_days: int = 30
+    audit_retention_days: int = 400
+    webhook_url: str = ""
+    table_name: str = ""
+    work_queue_url: str = ""
+    dead_letter_queue_url: str = ""
+    acumatica_secret_id: str = ""
+    jira_secret_id: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Parse and validate; a missing or malformed value is a ``ConfigurationError`` naming the variable."""
+        missing = [name for name in ("ACUMATICA_URL", "JIRA_PROJECT_KEY", "JIRA_EXTERNAL_ID_FIELD") if not env.get(name)]
+        if missing:
+            raise ConfigurationError(f"missing required configuration: {', '.join(missing)}")
+        document_types = _csv(env.get("DOCUMENT_TYPES", "Bill,PurchaseOrder,Check"))
+        unknown = [t for t in document_types if t not in PROFILES]
+        if unknown:
+            raise ConfigurationError(f"DOCUMENT_TYPES has unsupported entities {unknown}; supported: {list(PROFILES)}")
+        field_id = env["JIRA_EXTERNAL_ID_FIELD"]
+        if not field_id.startswith("customfield_") or not field_id.removeprefix("customfield_").isdigit():
+            raise ConfigurationError(f"JIRA_EXTERNAL_ID_FIELD must look like customfield_10050, got {field_id!r}")
+        try:
+            owner_map = json.loads(env.get("OWNER_MAP") or "{}")
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"OWNER_MAP is not a JSON object: {exc}") from None
+        if not isinstance(owner_map, dict):
+            raise ConfigurationError("OWNER_MAP must be a JSON object of Acumatica owner or vendor -> Jira accountId")
+
+        def integer(name: str, default: int) -> int:
+            try:
+                return int(env.get(name) or default)
+            except ValueError:
+                raise ConfigurationError(f"{name} must be an integer") from None
+
+        return cls(
+            acumatica_url=env["ACUMATICA_URL"].rstrip("/"),
+            acumatica_endpoint_version=env.get("ACUMATICA_ENDPOINT_VERSION") or "24.200.001",
+            jira_api_url=(env.get("JIRA_API_URL") or "https://api.atlassian.com").rstrip("/"),
+            jira_auth_url=(env.get("JIRA_AUTH_URL") or "https://auth.atlassian.com").rstrip("/"),
+            jira_project_key=env["JIRA_PROJECT_KEY"],
+            jira_issue_type=env.get("JIRA_ISSUE_TYPE") or "Task",
+            jira_external_id_field=field_id,
+            jira_resolved_statuses=_csv(env.get("JIRA_RESOLVED_STATUSES", "")),
+            jira_site_url=(env.get("JIRA_SITE_URL") or "").rstrip("/"),
+            jira_cleared_status=env.get("JIRA_CLEARED_STATUS", ""),
+            jira_labels=_csv(env.get("JIRA_LABELS", "acumatica")),
+            document_types=document_types,
+            owner_map={str(k): str(v) for k, v in owner_map.items()},
+            approve_action=env.get("APPROVE_ACTION_NAME") or "Approve",
+            push_secret_header=env.get("PUSH_SECRET_HEADER") or "X-Connector-Secret",
+            poll_overlap_minutes=integer("POLL_OVERLAP_MINUTES", 10),
+            poll_page_size=integer("POLL_PAGE_SIZE", 500),
+            initial_lookback_days=integer("INITIAL_LOOKBACK_DAYS", 30),
+            audit_retention_days=integer("AUDIT_RETENTION_DAYS", 400),
+            webhook_url=env.get("WEBHOOK_URL", ""),
+            table_name=env.get("TABLE_NAME", ""),
+            work_queue_url=env.get("WORK_QUEUE_URL", ""),
+            dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", ""),
+            acumatica_secret_id=env.get("ACUMATICA_SECRET_ARN", ""),
+            jira_secret_id=env.get("JIRA_SECRET_ARN", ""),
+        )
+
+    @property
+    def external_id_field_number(self) -> str:
+        """``10050`` for ``customfield_10050``: JQL addresses the field as ``cf[10050]``."""
+        return self.jira_external_id_field.removeprefix("customfield_")

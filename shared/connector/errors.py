@@ -1,0 +1,61 @@
+"""Error types shared by every part of the connector.
+
+The worker decides what to do with a failure purely from its type: a ``TransientError`` is retried (the SQS message
+is reported as a batch item failure and comes back), a ``PermanentError`` goes to the dead-letter queue with its
+reason, a ``Rejected`` input is answered to the caller (401/400/413) and never queued. Messages must never contain
+secrets: adapters build them from status codes, URLs without credentials and the remote system's error text.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base class of every error the connector raises on purpose."""
+
+
+class TransientError(ConnectorError):
+    """Worth retrying later: throttling (429), 5xx, timeouts, connection resets, a lock held by someone else."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConnectorError):
+    """Retrying the same request cannot succeed; the message belongs in the DLQ with this reason."""
+
+
+class ConfigurationError(PermanentError):
+    """The deployment is misconfigured (wrong endpoint version, unknown project or field, missing secret key)."""
+
+
+class ReconnectNeeded(PermanentError):
+    """The OAuth refresh chain is dead: a person must run ``connector connect <system>`` again."""
+
+
+class AuthenticationError(PermanentError):
+    """Credentials were refused (401/403) even after a fresh token."""
+
+
+class NotFoundError(PermanentError):
+    """The remote record (document, issue, action) does not exist."""
+
+
+class ValidationError(PermanentError):
+    """The remote system refused the data (Acumatica 422, Jira 400) and said which fields were wrong."""
+
+    def __init__(self, message: str, field_errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.field_errors = dict(field_errors or {})
+
+
+class UncertainOutcome(TransientError):
+    """A side effect may or may not have happened (timeout after a POST); settle it by re-reading, never by resending."""
+
+
+class Rejected(ConnectorError):
+    """Input from outside that the connector refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

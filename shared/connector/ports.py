@@ -1,0 +1,111 @@
+"""The ports the core talks to. Adapters implement them; tests use fakes or the sandboxes behind the real adapters.
+
+The core (``rules``, ``sync``, ``resolve``, ``adf``) imports only this module and ``model``: never boto3 or requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterator, Mapping, Protocol, Sequence
+
+from .model import Document, DocumentKey
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list query; ``next_skip`` is the ``$skip`` that fetches the page after it."""
+
+    documents: list[Document]
+    next_skip: int
+    is_last: bool
+
+
+class DocumentSource(Protocol):
+    """Acumatica, as the core needs it."""
+
+    def changed_pages(self, entity: str, since: datetime, *, skip: int = 0, page_size: int = 500) -> Iterator[Page]:
+        """Documents whose ``LastModifiedDateTime`` >= ``since``, page by page, starting at ``$skip`` = ``skip``.
+
+        Pages come in no guaranteed order; records may repeat across pages. Lazily fetched: one HTTP call per page.
+        """
+
+    def get(self, key: DocumentKey) -> Document | None:
+        """The document as it is now, or ``None`` when Acumatica has no such document."""
+
+    def set_hold(self, key: DocumentKey, hold: bool) -> Document:
+        """PUT ``Hold``; returns the re-read document. Raises ``ValidationError`` when Acumatica refuses."""
+
+    def invoke_action(self, key: DocumentKey, action: str) -> Document:
+        """POST the action, follow ``202 Location`` until ``204``, and return the re-read document."""
+
+    def workflow_actions(self, entity: str) -> list[str]:
+        """Names of the workflow actions the instance offers for ``entity`` (``$adHocSchema``), for ``ping``."""
+
+
+@dataclass(frozen=True)
+class IssueDraft:
+    """What the connector writes into a Jira issue; ``None`` leaves a field unchanged on update."""
+
+    summary: str | None = None
+    description: dict[str, Any] | None = None
+    external_id: str | None = None
+    labels: Sequence[str] | None = None
+    assignee_account_id: str | None = None
+
+
+@dataclass(frozen=True)
+class IssueRef:
+    """A Jira issue as the core sees it."""
+
+    id: str
+    key: str
+    status: str = ""
+    status_category: str = ""
+    external_id: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+class IssueTracker(Protocol):
+    """Jira, as the core needs it."""
+
+    def find_by_external_id(self, external_id: str, reconcile_ids: Sequence[str] = ()) -> IssueRef | None:
+        """The one issue whose external-id field equals ``external_id`` exactly, or ``None``."""
+
+    def get_issue(self, key: str) -> IssueRef | None:
+        """Read one issue by key or id (``None`` if it does not exist or was deleted)."""
+
+    def create_issue(self, draft: IssueDraft) -> IssueRef:
+        """Create an issue in the configured project and issue type."""
+
+    def update_issue(self, key: str, draft: IssueDraft) -> None:
+        """Set the non-``None`` fields of ``draft``."""
+
+    def add_comment(self, key: str, body: dict[str, Any]) -> str:
+        """Add an ADF comment; returns the comment id."""
+
+    def transition_to(self, key: str, status_name: str) -> bool:
+        """Move the issue to the status named ``status_name`` (case-insensitive) if a transition leads there.
+
+        Returns ``False`` when no available transition reaches that status (nothing is changed then).
+        """
+
+
+class SecretStore(Protocol):
+    """One JSON secret (Secrets Manager): always read fresh, written whole."""
+
+    def read(self) -> dict[str, Any]:
+        ...
+
+    def write(self, value: Mapping[str, Any]) -> None:
+        ...
+
+
+class LeaseLock(Protocol):
+    """A named lease lock shared by all containers (DynamoDB conditional writes)."""
+
+    def acquire(self, name: str, owner: str, lease_seconds: float) -> bool:
+        """Take the lock if it is free or its lease expired; ``True`` if ``owner`` now holds it."""
+
+    def release(self, name: str, owner: str) -> None:
+        """Release the lock if ``owner`` still holds it."""
