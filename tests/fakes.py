@@ -46,3 +46,159 @@ class MemoryLock:
         with self._guard:
             if self._held.get(name, ("",))[0] == owner:
                 del self._held[name]
+
+
+# --- in-memory Acumatica and Jira for core tests (the sandboxes cover the wire protocols) --------------------------
+
+import itertools  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from decimal import Decimal  # noqa: E402
+
+from connector.errors import NotFoundError, UncertainOutcome, ValidationError  # noqa: E402
+from connector.model import Document, DocumentKey  # noqa: E402
+from connector.ports import IssueDraft, IssueRef, Page  # noqa: E402
+
+
+def make_doc(entity: str = "Bill", number: str = "000123", *, status: str = "On Hold", hold: bool | None = None,
+             vendor: str = "V000001", amount: str = "1250.00", total: str | None = None, doc_type: str | None = None,
+             owner: str | None = None, errors: dict[str, str] | None = None,
+             modified: datetime | None = None) -> Document:
+    doc_type = doc_type or {"Bill": "Bill", "PurchaseOrder": "Normal", "Check": "Payment"}[entity]
+    has_control = entity != "Check"
+    return Document(
+        key=DocumentKey(entity, doc_type, number), status=status,
+        hold=(status == "On Hold") if hold is None else hold, vendor=vendor, amount=Decimal(amount), currency="USD",
+        last_modified=modified or datetime(2026, 11, 1, tzinfo=timezone.utc),
+        control_amount=Decimal(amount) if has_control else None,
+        total_amount=Decimal(total if total is not None else amount) if has_control else None,
+        owner=owner, errors=dict(errors or {}), fields={"ReferenceNbr": number, "Vendor": vendor, "Status": status},
+    )
+
+
+class FakeAcumatica:
+    """A ``DocumentSource`` over a dict; records every action so tests can assert "exactly once"."""
+
+    def __init__(self, *docs: Document) -> None:
+        self.docs: dict[DocumentKey, Document] = {d.key: d for d in docs}
+        self.actions: list[tuple[str, str]] = []
+        self.fail_action: Exception | None = None
+        self.lose_response_once = False
+        self.gets = 0
+
+    def put(self, doc: Document) -> None:
+        self.docs[doc.key] = doc
+
+    def changed_pages(self, entity, since, *, skip=0, page_size=500):
+        matching = sorted((d for d in self.docs.values() if d.key.entity == entity
+                           and (d.last_modified is None or d.last_modified >= since)), key=lambda d: hash(d.key.number))
+        position = skip
+        while True:
+            chunk = matching[position:position + page_size]
+            position += len(chunk)
+            yield Page(chunk, position, len(chunk) < page_size)
+            if len(chunk) < page_size:
+                return
+
+    def get(self, key):
+        self.gets += 1
+        return self.docs.get(key)
+
+    def _apply(self, key, action, new_status, hold=None):
+        if self.fail_action:
+            raise self.fail_action
+        self.actions.append((key.external_id, action))
+        doc = self.docs[key]
+        self.docs[key] = replace(doc, status=new_status, hold=doc.hold if hold is None else hold)
+        if self.lose_response_once:
+            self.lose_response_once = False
+            raise UncertainOutcome("timed out waiting for the action")
+        return self.docs[key]
+
+    def set_hold(self, key, hold):
+        doc = self.docs[key]
+        if doc.control_amount != doc.total_amount:
+            raise ValidationError("Document is out of balance", {"Amount": "out of balance"})
+        return self._apply(key, "RemoveHold", "Balanced" if doc.key.entity != "PurchaseOrder" else "Open", hold)
+
+    def invoke_action(self, key, action):
+        doc = self.docs[key]
+        if action == "ReleaseBill" and doc.status == "Balanced":
+            return self._apply(key, action, "Open")
+        if action == "ReleaseCheck" and doc.status == "Balanced":
+            return self._apply(key, action, "Closed")
+        if action == "Approve" and doc.status == "Pending Approval":
+            return self._apply(key, action, "Balanced" if key.entity == "Bill" else "Open")
+        raise ValidationError(f"{action} is not allowed while {doc.status}")
+
+    def workflow_actions(self, entity):
+        return ["Approve", "Reject"]
+
+
+class FakeJira:
+    """An ``IssueTracker`` with Jira's eventual consistency: new issues are invisible to search until
+    ``settle()`` unless their id is reconciled. ``crash_after_create`` simulates losing the create response."""
+
+    def __init__(self) -> None:
+        self.issues: dict[str, dict] = {}
+        self.comments: dict[str, list[dict]] = {}
+        self.searchable: set[str] = set()
+        self.ids = itertools.count(10001)
+        self.calls: list[str] = []
+        self.crash_after_create = False
+        self.statuses = {"Done": "done", "To Do": "new", "In Progress": "indeterminate"}
+
+    def settle(self) -> None:
+        self.searchable = set(self.issues)
+
+    def _ref(self, key):
+        issue = self.issues[key]
+        return IssueRef(id=issue["id"], key=key, status=issue["status"],
+                        status_category=self.statuses.get(issue["status"], "new"), external_id=issue["external_id"])
+
+    def find_by_external_id(self, external_id, reconcile_ids=()):
+        self.calls.append("search")
+        visible = self.searchable | {k for k, i in self.issues.items() if i["id"] in set(reconcile_ids)}
+        for key in sorted(visible):
+            if self.issues[key]["external_id"] == external_id:
+                return self._ref(key)
+        return None
+
+    def get_issue(self, key):
+        self.calls.append("get")
+        return self._ref(key) if key in self.issues else None
+
+    def create_issue(self, draft: IssueDraft):
+        self.calls.append("create")
+        number = next(self.ids)
+        key = f"AP-{number - 10000}"
+        self.issues[key] = {"id": str(number), "summary": draft.summary, "description": draft.description,
+                            "external_id": draft.external_id, "labels": list(draft.labels or ()),
+                            "assignee": draft.assignee_account_id, "status": "To Do"}
+        self.comments[key] = []
+        if self.crash_after_create:
+            self.crash_after_create = False
+            raise RuntimeError("worker crashed after Jira created the issue")
+        return self._ref(key)
+
+    def update_issue(self, key, draft):
+        self.calls.append("update")
+        if key not in self.issues:
+            raise NotFoundError(key)
+        for name in ("summary", "description", "labels"):
+            if getattr(draft, name) is not None:
+                self.issues[key][name] = getattr(draft, name)
+
+    def add_comment(self, key, body):
+        self.calls.append("comment")
+        if key not in self.issues:
+            raise NotFoundError(key)
+        self.comments[key].append(body)
+        return str(len(self.comments[key]))
+
+    def transition_to(self, key, status_name):
+        self.calls.append("transition")
+        if status_name not in self.statuses:
+            return False
+        self.issues[key]["status"] = status_name
+        return True

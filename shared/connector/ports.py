@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator, Mapping, Protocol, Sequence
 
-from .model import Document, DocumentKey
+from .model import Document, DocumentKey, WorkMessage
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,95 @@ class LeaseLock(Protocol):
 
     def release(self, name: str, owner: str) -> None:
         """Release the lock if ``owner`` still holds it."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where polling of one entity stands.
+
+    ``watermark``: every document modified before it (minus the overlap window) has been queued or judged healthy.
+    A pass in progress (``pass_from`` set) pages through ``LastModifiedDateTime >= pass_from`` and resumes at
+    ``skip``; when it completes, the watermark becomes ``pass_started`` (the time the pass began), never the largest
+    timestamp seen, since pages are unordered and records modified during the pass must be read again.
+    """
+
+    watermark: datetime | None = None
+    pass_from: datetime | None = None
+    pass_started: datetime | None = None
+    skip: int = 0
+
+
+@dataclass(frozen=True)
+class DocState:
+    """What the connector last did for a document: its issue, and the state that issue reflects."""
+
+    issue_key: str | None = None
+    issue_id: str | None = None
+    fingerprint: str = ""
+    snapshot: Mapping[str, str] = field(default_factory=dict)
+    open: bool = False
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A once-only right to perform a side effect; ``won`` is ``False`` when someone else holds or finished it."""
+
+    won: bool
+    state: str
+    claimed_at: float = 0.0
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class StateStore(Protocol):
+    """DynamoDB, as the core needs it (single table; see ARCHITECTURE.md)."""
+
+    def get_cursor(self, entity: str) -> Cursor:
+        ...
+
+    def put_cursor(self, entity: str, cursor: Cursor) -> None:
+        ...
+
+    def get_states(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, DocState]:
+        """Batch read; documents with no record are absent from the result."""
+
+    def get_state(self, key: DocumentKey) -> DocState | None:
+        ...
+
+    def save_state(self, key: DocumentKey, state: DocState) -> DocState:
+        """Write if nobody else wrote since ``state.version`` was read; returns the state with its new version.
+
+        Raises ``TransientError`` on a concurrent write (the message is retried and re-reads)."""
+
+    def claim(self, key: DocumentKey, name: str, *, fingerprint: str, retake_after_seconds: float) -> Claim:
+        """Take ``name`` for this document unless it is in flight (younger than ``retake_after_seconds``) or done
+        for the same document fingerprint. A failed claim, or one done for another fingerprint, may be retaken."""
+
+    def get_claim(self, key: DocumentKey, name: str) -> Claim | None:
+        ...
+
+    def finish_claim(self, key: DocumentKey, name: str, state: str, **details: Any) -> None:
+        """Mark a claim ``done`` or ``failed`` (with details such as the outcome or the issue key)."""
+
+    def link_issue(self, issue_key: str, issue_id: str, key: DocumentKey) -> None:
+        """Remember issue → document (webhooks name issues) and the issue id for search reconciliation."""
+
+    def document_for_issue(self, issue_key: str) -> DocumentKey | None:
+        ...
+
+    def recent_issue_ids(self) -> list[str]:
+        """Ids of the issues created most recently (at most 50), for ``reconcileIssues``."""
+
+    def audit(self, key: DocumentKey, event: str, outcome: str, *, correlation_id: str, reason: str = "",
+              details: Mapping[str, Any] | None = None) -> None:
+        ...
+
+    def audit_trail(self, key: DocumentKey) -> list[dict[str, Any]]:
+        """Audit records of one document, oldest first."""
+
+
+class WorkQueue(Protocol):
+    """The FIFO work queue: one message group per document, deduplicated by the message's ``dedupe_id``."""
+
+    def send(self, messages: Sequence[WorkMessage]) -> None:
+        """Durably enqueue all of ``messages`` (raises if any could not be queued)."""

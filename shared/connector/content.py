@@ -1,0 +1,77 @@
+"""What the connector writes into Jira: summaries, ADF descriptions and comments. Pure functions over the model."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Mapping, Sequence
+
+from . import adf
+from .documents import screen_url
+from .model import Document, Finding
+
+SUMMARY_LIMIT = 255
+ENTITY_LABELS = {"Bill": "AP bill", "PurchaseOrder": "Purchase order", "Check": "AP payment"}
+
+
+def money(amount: Decimal | None, currency: str) -> str:
+    return f"{amount:,.2f} {currency}".strip() if amount is not None else f"(no amount) {currency}".strip()
+
+
+def reference(doc: Document) -> str:
+    """How a clerk names the document: ``AP bill 000123`` (the type too when it is not the usual one)."""
+    label = ENTITY_LABELS.get(doc.key.entity, doc.key.entity)
+    usual = {"Bill": "Bill", "PurchaseOrder": "Normal", "Check": "Payment"}.get(doc.key.entity)
+    kind = "" if doc.key.type == usual else f" ({doc.key.type})"
+    return f"{label}{kind} {doc.key.number}"
+
+
+def summary(doc: Document, finding: Finding) -> str:
+    """Reference number, vendor, amount with currency, and the reason; at most Jira's 255 characters."""
+    text = f"{reference(doc)} | {doc.vendor or 'no vendor'} | {money(doc.amount, doc.currency)} | {finding.reason}"
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"
+
+
+def description(doc: Document, finding: Finding, acumatica_url: str) -> dict[str, Any]:
+    """ADF: why the document needs a person, its fields as a table, and a link to its Acumatica screen."""
+    return adf.doc(
+        adf.paragraph(adf.text(reference(doc), strong=True), adf.text(f" needs attention: {finding.reason}.")),
+        adf.paragraph(adf.text("Rule: "), adf.text(finding.rule, code=True),
+                      adf.text(f" · status {doc.status or 'unknown'} · vendor {doc.vendor or 'none'}")),
+        adf.fields_table({**doc.fields, **{f"error ({k or 'document'})": v for k, v in doc.errors.items()}}),
+        adf.paragraph(adf.text("Open in Acumatica: "), adf.link(doc.key.external_id, screen_url(acumatica_url, doc.key))),
+        adf.paragraph(adf.text("When the document is fixed, resolve this issue: the connector then re-reads it and, "
+                               "if its status allows, releases or approves it in Acumatica.")),
+    )
+
+
+def change_comment(doc: Document, finding: Finding | None, changed: Sequence[tuple[str, str, str]],
+                   reopened: bool = False) -> dict[str, Any]:
+    """ADF comment listing what changed in Acumatica, old → new."""
+    if finding is None:
+        lead = f"{reference(doc)} is no longer an exception in Acumatica (status {doc.status})."
+    elif reopened:
+        lead = f"{reference(doc)} needs attention again: {finding.reason}."
+    else:
+        lead = f"{reference(doc)} changed in Acumatica: {finding.reason}."
+    rows = [[name, old or "(empty)", new or "(empty)"] for name, old, new in changed]
+    blocks = [adf.paragraph(adf.text(lead))]
+    if rows:
+        blocks.append(adf.table(["field", "was", "now"], rows))
+    return adf.doc(*blocks)
+
+
+def outcome_comment(doc_reference: str, lines: Sequence[str], *, success: bool) -> dict[str, Any]:
+    """ADF comment reporting what the return flow did (or why it did nothing)."""
+    headline = "Acumatica updated" if success else "No change made in Acumatica"
+    return adf.doc(
+        adf.paragraph(adf.text(f"{headline}: ", strong=True), adf.text(doc_reference)),
+        adf.bullet_list(*[adf.paragraph(adf.text(line)) for line in lines if line]),
+    )
+
+
+def assignee_for(doc: Document, owner_map: Mapping[str, str]) -> str | None:
+    """The Jira accountId for the document's owner, else its vendor, else the map's ``*`` default."""
+    for candidate in (doc.owner, doc.vendor, "*"):
+        if candidate and candidate in owner_map:
+            return owner_map[candidate]
+    return None

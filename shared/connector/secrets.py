@@ -1,0 +1,37 @@
+"""Secrets Manager adapter: one JSON secret, read fresh and written whole (``connector.ports.SecretStore``).
+
+Reads are not cached here on purpose: the rotating-token manager must see what another container wrote a moment ago.
+Static secret material (webhook secrets) is read through Powertools parameters with a cache in the handlers instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from .errors import ConfigurationError
+
+
+class SecretsManagerSecret:
+    def __init__(self, client: Any, secret_id: str) -> None:
+        self._client = client
+        self._secret_id = secret_id
+
+    @classmethod
+    def from_id(cls, secret_id: str) -> SecretsManagerSecret:
+        import boto3
+
+        return cls(boto3.client("secretsmanager"), secret_id)
+
+    def read(self) -> dict[str, Any]:
+        response = self._client.get_secret_value(SecretId=self._secret_id)
+        try:
+            value = json.loads(response.get("SecretString") or "{}")
+        except json.JSONDecodeError:
+            raise ConfigurationError(f"secret {self._secret_id} is not a JSON object") from None
+        if not isinstance(value, dict):
+            raise ConfigurationError(f"secret {self._secret_id} is not a JSON object")
+        return value
+
+    def write(self, value: Mapping[str, Any]) -> None:
+        self._client.put_secret_value(SecretId=self._secret_id, SecretString=json.dumps(dict(value)))

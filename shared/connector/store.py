@@ -1,0 +1,262 @@
+"""DynamoDB adapter: the single connector table (watermarks, document state, claims, locks, audit).
+
+Every write that guards a side effect is a conditional write, so two workers (or a replayed message) can never
+both win. Layout (PK / SK): see ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Callable, Mapping, Sequence
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from .errors import TransientError
+from .model import DocumentKey
+from .ports import Claim, Cursor, DocState
+
+RECENT_IDS_LIMIT = 50
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(timezone.utc).isoformat() if value else None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB returns numbers as Decimal; hand the core ints and floats."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_storable(v) for v in value]
+    return value
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == CONDITION_FAILED
+
+
+class DynamoStore:
+    """Implements ``connector.ports.StateStore`` and ``connector.ports.LeaseLock`` over one table."""
+
+    def __init__(self, table: Any, *, audit_retention_days: int = 400, clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._retention = audit_retention_days * 86400
+        self._clock = clock
+
+    @classmethod
+    def from_name(cls, table_name: str, **kwargs: Any) -> DynamoStore:
+        import boto3
+
+        return cls(boto3.resource("dynamodb").Table(table_name), **kwargs)
+
+    # --- cursors -----------------------------------------------------------------------------------------------
+
+    def get_cursor(self, entity: str) -> Cursor:
+        item = self._table.get_item(Key={"PK": f"WM#{entity}", "SK": "WM"}, ConsistentRead=True).get("Item")
+        if not item:
+            return Cursor()
+        return Cursor(
+            watermark=_parse(item.get("watermark")),
+            pass_from=_parse(item.get("pass_from")),
+            pass_started=_parse(item.get("pass_started")),
+            skip=int(item.get("skip", 0)),
+        )
+
+    def put_cursor(self, entity: str, cursor: Cursor) -> None:
+        item = {"PK": f"WM#{entity}", "SK": "WM", "skip": cursor.skip, "updated_at": _iso(self._now())}
+        for name in ("watermark", "pass_from", "pass_started"):
+            if getattr(cursor, name):
+                item[name] = _iso(getattr(cursor, name))
+        self._table.put_item(Item=item)
+
+    # --- document state ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _state(item: Mapping[str, Any]) -> DocState:
+        return DocState(
+            issue_key=item.get("issue_key"),
+            issue_id=item.get("issue_id"),
+            fingerprint=item.get("fingerprint", ""),
+            snapshot=dict(item.get("snapshot") or {}),
+            open=bool(item.get("open", False)),
+            version=int(item.get("version", 0)),
+        )
+
+    def get_states(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, DocState]:
+        by_pk = {key.pk: key for key in keys}
+        pending = [{"PK": pk, "SK": "STATE"} for pk in by_pk]
+        found: dict[DocumentKey, DocState] = {}
+        client = self._table.meta.client
+        while pending:
+            batch, pending = pending[:100], pending[100:]
+            request = {self._table.name: {"Keys": batch, "ConsistentRead": True,
+                                          "ProjectionExpression": "PK, fingerprint, issue_key, #o, version",
+                                          "ExpressionAttributeNames": {"#o": "open"}}}
+            for attempt in range(8):
+                response = client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table.name, []):
+                    found[by_pk[item["PK"]]] = self._state(item)
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise TransientError("DynamoDB kept keys unprocessed in a batch read")
+        return found
+
+    def get_state(self, key: DocumentKey) -> DocState | None:
+        item = self._table.get_item(Key={"PK": key.pk, "SK": "STATE"}, ConsistentRead=True).get("Item")
+        return self._state(item) if item else None
+
+    def save_state(self, key: DocumentKey, state: DocState) -> DocState:
+        new_version = state.version + 1
+        item = {
+            "PK": key.pk, "SK": "STATE", "external_id": key.external_id, "entity": key.entity,
+            "fingerprint": state.fingerprint, "snapshot": dict(state.snapshot), "open": state.open,
+            "version": new_version, "updated_at": _iso(self._now()),
+        }
+        if state.issue_key:
+            item.update(issue_key=state.issue_key, issue_id=state.issue_id)
+        condition = Attr("version").eq(state.version) if state.version else Attr("PK").not_exists()
+        try:
+            self._table.put_item(Item=_storable(item), ConditionExpression=condition)
+        except ClientError as exc:
+            if _condition_failed(exc):
+                raise TransientError(f"{key} was updated concurrently; retrying with fresh state") from None
+            raise
+        return DocState(state.issue_key, state.issue_id, state.fingerprint, dict(state.snapshot), state.open,
+                        new_version)
+
+    # --- claims ------------------------------------------------------------------------------------------------
+
+    def claim(self, key: DocumentKey, name: str, *, fingerprint: str, retake_after_seconds: float) -> Claim:
+        now = self._clock()
+        item = {"PK": key.pk, "SK": f"CLAIM#{name}", "state": "claimed", "claimed_at": Decimal(str(now)),
+                "fingerprint": fingerprint, "claim_id": str(uuid.uuid4())}
+        condition = (
+            Attr("PK").not_exists()
+            | Attr("state").eq("failed")
+            | (Attr("state").eq("done") & Attr("fingerprint").ne(fingerprint))
+            | (Attr("state").eq("claimed") & Attr("claimed_at").lt(Decimal(str(now - retake_after_seconds))))
+        )
+        try:
+            self._table.put_item(Item=item, ConditionExpression=condition)
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            held = self.get_claim(key, name)
+            return held or Claim(False, "claimed", now, {})
+        return Claim(True, "claimed", now, {})
+
+    def get_claim(self, key: DocumentKey, name: str) -> Claim | None:
+        item = self._table.get_item(Key={"PK": key.pk, "SK": f"CLAIM#{name}"}, ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        plain = _plain(item)
+        return Claim(False, plain.get("state", ""), float(plain.get("claimed_at", 0)), plain)
+
+    def finish_claim(self, key: DocumentKey, name: str, state: str, **details: Any) -> None:
+        names = {"#s": "state"}
+        values: dict[str, Any] = {":s": state, ":t": Decimal(str(self._clock()))}
+        sets = ["#s = :s", "finished_at = :t"]
+        for index, (field, value) in enumerate(sorted(details.items())):
+            names[f"#d{index}"] = field
+            values[f":d{index}"] = _storable(value)
+            sets.append(f"#d{index} = :d{index}")
+        self._table.update_item(Key={"PK": key.pk, "SK": f"CLAIM#{name}"}, UpdateExpression="SET " + ", ".join(sets),
+                                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+
+    # --- issues ------------------------------------------------------------------------------------------------
+
+    def link_issue(self, issue_key: str, issue_id: str, key: DocumentKey) -> None:
+        self._table.put_item(Item={"PK": f"ISSUE#{issue_key}", "SK": "DOC", "external_id": key.external_id,
+                                   "issue_id": issue_id})
+        self._table.update_item(
+            Key={"PK": "RECENT#issues", "SK": "RECENT"},
+            UpdateExpression="SET ids = list_append(:id, if_not_exists(ids, :empty))",
+            ExpressionAttributeValues={":id": [issue_id], ":empty": []},
+        )
+
+    def document_for_issue(self, issue_key: str) -> DocumentKey | None:
+        item = self._table.get_item(Key={"PK": f"ISSUE#{issue_key}", "SK": "DOC"}).get("Item")
+        return DocumentKey.parse(item["external_id"]) if item else None
+
+    def recent_issue_ids(self) -> list[str]:
+        item = self._table.get_item(Key={"PK": "RECENT#issues", "SK": "RECENT"}).get("Item") or {}
+        ids = [str(i) for i in item.get("ids", [])][:RECENT_IDS_LIMIT]
+        if len(item.get("ids", [])) > 4 * RECENT_IDS_LIMIT:  # keep the item small: trim occasionally
+            self._table.update_item(Key={"PK": "RECENT#issues", "SK": "RECENT"}, UpdateExpression="SET ids = :ids",
+                                    ExpressionAttributeValues={":ids": ids})
+        return ids
+
+    # --- audit -------------------------------------------------------------------------------------------------
+
+    def audit(self, key: DocumentKey, event: str, outcome: str, *, correlation_id: str, reason: str = "",
+              details: Mapping[str, Any] | None = None) -> None:
+        now = self._now()
+        item = {
+            "PK": key.pk, "SK": f"AUDIT#{now.isoformat()}#{uuid.uuid4().hex[:8]}", "external_id": key.external_id,
+            "event": event, "outcome": outcome, "reason": reason, "correlation_id": correlation_id,
+            "at": now.isoformat(), "expires_at": int(self._clock() + self._retention),
+        }
+        if details:
+            item["details"] = _storable({k: v for k, v in details.items() if v not in (None, "")})
+        self._table.put_item(Item=item)
+
+    def audit_trail(self, key: DocumentKey) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("PK").eq(key.pk) & Key("SK").begins_with("AUDIT#")}
+        while True:
+            page = self._table.query(**kwargs)
+            items.extend(_plain(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # --- lease locks (token refresh) ---------------------------------------------------------------------------
+
+    def acquire(self, name: str, owner: str, lease_seconds: float) -> bool:
+        now = self._clock()
+        try:
+            self._table.put_item(
+                Item={"PK": f"LOCK#{name}", "SK": "LOCK", "owner": owner,
+                      "lease_until": Decimal(str(now + lease_seconds)), "expires_at": int(now + lease_seconds + 3600)},
+                ConditionExpression=Attr("PK").not_exists() | Attr("lease_until").lt(Decimal(str(now)))
+                | Attr("owner").eq(owner),
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def release(self, name: str, owner: str) -> None:
+        try:
+            self._table.delete_item(Key={"PK": f"LOCK#{name}", "SK": "LOCK"}, ConditionExpression=Attr("owner").eq(owner))
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), timezone.utc)

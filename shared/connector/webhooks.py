@@ -1,0 +1,104 @@
+"""What inbound deliveries mean: a Jira issue update that resolves an issue, or an Acumatica push notification.
+
+Pure parsing after the signature was verified (``connector.signatures``); anything that is not for us is ignored
+(``None`` / empty list), anything malformed raises ``Rejected(400)``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from .documents import PROFILES
+from .errors import Rejected
+from .model import DocumentKey, WorkMessage
+
+DEFAULT_PUSH_QUERIES: Mapping[str, str] = {
+    "AJC-Bills": "Bill",
+    "AJC-PurchaseOrders": "PurchaseOrder",
+    "AJC-Checks": "Check",
+}
+"""Generic inquiry name → entity; one inquiry per entity (Acumatica push rows carry no entity name)."""
+
+
+def parse_json_object(raw_body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(raw_body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Rejected(400, "body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise Rejected(400, "body must be a JSON object")
+    return payload
+
+
+def jira_resolution(payload: Mapping[str, Any], *, delivery_id: str, external_id_field: str,
+                    resolved_statuses: tuple[str, ...], correlation_id: str) -> WorkMessage | None:
+    """A ``resolve`` message when the update moved the issue into a resolved status, else ``None``.
+
+    Resolved means one of ``resolved_statuses`` (case-insensitive) when configured, else status category ``done``.
+    """
+    if payload.get("webhookEvent") != "jira:issue_updated":
+        return None
+    issue = payload.get("issue")
+    if not isinstance(issue, dict) or not isinstance(issue.get("fields"), dict) or not issue.get("key"):
+        raise Rejected(400, "jira:issue_updated without an issue")
+    changelog = payload.get("changelog") if isinstance(payload.get("changelog"), dict) else {}
+    items = changelog.get("items") if isinstance(changelog.get("items"), list) else []
+    move = next((i for i in items if isinstance(i, dict) and (i.get("fieldId") or i.get("field")) == "status"), None)
+    if move is None:
+        return None
+    wanted = {s.casefold() for s in resolved_statuses}
+    to_name = str(move.get("toString") or "")
+    if wanted:
+        if to_name.casefold() not in wanted or str(move.get("fromString") or "").casefold() in wanted:
+            return None
+    else:
+        status = issue["fields"].get("status") or {}
+        category = (status.get("statusCategory") or {}).get("key") if isinstance(status, dict) else None
+        if category != "done":
+            return None
+    external_id = issue["fields"].get(external_id_field)
+    if not isinstance(external_id, str) or not external_id.strip():
+        return None
+    try:
+        DocumentKey.parse(external_id.strip())
+    except ValueError:
+        return None
+    change = changelog.get("id")
+    dedupe = f"resolve:{issue.get('id') or issue['key']}:{change}" if change else f"resolve:{delivery_id}"
+    return WorkMessage(kind="resolve", external_id=external_id.strip(), dedupe_id=dedupe,
+                       correlation_id=correlation_id, source="jira", issue_key=str(issue["key"]),
+                       status_name=to_name or None, observed_at=str(payload.get("timestamp") or "") or None)
+
+
+def _entity_of(payload: Mapping[str, Any], row: Mapping[str, Any], queries: Mapping[str, str]) -> str | None:
+    entity = row.get("Entity") or queries.get(str(payload.get("Query") or ""))
+    return entity if entity in PROFILES else None
+
+
+def push_changes(payload: Mapping[str, Any], *, correlation_id: str,
+                 queries: Mapping[str, str] = DEFAULT_PUSH_QUERIES) -> list[WorkMessage]:
+    """One ``sync`` message per inserted or changed document of an Acumatica push notification."""
+    notification_id = payload.get("Id")
+    inserted = payload.get("Inserted", [])
+    if not isinstance(notification_id, str) or not notification_id or not isinstance(inserted, list):
+        raise Rejected(400, "not an Acumatica push notification (needs Id and Inserted[])")
+    messages: dict[str, WorkMessage] = {}
+    for row in inserted:
+        if not isinstance(row, dict):
+            raise Rejected(400, "push notification rows must be objects")
+        entity = _entity_of(payload, row, queries)
+        if entity is None:
+            continue
+        prof = PROFILES[entity]
+        type_label, number = row.get(prof.key_fields[0]), row.get(prof.key_fields[1])
+        if not type_label or not number:
+            continue
+        by_code = {code: label for label, code in prof.type_codes.items()}
+        key = DocumentKey(entity, by_code.get(str(type_label), str(type_label)), str(number))
+        messages[key.external_id] = WorkMessage(
+            kind="sync", external_id=key.external_id, dedupe_id=f"push:{notification_id}:{key.external_id}",
+            correlation_id=correlation_id, source="push",
+            observed_at=str(row.get("LastModifiedDateTime") or "") or None,
+        )
+    return list(messages.values())

@@ -1,0 +1,187 @@
+"""Exception flow: exactly one issue per document, kept current, under repeats, lag, crashes and replays."""
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from connector.errors import TransientError
+from connector.model import WorkMessage
+from connector.sync import PollOptions, SyncContext, poll_entity, sync_document
+from tests.fakes import FakeAcumatica, FakeJira, make_doc
+
+
+class ListQueue:
+    def __init__(self):
+        self.sent: list[WorkMessage] = []
+
+    def send(self, messages):
+        self.sent.extend(messages)
+
+
+def context(acu, jira, store, clock, cleared_status=""):
+    return SyncContext(documents=acu, tracker=jira, store=store, acumatica_url="https://acme.example.com",
+                       owner_map={"V000001": "acct-1"}, labels=("acumatica",), cleared_status=cleared_status,
+                       clock=clock)
+
+
+def sync_msg(external_id="Bill:Bill:000123", dedupe="d1"):
+    return WorkMessage(kind="sync", external_id=external_id, dedupe_id=dedupe, correlation_id="corr-1")
+
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+
+
+def poll(acu, store, queue, seconds_left=lambda: 300.0, page_size=500):
+    return poll_entity("Bill", documents=acu, store=store, queue=queue,
+                       options=PollOptions(page_size=page_size, resume_margin=0), now=lambda: NOW,
+                       seconds_left=seconds_left, correlation_id="corr-poll")
+
+
+def test_exception_document_creates_one_issue_with_reference_vendor_and_amount(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    assert sync_document(sync_msg(), context(acu, jira, store, clock)) == "created"
+    (issue,) = jira.issues.values()
+    assert "000123" in issue["summary"] and "V000001" in issue["summary"] and "1,250.00 USD" in issue["summary"]
+    assert issue["external_id"] == "Bill:Bill:000123" and issue["assignee"] == "acct-1"
+    assert issue["description"]["type"] == "doc"
+
+
+def test_duplicate_delivery_makes_no_second_issue_and_no_jira_call(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    ctx = context(acu, jira, store, clock)
+    sync_document(sync_msg(), ctx)
+    calls = len(jira.calls)
+    assert sync_document(sync_msg(), ctx) == "unchanged"
+    assert len(jira.issues) == 1 and len(jira.calls) == calls
+
+
+def test_crash_after_jira_created_the_issue_adopts_it_on_retry(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    jira.crash_after_create = True
+    ctx = context(acu, jira, store, clock)
+    with pytest.raises(RuntimeError):
+        sync_document(sync_msg(), ctx)
+    # Retry before search caught up and before the claim may be retaken: wait, do not create.
+    with pytest.raises(TransientError):
+        sync_document(sync_msg(), ctx)
+    assert len(jira.issues) == 1
+    jira.settle()
+    assert sync_document(sync_msg(), ctx) == "adopted"
+    assert len(jira.issues) == 1
+
+
+def test_crashed_claim_is_retaken_after_its_window_and_search_lag_cannot_duplicate(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    jira.crash_after_create = True
+    ctx = context(acu, jira, store, clock)
+    with pytest.raises(RuntimeError):
+        sync_document(sync_msg(), ctx)
+    clock.advance(1000)
+    jira.settle()
+    assert sync_document(sync_msg(), ctx) == "adopted"
+    assert len(jira.issues) == 1
+
+
+def test_lost_dynamodb_state_is_recovered_from_jira_by_external_id(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    ctx = context(acu, jira, store, clock)
+    sync_document(sync_msg(), ctx)
+    jira.settle()
+    store._table.delete_item(Key={"PK": "DOC#Bill#Bill#000123", "SK": "STATE"})
+    store._table.delete_item(Key={"PK": "DOC#Bill#Bill#000123", "SK": "CLAIM#CREATE"})
+    acu.put(make_doc(status="Pending Approval"))
+    assert sync_document(sync_msg(dedupe="d2"), ctx) == "adopted"
+    assert len(jira.issues) == 1
+
+
+def test_state_change_comments_old_and_new_and_updates_the_summary(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    ctx = context(acu, jira, store, clock)
+    sync_document(sync_msg(), ctx)
+    acu.put(make_doc(status="Pending Approval", hold=False))
+    assert sync_document(sync_msg(dedupe="d2"), ctx) == "updated"
+    (key,) = jira.issues
+    text = str(jira.comments[key][-1])
+    assert "On Hold" in text and "Pending Approval" in text
+    assert "approval" in jira.issues[key]["summary"].lower()
+
+
+def test_cleared_exception_comments_and_transitions_when_configured(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    ctx = context(acu, jira, store, clock, cleared_status="Done")
+    sync_document(sync_msg(), ctx)
+    acu.put(make_doc(status="Open", hold=False))
+    assert sync_document(sync_msg(dedupe="d2"), ctx) == "cleared"
+    (key,) = jira.issues
+    assert jira.issues[key]["status"] == "Done"
+    assert "no longer an exception" in str(jira.comments[key][-1])
+
+
+def test_healthy_document_never_creates_an_issue(store, clock):
+    acu, jira = FakeAcumatica(make_doc(status="Open", hold=False)), FakeJira()
+    assert sync_document(sync_msg(), context(acu, jira, store, clock)) == "healthy"
+    assert jira.issues == {}
+
+
+def test_unknown_document_is_a_logged_skip(store, clock):
+    acu, jira = FakeAcumatica(), FakeJira()
+    assert sync_document(sync_msg(), context(acu, jira, store, clock)) == "skipped"
+    assert store.audit_trail(make_doc().key)[-1]["outcome"] == "skipped"
+
+
+def test_every_step_is_audited_with_the_correlation_id(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    sync_document(sync_msg(), context(acu, jira, store, clock))
+    trail = store.audit_trail(make_doc().key)
+    assert trail[-1]["event"] == "issue" and trail[-1]["outcome"] == "created"
+    assert all(record["correlation_id"] == "corr-1" for record in trail)
+
+
+def test_poll_enqueues_exceptions_only_and_a_repoll_after_sync_enqueues_nothing(store, clock):
+    docs = [make_doc(number=f"{n:06d}", status="On Hold" if n % 2 else "Open", hold=bool(n % 2))
+            for n in range(1, 21)]
+    acu, jira, queue = FakeAcumatica(*docs), FakeJira(), ListQueue()
+    report = poll(acu, store, queue)
+    assert report.completed and report.enqueued == 10 and report.healthy == 10
+    ctx = context(acu, jira, store, clock)
+    for message in queue.sent:
+        sync_document(message, ctx)
+    assert len(jira.issues) == 10
+    again, calls = ListQueue(), len(jira.calls)
+    store.put_cursor("Bill", replace(store.get_cursor("Bill"), watermark=None))  # a lost watermark re-reads all
+    assert poll(acu, store, again).enqueued == 0
+    assert again.sent == [] and len(jira.calls) == calls
+
+
+def test_document_that_became_healthy_with_an_open_issue_is_enqueued(store, clock):
+    acu, jira, queue = FakeAcumatica(make_doc()), FakeJira(), ListQueue()
+    poll(acu, store, queue)
+    sync_document(queue.sent[0], context(acu, jira, store, clock))
+    acu.put(make_doc(status="Open", hold=False))
+    store.put_cursor("Bill", replace(store.get_cursor("Bill"), watermark=None))
+    later = ListQueue()
+    poll(acu, store, later)
+    assert [m.external_id for m in later.sent] == ["Bill:Bill:000123"]
+
+
+def test_poll_stops_before_the_time_limit_and_resumes_without_skipping(store, clock):
+    docs = [make_doc(number=f"{n:06d}") for n in range(1, 101)]
+    acu, queue = FakeAcumatica(*docs), ListQueue()
+    budget = iter([300.0, 290.0, 10.0] + [300.0] * 100)
+    first = poll(acu, store, queue, seconds_left=lambda: next(budget), page_size=10)
+    assert not first.completed and store.get_cursor("Bill").skip == 20
+    second = poll(acu, store, queue, page_size=10)
+    assert second.completed
+    assert {m.external_id for m in queue.sent} == {d.key.external_id for d in docs}
+    cursor = store.get_cursor("Bill")
+    assert cursor.watermark == NOW and cursor.pass_from is None
+
+
+def test_watermark_is_the_pass_start_minus_overlap_on_the_next_pass(store, clock):
+    acu, queue = FakeAcumatica(make_doc(modified=NOW - timedelta(minutes=5))), ListQueue()
+    poll(acu, store, queue)
+    seen = []
+    acu.changed_pages = lambda entity, since, **kw: (seen.append(since), iter(()))[1]
+    poll(acu, store, queue)
+    assert seen == [NOW - timedelta(minutes=10)]

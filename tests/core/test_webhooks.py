@@ -1,0 +1,72 @@
+import json
+
+import pytest
+
+from connector.errors import Rejected
+from connector.webhooks import jira_resolution, parse_json_object, push_changes
+
+
+def issue_updated(to="Done", category="done", frm="To Do", external_id="Bill:Bill:000123", changelog_id="555"):
+    return {
+        "timestamp": 1795000000000, "webhookEvent": "jira:issue_updated", "issue_event_type_name": "issue_generic",
+        "issue": {"id": "10001", "key": "AP-1", "fields": {
+            "status": {"name": to, "statusCategory": {"key": category}}, "customfield_10050": external_id}},
+        "changelog": {"id": changelog_id, "items": [
+            {"field": "status", "fieldtype": "jira", "fieldId": "status", "fromString": frm, "toString": to}]},
+    }
+
+
+def resolution(payload, statuses=()):
+    return jira_resolution(payload, delivery_id="d-1", external_id_field="customfield_10050",
+                           resolved_statuses=statuses, correlation_id="c-1")
+
+
+def test_move_into_done_category_becomes_a_resolve_message():
+    message = resolution(issue_updated())
+    assert message.kind == "resolve" and message.external_id == "Bill:Bill:000123" and message.issue_key == "AP-1"
+
+
+def test_same_change_delivered_twice_gets_the_same_dedupe_id_whatever_the_delivery_id():
+    one = resolution(issue_updated())
+    two = jira_resolution(issue_updated(), delivery_id="d-2", external_id_field="customfield_10050",
+                          resolved_statuses=(), correlation_id="c-2")
+    assert one.dedupe_id == two.dedupe_id
+
+
+def test_configured_statuses_replace_the_done_category():
+    assert resolution(issue_updated(to="Fixed", category="indeterminate"), ("fixed",)) is not None
+    assert resolution(issue_updated(to="Done"), ("Fixed",)) is None
+
+
+def test_updates_that_are_not_resolutions_are_ignored():
+    assert resolution(issue_updated(to="In Progress", category="indeterminate")) is None
+    assert resolution({**issue_updated(), "changelog": {"items": [{"field": "summary"}]}}) is None
+    assert resolution({**issue_updated(), "webhookEvent": "comment_created"}) is None
+    assert resolution(issue_updated(external_id=None)) is None
+    assert resolution(issue_updated(external_id="not-an-external-id")) is None
+
+
+def test_malformed_bodies_are_rejected_with_400():
+    with pytest.raises(Rejected) as caught:
+        parse_json_object(b"{not json")
+    assert caught.value.status == 400
+    with pytest.raises(Rejected):
+        parse_json_object(b"[1, 2]")
+    with pytest.raises(Rejected):
+        resolution({"webhookEvent": "jira:issue_updated", "issue": "nope"})
+
+
+def test_push_notification_rows_become_sync_messages_deduped_by_notification_id():
+    payload = {"Query": "AJC-Bills", "Id": "6f1c", "TimeStamp": 638465233453014192, "CompanyId": "Company",
+               "Inserted": [{"Type": "INV", "ReferenceNbr": "000123", "Status": "On Hold"},
+                            {"Type": "Bill", "ReferenceNbr": "000124"}], "Deleted": []}
+    messages = push_changes(json.loads(json.dumps(payload)), correlation_id="c")
+    assert [m.external_id for m in messages] == ["Bill:Bill:000123", "Bill:Bill:000124"]
+    assert all(m.kind == "sync" and m.dedupe_id.startswith("push:6f1c:") for m in messages)
+
+
+def test_push_rows_for_unknown_queries_are_ignored_and_bad_shapes_rejected():
+    assert push_changes({"Query": "Other", "Id": "x", "Inserted": [{"Type": "Bill", "ReferenceNbr": "1"}]},
+                        correlation_id="c") == []
+    with pytest.raises(Rejected):
+        push_changes({"Inserted": []}, correlation_id="c")
