@@ -30,3 +30,28 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .aws-sam build *.egg-info
+
+# `sam build` targets (template.yaml: `BuildMethod: makefile`, `ContextPath: .`). SAM runs `make build-<LogicalId>`
+# in a scratch copy of the resource's CodeUri/ContentUri with ARTIFACTS_DIR set. The layer's wheels are fetched for
+# the Lambda runtime and platform, so neither Docker nor a matching local interpreter is needed.
+SAM_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+LAMBDA_PYTHON_VERSION := 3.13
+LAMBDA_PLATFORM := manylinux2014_x86_64
+
+.PHONY: build-PollerFunction build-WorkerFunction build-WebhookFunction build-MaintenanceFunction build-ConnectorLayer
+
+build-PollerFunction build-WorkerFunction build-WebhookFunction build-MaintenanceFunction:
+	cp -R . "$(ARTIFACTS_DIR)"
+	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The runtime ships boto3 and botocore: the copies pip pulls in (via aws-xray-sdk) would shadow them and mismatch
+# the runtime's boto3, so they are removed.
+build-ConnectorLayer:
+	mkdir -p "$(ARTIFACTS_DIR)/python"
+	cp -R connector "$(ARTIFACTS_DIR)/python/"
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target "$(ARTIFACTS_DIR)/python" \
+		--only-binary=:all: --implementation cp --python-version $(LAMBDA_PYTHON_VERSION) \
+		--platform $(LAMBDA_PLATFORM) -r "$(SAM_ROOT)/requirements.txt"
+	cd "$(ARTIFACTS_DIR)/python" && rm -rf bin botocore botocore-*.dist-info jmespath jmespath-*.dist-info \
+		dateutil python_dateutil-*.dist-info six.py six-*.dist-info
+	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,192 @@
+"""template.yaml itself: lint-clean, the public parameters and outputs of CONTRACT.md, least privilege, buildability."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import ManualArgs, lint_file
+from cfnlint.decode import decode
+
+from connector.documents import PROFILES
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+FUNCTIONS = ("PollerFunction", "WorkerFunction", "WebhookFunction", "MaintenanceFunction")
+
+CONTRACT_PARAMETERS = {
+    "AcumaticaUrl": None,
+    "AcumaticaEndpointVersion": "24.200.001",
+    "JiraApiUrl": "https://api.atlassian.com",
+    "JiraAuthUrl": "https://auth.atlassian.com",
+    "JiraProjectKey": None,
+    "JiraIssueType": "Task",
+    "JiraExternalIdField": None,
+    "JiraResolvedStatuses": "",
+    "DocumentTypes": "Bill,PurchaseOrder,Check",
+    "PollSchedule": "rate(5 minutes)",
+    "MaintenanceSchedule": "rate(1 day)",
+    "MaxReceiveCount": 5,
+    "JiraSiteUrl": "",
+    "JiraClearedStatus": "",
+    "OwnerMap": "{}",
+    "ApproveActionName": "Approve",
+    "PushSecretHeader": "X-Connector-Secret",
+    "PollOverlapMinutes": 10,
+    "WorkerMaxConcurrency": 2,
+    "LogLevel": "INFO",
+    "AlarmEmail": "",
+}
+CONTRACT_OUTPUTS = {"ApiUrl", "WorkQueueUrl", "DeadLetterQueueUrl", "TableName", "AcumaticaSecretArn", "JiraSecretArn"}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    body, problems = decode(str(TEMPLATE))
+    assert not problems
+    return body
+
+
+def _function(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    return template["Resources"][logical_id]["Properties"]
+
+
+def _pattern(template: dict[str, Any], name: str) -> str:
+    return template["Parameters"][name]["AllowedPattern"]
+
+
+def test_template_is_cfn_lint_clean() -> None:
+    matches = lint_file(TEMPLATE, ManualArgs(regions=["us-east-1"]))
+    assert [str(m) for m in matches] == []
+
+
+def test_every_contract_parameter_exists_with_its_default(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    for name, default in CONTRACT_PARAMETERS.items():
+        assert name in parameters, name
+        if default is None:
+            assert "Default" not in parameters[name], f"{name} must be required"
+        else:
+            assert str(parameters[name]["Default"]) == str(default), name
+
+
+def test_every_contract_output_exists(template: dict[str, Any]) -> None:
+    assert CONTRACT_OUTPUTS <= set(template["Outputs"])
+
+
+@pytest.mark.parametrize("value, accepted", [("customfield_10050", True), ("customfield_", False), ("summary", False)])
+def test_external_id_field_pattern_accepts_only_custom_field_ids(template: dict[str, Any], value: str,
+                                                                 accepted: bool) -> None:
+    assert bool(re.fullmatch(_pattern(template, "JiraExternalIdField"), value)) is accepted
+
+
+def test_document_types_pattern_accepts_every_supported_entity_and_nothing_else(template: dict[str, Any]) -> None:
+    pattern = _pattern(template, "DocumentTypes")
+    assert re.fullmatch(pattern, ",".join(PROFILES))
+    assert re.fullmatch(pattern, "Bill, Check")
+    for entity in PROFILES:
+        assert re.fullmatch(pattern, entity)
+    assert not re.fullmatch(pattern, "Bill,Invoice")
+
+
+def test_worker_concurrency_is_bounded_by_a_parameter_with_sqs_floor(template: dict[str, Any]) -> None:
+    event = _function(template, "WorkerFunction")["Events"]["WorkQueueMessages"]["Properties"]
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WorkerMaxConcurrency"}
+    assert template["Parameters"]["WorkerMaxConcurrency"]["MinValue"] == 2
+
+
+def test_poll_runs_never_overlap(template: dict[str, Any]) -> None:
+    assert _function(template, "PollerFunction")["ReservedConcurrentExecutions"] == 1
+
+
+def test_work_queue_visibility_covers_six_worker_timeouts(template: dict[str, Any]) -> None:
+    visibility = template["Resources"]["WorkQueue"]["Properties"]["VisibilityTimeout"]
+    assert visibility >= 6 * _function(template, "WorkerFunction")["Timeout"]
+
+
+@pytest.mark.parametrize("logical_id, job", [("PollerFunction", "poll"), ("MaintenanceFunction", "maintenance")])
+def test_schedules_omit_names_and_name_their_job(template: dict[str, Any], logical_id: str, job: str) -> None:
+    (event,) = _function(template, logical_id)["Events"].values()
+    assert event["Type"] == "ScheduleV2"
+    assert event["Properties"]["OmitName"] is True
+    assert event["Properties"]["Input"] == f'{{"job": "{job}"}}'
+
+
+def test_http_api_routes_match_the_contract(template: dict[str, Any]) -> None:
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"])
+              for e in _function(template, "WebhookFunction")["Events"].values()}
+    assert routes == {("POST", "/jira/webhook"), ("POST", "/acumatica/push")}
+
+
+def _hand_written_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (logical_id, statement)
+        for logical_id in FUNCTIONS
+        for policy in _function(template, logical_id)["Policies"]
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+    ]
+
+
+def test_hand_written_statements_name_their_resources_and_actions(template: dict[str, Any]) -> None:
+    statements = _hand_written_statements(template)
+    assert statements
+    for logical_id, statement in statements:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all(not isinstance(r, str) or "*" not in r for r in resources), logical_id
+        assert all("*" not in a for a in actions), logical_id
+
+
+def test_policy_templates_are_scoped_to_this_stacks_resources(template: dict[str, Any]) -> None:
+    resources = set(template["Resources"])
+    for logical_id in FUNCTIONS:
+        for policy in _function(template, logical_id)["Policies"]:
+            if isinstance(policy, dict) and "Statement" not in policy:
+                ((name, arguments),) = policy.items()
+                for value in arguments.values():
+                    target = value.get("Ref") or value.get("Fn::GetAtt", [None])[0]
+                    assert target in resources, f"{logical_id}: {name} is not scoped to a resource of the stack"
+
+
+def _secret_access(template: dict[str, Any], logical_id: str) -> tuple[set[str], set[str]]:
+    reads: set[str] = set()
+    writes: set[str] = set()
+    for policy in _function(template, logical_id)["Policies"]:
+        if "AWSSecretsManagerGetSecretValuePolicy" in policy:
+            reads.add(policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Ref"])
+    for policy in _function(template, logical_id)["Policies"]:
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            if statement["Action"] == "secretsmanager:PutSecretValue":
+                targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                writes |= {t["Ref"] for t in targets}
+    return reads, writes
+
+
+@pytest.mark.parametrize("logical_id, reads, writes", [
+    ("PollerFunction", {"AcumaticaSecret"}, {"AcumaticaSecret"}),
+    ("WorkerFunction", {"AcumaticaSecret", "JiraSecret"}, {"AcumaticaSecret", "JiraSecret"}),
+    ("WebhookFunction", {"AcumaticaSecret", "JiraSecret"}, set()),
+    ("MaintenanceFunction", {"AcumaticaSecret", "JiraSecret"}, {"AcumaticaSecret", "JiraSecret"}),
+])
+def test_each_function_reaches_only_the_secrets_it_needs(template: dict[str, Any], logical_id: str,
+                                                         reads: set[str], writes: set[str]) -> None:
+    assert _secret_access(template, logical_id) == (reads, writes)
+
+
+def test_runtime_matches_the_layer_wheels_the_makefile_fetches(template: dict[str, Any]) -> None:
+    runtime = template["Globals"]["Function"]["Runtime"]
+    makefile = (ROOT / "Makefile").read_text()
+    version = re.search(r"^LAMBDA_PYTHON_VERSION := (\S+)$", makefile, re.MULTILINE).group(1)
+    assert runtime == f"python{version}"
+    assert template["Resources"]["ConnectorLayer"]["Properties"]["CompatibleRuntimes"] == [runtime]
+
+
+def test_every_function_and_the_layer_have_a_makefile_build_target(template: dict[str, Any]) -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    for logical_id in (*FUNCTIONS, "ConnectorLayer"):
+        assert template["Resources"][logical_id]["Metadata"]["BuildMethod"] == "makefile"
+        assert re.search(rf"^(\S+ )*build-{logical_id}( \S+)*:", makefile, re.MULTILINE), logical_id
