@@ -185,9 +185,10 @@ class FakeJira:
         self.calls.append("update")
         if key not in self.issues:
             raise NotFoundError(key)
-        for name in ("summary", "description", "labels"):
+        for name, target in (("summary", "summary"), ("description", "description"), ("labels", "labels"),
+                             ("assignee_account_id", "assignee")):
             if getattr(draft, name) is not None:
-                self.issues[key][name] = getattr(draft, name)
+                self.issues[key][target] = getattr(draft, name)
 
     def add_comment(self, key, body):
         self.calls.append("comment")

@@ -9,14 +9,14 @@ so resolving the issue again (or replaying the message) retries it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from . import content
 from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome
 from .model import Document, WorkMessage
-from .ports import DocumentSource, IssueTracker, StateStore
-from .rules import REMOVE_HOLD, Step, fingerprint, plan, snapshot
+from .ports import DocState, DocumentSource, IssueTracker, StateStore
+from .rules import REMOVE_HOLD, Step, classify, fingerprint, plan, snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,20 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
         doc = result
     tell(done, True, reference)
     audit("resolve", "done", reason="; ".join(done), status=doc.status)
+    if state is not None and state.issue_key == issue_key:
+        _record(doc, state, ctx)
     return "done"
+
+
+def _record(doc: Document, state: DocState, ctx: ResolveContext) -> None:
+    """The issue already tells what the action did: record the new state so the next poll does not report it again."""
+    finding = classify(doc)
+    snap = snapshot(doc, finding)
+    try:
+        ctx.store.save_state(doc.key, replace(state, fingerprint=fingerprint(snap), snapshot=snap,
+                                              open=finding is not None))
+    except TransientError:
+        logger.info("state changed meanwhile; the next poll reconciles it", extra={"external_id": doc.key.external_id})
 
 
 def _run_step(step: Step, doc: Document, ctx: ResolveContext, audit: Callable[..., None]) -> Document | str:

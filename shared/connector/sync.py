@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Mapping
 
 from . import content
-from .errors import NotFoundError, TransientError
+from .errors import NotFoundError, TransientError, ValidationError
 from .model import Document, DocumentKey, Finding, WorkMessage
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
 from .rules import changes, classify, fingerprint, snapshot
@@ -177,6 +177,25 @@ def _draft(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
     )
 
 
+def _content_only(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
+    """Updates rewrite summary and description only: assignee and labels belong to people once the issue exists."""
+    return IssueDraft(summary=content.summary(doc, finding), description=content.description(doc, finding,
+                                                                                              ctx.acumatica_url))
+
+
+def _create(doc: Document, finding: Finding, ctx: SyncContext, audit: Callable[..., None]) -> IssueRef:
+    """Create the issue; an owner-map entry Jira refuses (a deactivated user) must not stop the issue existing."""
+    draft = _draft(doc, finding, ctx)
+    try:
+        return ctx.tracker.create_issue(draft)
+    except ValidationError as exc:
+        if draft.assignee_account_id is None or "assignee" not in exc.field_errors:
+            raise
+        audit("issue", "assignee-refused", reason=f"Jira refused assignee from the owner map: "
+                                                   f"{exc.field_errors['assignee']}; created unassigned")
+        return ctx.tracker.create_issue(replace(draft, assignee_account_id=None))
+
+
 def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str, state: DocState,
                   ctx: SyncContext, audit: Callable[..., None]) -> str:
     key = doc.key
@@ -190,9 +209,9 @@ def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str
             raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles")
     if issue is not None:
         outcome = "adopted"
-        ctx.tracker.update_issue(issue.key, _draft(doc, finding, ctx))
+        ctx.tracker.update_issue(issue.key, _content_only(doc, finding, ctx))
     else:
-        issue = ctx.tracker.create_issue(_draft(doc, finding, ctx))
+        issue = _create(doc, finding, ctx, audit)
         outcome = "created"
     ctx.store.finish_claim(key, CREATE_CLAIM, "done", issue_key=issue.key, issue_id=issue.id)
     ctx.store.link_issue(issue.key, issue.id, key)
@@ -222,7 +241,7 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
             ctx.tracker.add_comment(issue_key, content.change_comment(doc, finding, changed,
                                                                       reopened=outcome == "reopened"))
             if finding is not None:
-                ctx.tracker.update_issue(issue_key, _draft(doc, finding, ctx))
+                ctx.tracker.update_issue(issue_key, _content_only(doc, finding, ctx))
             elif ctx.cleared_status and not ctx.tracker.transition_to(issue_key, ctx.cleared_status):
                 audit("transition", "unavailable", reason=f"no transition to {ctx.cleared_status!r}", issue=issue_key)
             ctx.store.finish_claim(key, COMMENT_CLAIM, "done", issue_key=issue_key)
@@ -243,3 +262,22 @@ def _auditor(store: StateStore, key: DocumentKey, correlation_id: str) -> Callab
         store.audit(key, event, outcome, correlation_id=correlation_id, reason=reason, details=details)
 
     return audit
+
+
+def run_poll(entities: tuple[str, ...], *, documents: DocumentSource, store: StateStore, queue: WorkQueue,
+             options: PollOptions, now: Callable[[], datetime], seconds_left: Callable[[], float],
+             correlation_id: str) -> tuple[list[PollReport], dict[str, str]]:
+    """Poll every configured entity; one entity failing does not starve the others. Returns reports and errors."""
+    reports: list[PollReport] = []
+    failures: dict[str, str] = {}
+    for entity in entities:
+        if seconds_left() < options.safety_seconds:
+            failures[entity] = "not polled this run: out of time (the next run continues)"
+            continue
+        try:
+            reports.append(poll_entity(entity, documents=documents, store=store, queue=queue, options=options,
+                                       now=now, seconds_left=seconds_left, correlation_id=correlation_id))
+        except Exception as exc:  # noqa: BLE001 - reported per entity, re-raised by the handler as one failure
+            logger.exception("poll failed", extra={"entity": entity})
+            failures[entity] = f"{type(exc).__name__}: {exc}"
+    return reports, failures

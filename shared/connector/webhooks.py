@@ -6,12 +6,18 @@ Pure parsing after the signature was verified (``connector.signatures``); anythi
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any, Mapping
 
 from .documents import PROFILES
 from .errors import Rejected
 from .model import DocumentKey, WorkMessage
+from .signatures import verify_dynamic_webhook_jwt, verify_hub_signature
+
+MAX_BODY_BYTES = 1_048_576
+"""Jira sends the whole issue; a megabyte is plenty. Larger bodies are refused with 413 before any parsing."""
 
 DEFAULT_PUSH_QUERIES: Mapping[str, str] = {
     "AJC-Bills": "Bill",
@@ -102,3 +108,40 @@ def push_changes(payload: Mapping[str, Any], *, correlation_id: str,
             observed_at=str(row.get("LastModifiedDateTime") or "") or None,
         )
     return list(messages.values())
+
+
+def delivery_id(headers: Mapping[str, str], raw_body: bytes) -> str:
+    """Jira's ``X-Atlassian-Webhook-Identifier`` (stable across retries), else a digest of the body."""
+    return headers.get("x-atlassian-webhook-identifier") or "sha256:" + hashlib.sha256(raw_body).hexdigest()
+
+
+def accept_jira_delivery(raw_body: bytes, headers: Mapping[str, str], *, webhook_secret: str, client_secret: str,
+                         external_id_field: str, resolved_statuses: tuple[str, ...],
+                         correlation_id: str) -> WorkMessage | None:
+    """Verify, then parse a Jira delivery. ``headers`` have lower-case names (API Gateway delivers them so).
+
+    ``X-Hub-Signature`` (admin webhook) is checked when present, else the dynamic webhook's bearer JWT."""
+    if len(raw_body) > MAX_BODY_BYTES:
+        raise Rejected(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    if headers.get("x-hub-signature") is not None or not headers.get("authorization"):
+        verify_hub_signature(webhook_secret, raw_body, headers.get("x-hub-signature"))
+    else:
+        verify_dynamic_webhook_jwt(client_secret, headers.get("authorization"))
+    payload = parse_json_object(raw_body)
+    return jira_resolution(payload, delivery_id=delivery_id(headers, raw_body), external_id_field=external_id_field,
+                           resolved_statuses=resolved_statuses, correlation_id=correlation_id)
+
+
+def accept_push(raw_body: bytes, headers: Mapping[str, str], *, push_secret: str, header_name: str,
+                correlation_id: str) -> tuple[str, list[WorkMessage]]:
+    """Check the shared-secret header in constant time, then parse; returns the notification id and messages."""
+    if len(raw_body) > MAX_BODY_BYTES:
+        raise Rejected(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    if not push_secret:
+        raise Rejected(401, "no push secret is configured, so no push notification can be trusted")
+    presented = headers.get(header_name.lower())
+    if not presented or not hmac.compare_digest(presented.encode(), push_secret.encode()):
+        raise Rejected(401, f"missing or wrong {header_name} header")
+    payload = parse_json_object(raw_body)
+    messages = push_changes(payload, correlation_id=correlation_id)
+    return str(payload["Id"]), messages

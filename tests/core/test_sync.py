@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from connector.errors import TransientError
+from connector.errors import TransientError, ValidationError
 from connector.model import WorkMessage
 from connector.sync import PollOptions, SyncContext, poll_entity, sync_document
 from tests.fakes import FakeAcumatica, FakeJira, make_doc
@@ -185,3 +185,30 @@ def test_watermark_is_the_pass_start_minus_overlap_on_the_next_pass(store, clock
     acu.changed_pages = lambda entity, since, **kw: (seen.append(since), iter(()))[1]
     poll(acu, store, queue)
     assert seen == [NOW - timedelta(minutes=10)]
+
+
+def test_refused_assignee_still_creates_the_issue_unassigned(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    original = jira.create_issue
+
+    def refuse_assignee(draft):
+        if draft.assignee_account_id:
+            raise ValidationError("Field errors", {"assignee": "Specified user does not exist"})
+        return original(draft)
+
+    jira.create_issue = refuse_assignee
+    assert sync_document(sync_msg(), context(acu, jira, store, clock)) == "created"
+    (issue,) = jira.issues.values()
+    assert issue["assignee"] is None
+    assert any(r["outcome"] == "assignee-refused" for r in store.audit_trail(make_doc().key))
+
+
+def test_updates_never_overwrite_assignee_or_labels_people_changed(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    ctx = context(acu, jira, store, clock)
+    sync_document(sync_msg(), ctx)
+    (key,) = jira.issues
+    jira.issues[key]["assignee"], jira.issues[key]["labels"] = "someone-else", ["triaged"]
+    acu.put(make_doc(status="Pending Approval", hold=False))
+    sync_document(sync_msg(dedupe="d2"), ctx)
+    assert jira.issues[key]["assignee"] == "someone-else" and jira.issues[key]["labels"] == ["triaged"]

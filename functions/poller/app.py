@@ -1,0 +1,40 @@
+"""PollerFunction: on the PollSchedule, queue every Acumatica document whose exception state changed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from connector.sync import run_poll
+from connector.wiring import Wiring
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+wiring = Wiring()
+
+
+class PollIncomplete(Exception):
+    """Some entity could not be polled; raised so the invocation counts as an error and the alarm sees it."""
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict, context) -> dict:
+    logger.append_keys(correlation_id=context.aws_request_id, job=(event or {}).get("job", "poll"))
+    reports, failures = run_poll(
+        wiring.settings.document_types, documents=wiring.acumatica, store=wiring.store, queue=wiring.queue,
+        options=wiring.poll_options, now=lambda: datetime.now(timezone.utc),
+        seconds_left=lambda: context.get_remaining_time_in_millis() / 1000, correlation_id=context.aws_request_id,
+    )
+    for report in reports:
+        metrics.add_metric(name="DocumentsSeen", unit=MetricUnit.Count, value=report.seen)
+        metrics.add_metric(name="DocumentsQueued", unit=MetricUnit.Count, value=report.enqueued)
+        logger.info("polled", extra={"report": vars(report)})
+    if failures:
+        metrics.add_metric(name="PollFailures", unit=MetricUnit.Count, value=len(failures))
+        raise PollIncomplete(f"poll incomplete: {failures}")
+    return {"reports": [vars(r) for r in reports]}

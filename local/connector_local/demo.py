@@ -1,0 +1,138 @@
+"""`connector demo`: the connector's round trip on the embedded local stack, printed as a table a clerk can read.
+
+Seeds bills, purchase orders and payments in the Acumatica sandbox (some stuck, some healthy), then runs what AWS
+would run: schedule tick → PollerFunction → work queue → WorkerFunction → Jira issues; a person resolves one issue
+in Jira → signed webhook → WebhookFunction → queue → WorkerFunction → ReleaseBill in Acumatica. It then polls again to
+show that an unchanged backlog costs nothing. Exits non-zero if any promise of the round trip is broken.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, TextIO
+
+from connector.model import DocumentKey
+
+from .stack import LocalStack
+
+
+@dataclass(frozen=True)
+class Seed:
+    entity: str
+    fields: dict
+    requires_approval: bool = False
+    expect_issue: bool = True
+
+
+SEEDS = (
+    Seed("Bill", {"Type": "Bill", "ReferenceNbr": "000101", "Vendor": "V000001", "Amount": 1250, "Balance": 1250,
+                  "Hold": True, "Description": "Office furniture, held for receipt check"}),
+    Seed("Bill", {"Type": "Bill", "ReferenceNbr": "000102", "Vendor": "V000002", "Amount": 500, "Balance": 450,
+                  "Hold": True, "Description": "Freight: control total does not match the lines"}),
+    Seed("Bill", {"Type": "Bill", "ReferenceNbr": "000103", "Vendor": "V000003", "Amount": 90, "Balance": 90,
+                  "Hold": False, "Description": "Stationery"}, expect_issue=False),
+    Seed("Bill", {"Type": "Bill", "ReferenceNbr": "000104", "Vendor": "V000001", "Amount": 7800, "Balance": 7800,
+                  "Hold": False, "Status": "Pending Approval", "Description": "Consulting, March"},
+         requires_approval=True),
+    Seed("PurchaseOrder", {"Type": "Normal", "OrderNbr": "PO000045", "VendorID": "V000004", "OrderTotal": 3200,
+                           "ControlTotal": 3200, "Hold": False, "Status": "Pending Approval", "Owner": "buyer.kim",
+                           "Description": "Laptops for new hires"}, requires_approval=True),
+    Seed("PurchaseOrder", {"Type": "Normal", "OrderNbr": "PO000046", "VendorID": "V000004", "OrderTotal": 150,
+                           "ControlTotal": 150, "Hold": False, "Description": "Cables"}, expect_issue=False),
+    Seed("Check", {"Type": "Payment", "ReferenceNbr": "000078", "Vendor": "V000002", "PaymentAmount": 450,
+                   "Hold": True, "Description": "Freight payment on hold"}),
+    Seed("Check", {"Type": "Payment", "ReferenceNbr": "000079", "Vendor": "V000003", "PaymentAmount": 90,
+                   "Hold": False, "Status": "Closed", "Description": "Stationery payment"}, expect_issue=False),
+)
+RESOLVED = DocumentKey("Bill", "Bill", "000101")
+
+
+def _key(seed: Seed) -> DocumentKey:
+    from connector.documents import profile
+
+    return profile(seed.entity).key_of(seed.fields)
+
+
+def run_demo(out: TextIO = sys.stdout, *, verbose: bool = False) -> int:
+    """Run the round trip; returns the process exit code. ``verbose`` keeps the functions' logs and metrics."""
+    started = time.monotonic()
+    problems: list[str] = []
+    with LocalStack.start(quiet=not verbose) as stack:
+        assert stack.acumatica and stack.jira, "the demo runs on the sandboxes"
+        for seed in SEEDS:
+            stack.acumatica.add_document(seed.entity, requires_approval=seed.requires_approval, **seed.fields)
+        say = _printer(out)
+        say(f"Local stack up: moto {stack.aws.endpoint_url}, Acumatica sandbox {stack.acumatica.url}, "
+            f"Jira sandbox {stack.jira.url}, webhook {stack.environment['WEBHOOK_URL']}")
+        say("1. Schedule tick -> PollerFunction -> work queue -> WorkerFunction -> Jira")
+        stack.tick("PollerFunction")
+        stack.drain()
+        rows = []
+        for seed in SEEDS:
+            key = _key(seed)
+            issues = stack.jira.issues_with_external_id(key.external_id)
+            doc = stack.acumatica.document(seed.entity, (key.type, key.number))
+            rows.append((key.external_id, doc["Status"], ", ".join(i["key"] for i in issues) or "-",
+                         issues[0]["fields"]["summary"] if issues else "healthy: no issue"))
+            if len(issues) != (1 if seed.expect_issue else 0):
+                problems.append(f"{key.external_id}: expected {int(seed.expect_issue)} issue(s), found {len(issues)}")
+        _table(out, ("document", "Acumatica status", "Jira issue", "summary"), rows)
+
+        say(f"2. A person resolves the issue of {RESOLVED.external_id} in Jira -> signed webhook -> worker -> Acumatica")
+        (issue,) = stack.jira.issues_with_external_id(RESOLVED.external_id) or [None]
+        if issue is None:
+            problems.append("no issue to resolve")
+        else:
+            stack.jira.resolve_issue(issue["key"], "Done")
+            stack.drain()
+            bill = stack.acumatica.document("Bill", (RESOLVED.type, RESOLVED.number))
+            actions = [entry for entry in stack.acumatica.action_log if entry[1] == (RESOLVED.type, RESOLVED.number)]
+            comment = stack.jira.comments(issue["key"])[-1:] or [{}]
+            from connector.adf import plain_text
+
+            _table(out, ("document", "Acumatica status", "actions performed", "Jira comment"),
+                   [(RESOLVED.external_id, bill["Status"], "; ".join(f"{a[2]} ({a[3]})" for a in actions),
+                     plain_text(comment[0].get("body")).replace("\n", " ")[:90])])
+            if bill["Status"] != "Open":
+                problems.append(f"{RESOLVED.external_id} should be released (Open), is {bill['Status']}")
+
+        say("3. Poll again: the unchanged backlog enqueues nothing and calls Jira zero times")
+        before = len(stack.jira.exchanges())
+        result = stack.tick("PollerFunction")
+        queued = sum(r["enqueued"] for r in result["reports"])
+        stack.drain()
+        jira_calls = len(stack.jira.exchanges()) - before
+        say(f"   documents queued: {queued}, Jira calls: {jira_calls}")
+        if queued or jira_calls:
+            problems.append(f"re-poll queued {queued} and made {jira_calls} Jira calls")
+        dlq = stack.aws.client("sqs").get_queue_attributes(QueueUrl=stack.aws.outputs["DeadLetterQueueUrl"],
+                                                           AttributeNames=["ApproximateNumberOfMessages"])
+        dead = int(dlq["Attributes"]["ApproximateNumberOfMessages"])
+        say(f"   dead-letter queue depth: {dead}")
+        if dead:
+            problems.append(f"{dead} message(s) in the dead-letter queue")
+    for problem in problems:
+        print(f"FAILED: {problem}", file=out)
+    print(f"{'Round trip complete' if not problems else 'Round trip FAILED'} in {time.monotonic() - started:.1f} s",
+          file=out)
+    return 1 if problems else 0
+
+
+def _printer(out: TextIO) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        print(f"\n{text}", file=out)
+
+    return say
+
+
+def _table(out: TextIO, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(v)) for v in column) for column in zip(header, *rows)]
+    line = "+".join("-" * (w + 2) for w in widths)
+    print(f"+{line}+", file=out)
+    for index, row in enumerate([header, *rows]):
+        print("| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths)) + " |", file=out)
+        if index == 0:
+            print(f"+{line}+", file=out)
+    print(f"+{line}+", file=out)

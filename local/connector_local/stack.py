@@ -1,0 +1,193 @@
+"""The whole connector on one machine: moto's server as AWS (resources from template.yaml), the Acumatica and Jira
+sandboxes (or real URLs from the environment), the real handlers, and stand-ins for what AWS would run them with:
+an HTTP API gateway, the SQS event source mapping, and the schedules.
+
+Used by ``connector demo``, ``connector local`` and the end-to-end tests. Handlers are loaded once per process and
+configured through ``os.environ`` exactly as Lambda would configure them, so one stack runs per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from aws_lambda_powertools.utilities import parameters as parameters_utility
+
+from .acumatica_sandbox import AcumaticaSandbox
+from .aws import LocalAws
+from .gateway import HttpApiGateway
+from .jira_sandbox import JiraSandbox
+from .pump import QueuePump
+from .runtime import LocalFunction, load_handler
+from .ticker import ScheduleTicker, parse_rate
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+JIRA_SITE = "https://acme-finance.atlassian.net"
+WEBHOOK_SECRET = "local-webhook-secret"
+PUSH_SECRET = "local-push-secret"
+"""Sample secrets of the embedded default; a real deployment keeps its own in Secrets Manager."""
+
+PARAMETER_ENV = {
+    "AcumaticaUrl": "ACUMATICA_URL",
+    "AcumaticaEndpointVersion": "ACUMATICA_ENDPOINT_VERSION",
+    "JiraApiUrl": "JIRA_API_URL",
+    "JiraAuthUrl": "JIRA_AUTH_URL",
+    "JiraProjectKey": "JIRA_PROJECT_KEY",
+    "JiraIssueType": "JIRA_ISSUE_TYPE",
+    "JiraExternalIdField": "JIRA_EXTERNAL_ID_FIELD",
+    "JiraResolvedStatuses": "JIRA_RESOLVED_STATUSES",
+    "DocumentTypes": "DOCUMENT_TYPES",
+    "PollSchedule": "POLL_SCHEDULE",
+    "MaintenanceSchedule": "MAINTENANCE_SCHEDULE",
+    "MaxReceiveCount": "MAX_RECEIVE_COUNT",
+    "JiraSiteUrl": "JIRA_SITE_URL",
+    "JiraClearedStatus": "JIRA_CLEARED_STATUS",
+    "OwnerMap": "OWNER_MAP",
+    "ApproveActionName": "APPROVE_ACTION_NAME",
+    "PushSecretHeader": "PUSH_SECRET_HEADER",
+    "PollOverlapMinutes": "POLL_OVERLAP_MINUTES",
+    "LogLevel": "LOG_LEVEL",
+}
+"""Template parameter → the environment variable that overrides it locally (CONTRACT.md)."""
+
+FUNCTIONS = ("PollerFunction", "WorkerFunction", "WebhookFunction", "MaintenanceFunction")
+
+
+def parameters_from_env(env: Mapping[str, str], defaults: Mapping[str, str]) -> dict[str, str]:
+    """Template parameters: the embedded defaults, overridden by any upper-snake-case variable that is set."""
+    values = dict(defaults)
+    for parameter, variable in PARAMETER_ENV.items():
+        if env.get(variable):
+            values[parameter] = env[variable]
+    return values
+
+
+@dataclass
+class LocalStack:
+    aws: LocalAws
+    functions: dict[str, LocalFunction]
+    gateway: HttpApiGateway
+    pump: QueuePump
+    tickers: dict[str, ScheduleTicker]
+    acumatica: AcumaticaSandbox | None = None
+    jira: JiraSandbox | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, env: Mapping[str, str] | None = None, *, search_lag_seconds: float = 0.0,
+              max_receive_count: int | None = None, quiet: bool = False) -> LocalStack:
+        """Start everything. Sandboxes stand in for Acumatica/Jira unless ``ACUMATICA_URL`` / ``JIRA_API_URL`` are
+        given; then the secrets must be provided as ``ACUMATICA_SECRET_JSON`` / ``JIRA_SECRET_JSON``."""
+        env = dict(os.environ if env is None else env)
+        acumatica = None if env.get("ACUMATICA_URL") else AcumaticaSandbox().start()
+        jira = None
+        if not env.get("JIRA_API_URL"):
+            jira = JiraSandbox(sites=[JIRA_SITE, "https://other-team.atlassian.net"],
+                               search_lag_seconds=search_lag_seconds).start()
+        defaults = {
+            "LogLevel": "WARNING" if quiet else "INFO",
+            "AcumaticaUrl": acumatica.url if acumatica else "",
+            "JiraApiUrl": jira.url if jira else "",
+            "JiraAuthUrl": jira.url if jira else "",
+            "JiraSiteUrl": JIRA_SITE,
+            "JiraProjectKey": jira.project_key if jira else "",
+            "JiraExternalIdField": jira.external_id_field if jira else "",
+        }
+        parameters = parameters_from_env(env, defaults)
+        if max_receive_count is not None:
+            parameters["MaxReceiveCount"] = str(max_receive_count)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto and the sandboxes log every request
+        aws = LocalAws.start(TEMPLATE, parameters)
+        try:
+            stack = cls._assemble(aws, acumatica, jira, env, quiet)
+        except BaseException:
+            aws.stop()
+            for sandbox in (acumatica, jira):
+                if sandbox:
+                    sandbox.stop()
+            raise
+        return stack
+
+    @classmethod
+    def _assemble(cls, aws: LocalAws, acumatica: AcumaticaSandbox | None, jira: JiraSandbox | None,
+                  env: Mapping[str, str], quiet: bool) -> LocalStack:
+        functions: dict[str, LocalFunction] = {}
+        environment: dict[str, str] = {**aws.aws_environment(), "POWERTOOLS_TRACE_DISABLED": "true"}
+        if quiet:
+            environment["POWERTOOLS_METRICS_DISABLED"] = "true"
+        for logical_id in FUNCTIONS:
+            environment.update(aws.function_environment(logical_id))
+        gateway_routes: dict[tuple[str, str], LocalFunction] = {}
+        gateway = HttpApiGateway(gateway_routes)
+        gateway.start()
+        environment["WEBHOOK_URL"] = f"{gateway.url}/jira/webhook"
+        os.environ.update(environment)
+        for logical_id in FUNCTIONS:
+            settings = aws.function_settings(logical_id)
+            functions[logical_id] = LocalFunction(logical_id, load_handler(settings["handler_path"],
+                                                                           settings["handler_name"]),
+                                                  settings["timeout"], settings["memory"])
+            for event in settings["events"].values():
+                if event.get("Type") == "HttpApi":
+                    props = event["Properties"]
+                    gateway_routes[(str(props["Method"]).upper(), str(props["Path"]))] = functions[logical_id]
+        tickers = {}
+        for logical_id in ("PollerFunction", "MaintenanceFunction"):
+            for event in aws.function_settings(logical_id)["events"].values():
+                if event.get("Type") == "ScheduleV2":
+                    props = aws.resolve(event["Properties"])
+                    tickers[logical_id] = ScheduleTicker(functions[logical_id], props.get("Input") or "{}",
+                                                         parse_rate(props["ScheduleExpression"]))
+        pump = QueuePump(aws.client("sqs"), aws.outputs["WorkQueueUrl"], functions["WorkerFunction"])
+        stack = cls(aws, functions, gateway, pump, tickers, acumatica, jira, environment)
+        parameters_utility.clear_caches()  # secrets cached by an earlier stack in this process are stale
+        stack._seed_secrets(env)
+        return stack
+
+    def _seed_secrets(self, env: Mapping[str, str]) -> None:
+        """Credentials as `connector connect` would leave them: the sandboxes' own, or JSON given in the environment."""
+        import json
+
+        secrets = self.aws.client("secretsmanager")
+        if self.acumatica:
+            user, password = next(iter(self.acumatica.users.items()))
+            acumatica_secret = {"client_id": self.acumatica.client_id, "client_secret": self.acumatica.client_secret,
+                                "username": user, "password": password, "push_secret": PUSH_SECRET}
+        else:
+            acumatica_secret = json.loads(env.get("ACUMATICA_SECRET_JSON") or "{}")
+        if self.jira:
+            jira_secret = {"client_id": self.jira.client_id, "client_secret": self.jira.client_secret,
+                           "refresh_token": self.jira.issue_refresh_token(), "webhook_secret": WEBHOOK_SECRET}
+            self.jira.add_admin_webhook(self.environment["WEBHOOK_URL"], WEBHOOK_SECRET)
+        else:
+            jira_secret = json.loads(env.get("JIRA_SECRET_JSON") or "{}")
+        secrets.put_secret_value(SecretId=self.aws.outputs["AcumaticaSecretArn"], SecretString=json.dumps(acumatica_secret))
+        secrets.put_secret_value(SecretId=self.aws.outputs["JiraSecretArn"], SecretString=json.dumps(jira_secret))
+
+    # --- what AWS would do -------------------------------------------------------------------------------------
+
+    def tick(self, logical_id: str = "PollerFunction") -> Any:
+        """One schedule firing, as EventBridge Scheduler would deliver it."""
+        return self.tickers[logical_id].tick()
+
+    def drain(self):
+        """Feed the worker until the work queue is empty (failed messages return, then move to the DLQ)."""
+        return self.pump.drain()
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        for sandbox in (self.acumatica, self.jira):
+            if sandbox:
+                sandbox.stop()
+        self.aws.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,144 @@
+"""Adapters wired from configuration, built lazily and once per Lambda container.
+
+Handlers create one ``Wiring`` at import time; nothing is read from the environment and no client is created until
+the first invocation needs it (cold starts stay short, tests can swap the environment before the first call).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import cached_property
+from typing import Any, Mapping
+
+from .config import Settings
+from .errors import ConfigurationError
+from .resolve import ResolveContext
+from .sync import PollOptions, SyncContext
+from .tokens import RotatingTokens
+
+
+class Wiring:
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self._env = env
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.from_env(self._env if self._env is not None else os.environ)
+
+    @cached_property
+    def store(self):
+        from .store import DynamoStore
+
+        return DynamoStore.from_name(self._required("table_name", "TABLE_NAME"),
+                                     audit_retention_days=self.settings.audit_retention_days)
+
+    @cached_property
+    def queue(self):
+        from .queue import SqsWorkQueue
+
+        return SqsWorkQueue.from_url(self._required("work_queue_url", "WORK_QUEUE_URL"))
+
+    @cached_property
+    def acumatica_secret(self):
+        from .secrets import SecretsManagerSecret
+
+        return SecretsManagerSecret.from_id(self._required("acumatica_secret_id", "ACUMATICA_SECRET_ARN"))
+
+    @cached_property
+    def jira_secret(self):
+        from .secrets import SecretsManagerSecret
+
+        return SecretsManagerSecret.from_id(self._required("jira_secret_id", "JIRA_SECRET_ARN"))
+
+    @cached_property
+    def http(self):
+        from .http import make_session
+
+        return make_session()
+
+    @cached_property
+    def acumatica_tokens(self) -> RotatingTokens:
+        from .acumatica import acumatica_token_obtainer
+
+        return RotatingTokens(name="acumatica", secrets=self.acumatica_secret, lock=self.store,
+                              obtain=acumatica_token_obtainer(self.settings.acumatica_url, self.http))
+
+    @cached_property
+    def jira_tokens(self) -> RotatingTokens:
+        from .jira import jira_token_obtainer
+
+        return RotatingTokens(name="jira", secrets=self.jira_secret, lock=self.store,
+                              obtain=jira_token_obtainer(self.settings.jira_auth_url, self.http))
+
+    @cached_property
+    def acumatica(self):
+        from .acumatica import AcumaticaClient
+
+        return AcumaticaClient(base_url=self.settings.acumatica_url,
+                               endpoint_version=self.settings.acumatica_endpoint_version,
+                               tokens=self.acumatica_tokens, session=self.http,
+                               page_size=self.settings.poll_page_size)
+
+    @cached_property
+    def jira(self):
+        from .jira import JiraClient
+
+        settings = self.settings
+        return JiraClient(api_url=settings.jira_api_url, cloud_id=self.cloud_id, project_key=settings.jira_project_key,
+                          issue_type=settings.jira_issue_type, external_id_field=settings.jira_external_id_field,
+                          tokens=self.jira_tokens, session=self.http)
+
+    @cached_property
+    def cloud_id(self) -> str:
+        """The Jira site's cloud id, stored in the secret at connect time (resolved and stored now if missing)."""
+        stored = self.jira_secret.read().get("cloud_id")
+        if stored:
+            return str(stored)
+        if not self.settings.jira_site_url:
+            raise ConfigurationError("the Jira secret has no cloud_id and JIRA_SITE_URL is not set; "
+                                     "run `connector connect jira`")
+        from .jira import resolve_cloud_id
+
+        cloud_id = resolve_cloud_id(self.settings.jira_api_url, self.jira_tokens.access_token(),
+                                    self.settings.jira_site_url, self.http)
+        self.jira_secret.write({**self.jira_secret.read(), "cloud_id": cloud_id})
+        return cloud_id
+
+    @cached_property
+    def sync_context(self) -> SyncContext:
+        settings = self.settings
+        return SyncContext(documents=self.acumatica, tracker=self.jira, store=self.store,
+                           acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
+                           labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time)
+
+    @cached_property
+    def resolve_context(self) -> ResolveContext:
+        return ResolveContext(documents=self.acumatica, tracker=self.jira, store=self.store,
+                              approve_action=self.settings.approve_action, clock=time.time)
+
+    @cached_property
+    def poll_options(self) -> PollOptions:
+        from datetime import timedelta
+
+        settings = self.settings
+        return PollOptions(page_size=settings.poll_page_size,
+                           overlap=timedelta(minutes=settings.poll_overlap_minutes),
+                           initial_lookback=timedelta(days=settings.initial_lookback_days))
+
+    def _required(self, attribute: str, variable: str) -> str:
+        value = getattr(self.settings, attribute)
+        if not value:
+            raise ConfigurationError(f"{variable} is not set")
+        return str(value)
+
+    def webhook_secrets(self) -> dict[str, Any]:
+        """Secret material for verifying deliveries, cached for five minutes (Powertools parameters)."""
+        from aws_lambda_powertools.utilities import parameters
+
+        jira = parameters.get_secret(self._required("jira_secret_id", "JIRA_SECRET_ARN"), transform="json",
+                                     max_age=300)
+        acumatica = parameters.get_secret(self._required("acumatica_secret_id", "ACUMATICA_SECRET_ARN"),
+                                          transform="json", max_age=300)
+        return {"webhook_secret": jira.get("webhook_secret") or "", "client_secret": jira.get("client_secret") or "",
+                "push_secret": acumatica.get("push_secret") or ""}
