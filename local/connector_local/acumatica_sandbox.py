@@ -1,0 +1,945 @@
+"""A stateful stand-in for an Acumatica ERP instance, for ``make demo``, ``connector local`` and end-to-end tests.
+
+It is deliberately as strict as the real service is documented to be (``docs/acumatica-api.md`` and the vendored
+``specs/acumatica-default-openapi.json``), so that a client which passes against it also follows the official docs:
+
+- ``POST /identity/connect/token``: form-encoded ``password`` and ``refresh_token`` grants; scope must contain ``api``;
+  ``offline_access`` adds a refresh token; refresh tokens rotate (a used one answers ``400 invalid_grant``); access
+  tokens expire.
+- ``GET /entity`` lists the served endpoints; any other ``Default`` version answers 404.
+- ``Bill``, ``PurchaseOrder`` and ``Check`` with the spec's field names, Acumatica's status labels, value-wrapped JSON
+  in both directions (an unwrapped field is refused), ``$filter``/``$select``/``$top``/``$skip`` (no ``$orderby``;
+  results are ordered by a hash of the id, never by time), reads by keys or id, ``PUT`` with the business rules below,
+  named and workflow actions answering ``202`` + ``Location`` until ``204`` (or ``500`` with an ``HttpError``).
+- Push notifications in Acumatica's format, and switchable faults (429 with ``Retry-After``, 5xx, latency, resets).
+
+Business rules: leaving hold needs a balanced document (Bill ``Amount`` = ``Balance``, PO ``ControlTotal`` =
+``OrderTotal``), else 422 with the field ``error``; it leads to Pending Approval when the document requires approval,
+else Balanced (Bill, Check) or Open (PO). ``Approve``: Pending Approval → Balanced / Open; ``Reject`` → Rejected;
+``ReleaseBill``: Balanced → Open; ``ReleaseCheck``: Balanced → Closed; anything else fails during the long-running
+operation, so releasing twice fails. Every change bumps ``LastModifiedDateTime``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Callable, Iterable, Mapping
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+ENDPOINT_NAME = "Default"
+
+# Scalar fields of each entity in Default/24.200.001, with the value-wrapper type the spec gives them. Detail arrays
+# and linked entities (Details, Applications, TaxDetails, History, ShippingInstructions) are not modelled.
+FIELDS: dict[str, dict[str, str]] = {
+    "Bill": {
+        "Amount": "decimal", "ApprovedForPayment": "boolean", "Balance": "decimal", "BranchID": "string",
+        "CashAccount": "string", "CurrencyID": "string", "Date": "datetime", "Description": "string",
+        "DueDate": "datetime", "Hold": "boolean", "IsTaxValid": "boolean", "LastModifiedDateTime": "datetime",
+        "LocationID": "string", "PostPeriod": "string", "Project": "string", "ReferenceNbr": "string",
+        "Status": "string", "TaxTotal": "decimal", "Terms": "string", "Type": "string", "Vendor": "string",
+        "VendorRef": "string",
+    },
+    "PurchaseOrder": {
+        "BaseCurrencyID": "string", "Branch": "string", "ControlTotal": "decimal", "CurrencyEffectiveDate": "datetime",
+        "CurrencyID": "string", "CurrencyRate": "decimal", "CurrencyRateTypeID": "string",
+        "CurrencyReciprocalRate": "decimal", "Date": "datetime", "Description": "string", "Hold": "boolean",
+        "IsTaxValid": "boolean", "LastModifiedDateTime": "datetime", "LineTotal": "decimal", "Location": "string",
+        "OrderNbr": "string", "OrderTotal": "decimal", "Owner": "string", "Project": "string",
+        "PromisedOn": "datetime", "Status": "string", "TaxTotal": "decimal", "Terms": "string", "Type": "string",
+        "VendorID": "string", "VendorRef": "string", "VendorTaxZone": "string",
+    },
+    "Check": {
+        "ApplicationDate": "datetime", "CashAccount": "string", "CurrencyID": "string", "Description": "string",
+        "Hold": "boolean", "LastModifiedDateTime": "datetime", "PaymentAmount": "decimal", "PaymentMethod": "string",
+        "PaymentRef": "string", "ReferenceNbr": "string", "Status": "string", "Type": "string",
+        "UnappliedBalance": "decimal", "Vendor": "string",
+    },
+}
+KEY_FIELDS: dict[str, tuple[str, str]] = {
+    "Bill": ("Type", "ReferenceNbr"),
+    "PurchaseOrder": ("Type", "OrderNbr"),
+    "Check": ("Type", "ReferenceNbr"),
+}
+# Calculated or workflow-owned fields: Acumatica ignores values sent for them.
+READ_ONLY: dict[str, frozenset[str]] = {
+    "Bill": frozenset({"Status", "LastModifiedDateTime", "Balance", "TaxTotal"}),
+    "PurchaseOrder": frozenset({"Status", "LastModifiedDateTime", "OrderTotal", "LineTotal", "TaxTotal"}),
+    "Check": frozenset({"Status", "LastModifiedDateTime", "UnappliedBalance"}),
+}
+NAMED_ACTIONS: dict[str, frozenset[str]] = {
+    "Bill": frozenset({"ReleaseBill"}),
+    "PurchaseOrder": frozenset(),
+    "Check": frozenset({"ReleaseCheck"}),
+}
+WORKFLOW_ACTIONS: dict[str, tuple[str, ...]] = {
+    "Bill": ("Approve", "Reject"),
+    "PurchaseOrder": ("Approve", "Reject"),
+    "Check": (),
+}
+PUSH_QUERIES = {"Bill": "AJC-Bills", "PurchaseOrder": "AJC-PurchaseOrders", "Check": "AJC-Checks"}
+LIST_PARAMETERS = frozenset({"$select", "$filter", "$expand", "$custom", "$skip", "$top"})
+PUT_PARAMETERS = frozenset({"$select", "$filter", "$expand", "$custom"})
+SYSTEM_KEYS = frozenset({"id", "rowNumber", "note", "custom", "files", "error", "_links"})
+UNMODELLED = {
+    "Bill": frozenset({"Applications", "Details", "TaxDetails"}),
+    "PurchaseOrder": frozenset({"Details", "TaxDetails", "ShippingInstructions"}),
+    "Check": frozenset({"Details", "History"}),
+}
+_DOTNET_EPOCH_TICKS = 621355968000000000
+_SENSITIVE_FORM_KEYS = frozenset({"client_secret", "password", "refresh_token", "access_token"})
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No per-request access log: tests and the demo read ``requests_log`` instead."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+@dataclass
+class LoggedRequest:
+    """One request the sandbox answered. Token-endpoint secrets are redacted; bearer tokens are not kept."""
+
+    method: str
+    path: str
+    raw_query: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    status: int = 0
+    response: Any = None
+
+
+@dataclass
+class _Document:
+    record: dict[str, Any]
+    requires_approval: bool
+    previous: dict[str, Any] | None = None
+
+
+@dataclass
+class _Operation:
+    entity: str
+    action: str
+    polls_left: int
+    error: str | None
+
+
+@dataclass
+class _Fault:
+    remaining: int
+    status: int | None  # None: reset the connection
+    retry_after: float | None
+    path_contains: str | None = None
+
+
+@dataclass
+class _SandboxError(Exception):
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _http_error(status: int, message: str, exception_message: str | None = None) -> _SandboxError:
+    body: dict[str, Any] = {"message": message}
+    if exception_message is not None:
+        body.update(exceptionMessage=exception_message, exceptionType="PX.Data.PXException", stackTrace="")
+    return _SandboxError(status, body)
+
+
+def _now_iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _parse_offset_datetime(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"datetime without offset: {text!r}")
+    return moment
+
+
+class AcumaticaSandbox:
+    """One in-process Acumatica instance on 127.0.0.1. Start it, seed documents, point the client at ``url``.
+
+    ``versions``: the ``Default`` endpoint versions served. ``client_id`` (``GUID@Tenant``; the tenant becomes the push
+    ``CompanyId``) and ``client_secret``: the connected application. ``users``: name → password for the password
+    grant. ``action_polls``: how many ``202`` answers an action's status URL gives before its outcome. ``clock``:
+    the time source of token expiry.
+    """
+
+    def __init__(
+        self,
+        versions: Iterable[str] = ("24.200.001",),
+        client_id: str = "6A1C3D0E-9B2F-4E57-8C41-1F2E3D4C5B6A@Company",
+        client_secret: str = "sandbox-client-secret",
+        users: Mapping[str, str] | None = None,
+        token_lifetime_seconds: float = 3600,
+        action_polls: int = 1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.versions = tuple(versions)
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.company = client_id.rpartition("@")[2] or "Company"
+        self.users = dict(users if users is not None else {"admin": "sandbox-password"})
+        self.token_lifetime_seconds = token_lifetime_seconds
+        self.action_polls = action_polls
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._documents: dict[str, dict[tuple[str, str], _Document]] = {entity: {} for entity in FIELDS}
+        self._numbers: dict[str, int] = {entity: 0 for entity in FIELDS}
+        self._access_tokens: dict[str, float] = {}
+        self._refresh_tokens: dict[str, str] = {}  # token -> scope
+        self._operations: dict[str, _Operation] = {}
+        self._faults: list[_Fault] = []
+        self._latency = 0.0
+        self._last_modified = datetime.now(timezone.utc) - timedelta(days=1)
+        self.action_log: list[tuple[str, tuple[str, str], str, str]] = []
+        self.requests_log: list[LoggedRequest] = []
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> AcumaticaSandbox:
+        if self._server is None:
+            self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="acumatica-sandbox", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+            self._thread = None
+
+    def __enter__(self) -> AcumaticaSandbox:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the Acumatica sandbox is not started")
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    # ------------------------------------------------------------------------------------------- seeding
+
+    def add_document(self, entity: str, *, requires_approval: bool = False, **fields: Any) -> dict[str, Any]:
+        """Create a document with sensible defaults; returns its plain record.
+
+        ``Status`` follows ``Hold`` unless given (On Hold; else Balanced, or Open for a PO); the number is assigned
+        when not given; ``Balance`` / ``ControlTotal`` default to the amount so the document is balanced.
+        """
+        with self._lock:
+            self._check_fields(entity, fields)
+            record = self._defaults(entity, fields)
+            record.update(fields)
+            if "Status" not in fields:
+                record["Status"] = "On Hold" if record["Hold"] else self._released_from_hold_status(entity, False)
+            for name, kind in FIELDS[entity].items():
+                if kind == "decimal" and record.get(name) is not None:
+                    record[name] = Decimal(str(record[name]))
+            key = self._record_key(entity, record)
+            if key in self._documents[entity]:
+                raise ValueError(f"{entity} {key} already exists")
+            record["LastModifiedDateTime"] = fields.get("LastModifiedDateTime") or self._next_modified()
+            self._documents[entity][key] = _Document(record=record, requires_approval=requires_approval)
+            return copy.deepcopy(record)
+
+    def update_document(self, entity: str, keys: Any, **fields: Any) -> dict[str, Any]:
+        """Change fields directly, as a user on the screen would (no business rules); bumps LastModifiedDateTime."""
+        with self._lock:
+            self._check_fields(entity, fields)
+            document = self._get(entity, keys)
+            self._change(document, {name: Decimal(str(v)) if FIELDS[entity][name] == "decimal" and v is not None
+                                    else v for name, v in fields.items()})
+            return copy.deepcopy(document.record)
+
+    def document(self, entity: str, keys: Any) -> dict[str, Any]:
+        """The plain record of one document (``keys``: ``(type, number)`` or a ``DocumentKey``)."""
+        with self._lock:
+            return copy.deepcopy(self._get(entity, keys).record)
+
+    def documents(self, entity: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(d.record) for d in self._documents[entity].values()]
+
+    # ------------------------------------------------------------------------------------------- tokens
+
+    def issue_refresh_token(self, scope: str = "api offline_access") -> str:
+        """A refresh token as if a user had connected the application (authorization code flow)."""
+        with self._lock:
+            token = secrets.token_urlsafe(24)
+            self._refresh_tokens[token] = scope
+            return token
+
+    def issue_access_token(self) -> str:
+        with self._lock:
+            token = secrets.token_urlsafe(24)
+            self._access_tokens[token] = self._clock() + self.token_lifetime_seconds
+            return token
+
+    def expire_access_tokens(self) -> None:
+        with self._lock:
+            self._access_tokens.clear()
+
+    def revoke_refresh_chain(self) -> None:
+        """Every refresh token dies, as when the chain's absolute lifetime (30 days by default) ends."""
+        with self._lock:
+            self._refresh_tokens.clear()
+
+    # ------------------------------------------------------------------------------------------- faults
+
+    def fail_next(self, n: int, status: int = 429, retry_after: float | None = 1,
+                  path_contains: str | None = None) -> None:
+        """Answer the next ``n`` requests (whose path contains ``path_contains``, if given) with ``status``."""
+        with self._lock:
+            self._faults.append(_Fault(n, status, retry_after, path_contains))
+
+    def reset_next(self, n: int, path_contains: str | None = None) -> None:
+        """Drop the connection of the next ``n`` requests without answering."""
+        with self._lock:
+            self._faults.append(_Fault(n, None, None, path_contains))
+
+    def set_latency(self, seconds: float) -> None:
+        with self._lock:
+            self._latency = seconds
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._latency = 0.0
+
+    # ------------------------------------------------------------------------------------------- push
+
+    def push_payload(self, entity: str, keys: Any) -> dict[str, Any]:
+        """The push notification Acumatica sends for the last change of one document (generic-inquiry rows).
+
+        Rows hold plain values, and datetimes the way generic inquiries show them (no offset). An update shows the
+        new row in ``Inserted`` and the old one in ``Deleted``.
+        """
+        with self._lock:
+            document = self._get(entity, keys)
+            modified = _parse_offset_datetime(document.record["LastModifiedDateTime"])
+            ticks = _DOTNET_EPOCH_TICKS + int((modified - datetime(1970, 1, 1, tzinfo=timezone.utc))
+                                              / timedelta(microseconds=1)) * 10
+            return {
+                "Query": PUSH_QUERIES[entity],
+                "CompanyId": self.company,
+                "Id": str(uuid.uuid4()),
+                "TimeStamp": ticks,
+                "AdditionalInfo": {},
+                "Inserted": [self._push_row(entity, document.record)],
+                "Deleted": [self._push_row(entity, document.previous)] if document.previous else [],
+            }
+
+    @staticmethod
+    def _push_row(entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        type_field, number_field = KEY_FIELDS[entity]
+        modified = _parse_offset_datetime(record["LastModifiedDateTime"]).astimezone(timezone.utc)
+        return {
+            type_field: record[type_field],
+            number_field: record[number_field],
+            "Status": record["Status"],
+            "Hold": record["Hold"],
+            "LastModifiedDateTime": modified.replace(tzinfo=None).isoformat(timespec="milliseconds"),
+        }
+
+    # ------------------------------------------------------------------------------------------- WSGI
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        entry = LoggedRequest(method=request.method, path=request.path,
+                              raw_query=request.query_string.decode("latin-1"), query=dict(request.args),
+                              headers={k: v for k, v in request.headers.items() if k.lower() != "authorization"},
+                              body=self._logged_body(request))
+        with self._lock:
+            self.requests_log.append(entry)
+            latency = self._latency
+            fault = self._take_fault(request.path)
+        if latency:
+            time.sleep(latency)
+        if fault is not None and fault.status is None:
+            connection = environ.get("werkzeug.socket")
+            if connection is not None:
+                connection.shutdown(socket.SHUT_RDWR)
+            entry.status = -1
+            return Response(status=500)(environ, start_response)
+        if fault is not None:
+            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            error = _SandboxError(fault.status, {"message": "Injected fault"}, headers)  # type: ignore[arg-type]
+            return self._respond(error, entry)(environ, start_response)
+        try:
+            status, body, headers = self._route(request)
+            result: _SandboxError | tuple[int, Any, dict[str, str]] = (status, body, headers)
+        except _SandboxError as error:
+            result = error
+        response = self._respond(result, entry)
+        if isinstance(entry.response, dict) and request.path == "/identity/connect/token":
+            entry.response = {k: ("***" if k in _SENSITIVE_FORM_KEYS else v) for k, v in entry.response.items()}
+        return response(environ, start_response)
+
+    @staticmethod
+    def _respond(result: _SandboxError | tuple[int, Any, dict[str, str]], entry: LoggedRequest) -> Response:
+        status, body, headers = ((result.status, result.body, result.headers) if isinstance(result, _SandboxError)
+                                 else result)
+        payload = None if body is None else json.dumps(body, default=_json_default)
+        entry.status, entry.response = status, None if payload is None else json.loads(payload)  # as sent
+        return Response(payload, status=status, headers=headers,
+                        mimetype="application/json" if payload is not None else None)
+
+    @staticmethod
+    def _logged_body(request: Request) -> Any:
+        if request.mimetype == "application/x-www-form-urlencoded":
+            return {k: ("***" if k in _SENSITIVE_FORM_KEYS else v) for k, v in request.form.items()}
+        data = request.get_data(cache=True)
+        if not data:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            return data.decode("utf-8", "replace")
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        for fault in self._faults:
+            if fault.remaining > 0 and (fault.path_contains is None or fault.path_contains in path):
+                fault.remaining -= 1
+                return fault
+        return None
+
+    def _route(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        parts = [p for p in request.path.split("/") if p]
+        if parts == ["identity", "connect", "token"]:
+            if request.method != "POST":
+                raise _http_error(405, "The requested resource does not support this HTTP method.")
+            return self._token(request)
+        if parts == ["entity"]:
+            if request.method != "GET":
+                raise _http_error(405, "The requested resource does not support this HTTP method.")
+            return 200, self._endpoints(), {}
+        if len(parts) < 4 or parts[0] != "entity" or parts[1] != ENDPOINT_NAME or parts[2] not in self.versions:
+            raise _http_error(404, f"No HTTP resource was found that matches the request URI '{request.path}'.")
+        self._authenticate(request)
+        version, entity, rest = parts[2], parts[3], parts[4:]
+        if entity not in FIELDS:
+            raise _http_error(404, f"No HTTP resource was found that matches the request URI '{request.path}'.")
+        with self._lock:
+            return self._entity_route(request, version, entity, rest)
+
+    def _entity_route(self, request: Request, version: str, entity: str,
+                      rest: list[str]) -> tuple[int, Any, dict[str, str]]:
+        method = request.method
+        if method == "GET" and not rest:
+            return 200, self._list(request, entity), {}
+        if method == "GET" and rest == ["$adHocSchema"]:
+            return 200, self._ad_hoc_schema(entity), {}
+        if method == "GET" and len(rest) == 3 and rest[1] == "status":
+            return self._operation_status(version, entity, rest[0], rest[2])
+        if method == "GET":
+            return 200, self._read_one(request, entity, rest), {}
+        if method == "PUT" and not rest:
+            return self._put(request, entity)
+        if method == "POST" and len(rest) == 1:
+            return self._action(request, version, entity, rest[0])
+        raise _http_error(405, "The requested resource does not support this HTTP method.")
+
+    # ------------------------------------------------------------------------------------------- OAuth
+
+    def _token(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        def refuse(code: str) -> _SandboxError:
+            return _SandboxError(400, {"error": code})
+
+        if request.mimetype != "application/x-www-form-urlencoded":
+            raise refuse("invalid_request")
+        form = request.form
+        with self._lock:
+            if form.get("client_id") != self.client_id or not secrets.compare_digest(
+                    form.get("client_secret", ""), self.client_secret):
+                raise refuse("invalid_client")
+            grant = form.get("grant_type")
+            if grant == "password":
+                user, password = form.get("username", ""), form.get("password", "")
+                if user not in self.users or not secrets.compare_digest(password, self.users[user]):
+                    raise refuse("invalid_grant")
+                scope = form.get("scope", "")
+            elif grant == "refresh_token":
+                scope = self._refresh_tokens.pop(form.get("refresh_token", ""), None)  # rotation: single use
+                if scope is None:
+                    raise refuse("invalid_grant")
+            else:
+                raise refuse("unsupported_grant_type")
+            scopes = scope.split()
+            if "api" not in scopes or not set(scopes) <= {"api", "offline_access", "api:concurrent_access"}:
+                raise refuse("invalid_scope")
+            body: dict[str, Any] = {"access_token": self.issue_access_token(), "token_type": "Bearer",
+                                    "expires_in": int(self.token_lifetime_seconds), "scope": scope}
+            if "offline_access" in scopes:
+                body["refresh_token"] = self.issue_refresh_token(scope)
+        return 200, body, {"Cache-Control": "no-store"}
+
+    def _authenticate(self, request: Request) -> None:
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else ""
+        with self._lock:
+            expires_at = self._access_tokens.get(token)
+            if expires_at is None or expires_at <= self._clock():
+                self._access_tokens.pop(token, None)
+                raise _http_error(401, "You are not logged in.")
+
+    def _endpoints(self) -> dict[str, Any]:
+        endpoints = []
+        for version in self.versions:
+            for name in (ENDPOINT_NAME, "eCommerce"):
+                endpoints.append({"name": name, "version": version, "href": f"/entity/{name}/{version}/"})
+        return {"version": {"acumaticaBuildVersion": "24.209.0010", "databaseVersion": "24.209.0010"},
+                "endpoints": endpoints}
+
+    # ------------------------------------------------------------------------------------------- reads
+
+    def _list(self, request: Request, entity: str) -> list[dict[str, Any]]:
+        self._check_parameters(request, LIST_PARAMETERS)
+        select = self._select(request, entity)
+        predicate = _FilterParser(request.args.get("$filter", ""), entity).parse()
+        skip = self._non_negative(request, "$skip", 0)
+        top = self._non_negative(request, "$top", None)
+        matching = [d.record for d in self._documents[entity].values() if predicate(d.record)]
+        matching.sort(key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())  # no defined order, not by time
+        window = matching[skip:] if top is None else matching[skip:skip + top]
+        return [self._wire(entity, record, select, row) for row, record in enumerate(window, start=skip + 1)]
+
+    def _read_one(self, request: Request, entity: str, segments: list[str]) -> dict[str, Any]:
+        self._check_parameters(request, PUT_PARAMETERS)
+        select = self._select(request, entity)
+        document = self._find_by_segments(entity, segments)
+        if document is None:
+            raise _http_error(404, "No entity satisfies the condition.")
+        return self._wire(entity, document.record, select, 1)
+
+    def _find_by_segments(self, entity: str, segments: list[str]) -> _Document | None:
+        if len(segments) == 1:
+            try:
+                record_id = str(uuid.UUID(segments[0]))
+            except ValueError:
+                segments = segments[0].split("|")
+            else:
+                return self._by_id(entity, record_id)
+        if len(segments) != len(KEY_FIELDS[entity]):
+            return None
+        return self._documents[entity].get((segments[0], segments[1]))
+
+    def _by_id(self, entity: str, record_id: str) -> _Document | None:
+        return next((d for d in self._documents[entity].values() if d.record["id"] == record_id), None)
+
+    def _ad_hoc_schema(self, entity: str) -> dict[str, Any]:
+        return {"custom": {},
+                "_workflowActions": [{name: {"parameters": {"custom": {}}}} for name in WORKFLOW_ACTIONS[entity]]}
+
+    # ------------------------------------------------------------------------------------------- PUT
+
+    def _put(self, request: Request, entity: str) -> tuple[int, Any, dict[str, str]]:
+        self._check_parameters(request, PUT_PARAMETERS)
+        select = self._select(request, entity)
+        plain = self._unwrap_body(entity, self._json_body(request))
+        document = self._locate(entity, plain)
+        if document is None:
+            if request.headers.get("If-Match") == "*":
+                raise _http_error(412, "The entity to update does not exist.")
+            record = self.add_document(entity, **{k: v for k, v in plain.items()
+                                                  if k not in READ_ONLY[entity] and k != "id"})
+            return 200, self._wire(entity, record, select, 1), {}
+        if request.headers.get("If-None-Match") == "*":
+            raise _http_error(412, "An entity with these keys already exists.")
+        changes = {name: value for name, value in plain.items()
+                   if name in FIELDS[entity] and name not in READ_ONLY[entity] and name not in KEY_FIELDS[entity]
+                   and value != document.record.get(name)}
+        errors = self._put_errors(entity, document, changes)
+        if errors:
+            return 422, self._wire(entity, document.record, select, 1, errors), {}
+        if "Hold" in changes:
+            changes["Status"] = ("On Hold" if changes["Hold"]
+                                 else self._released_from_hold_status(entity, document.requires_approval))
+        if changes:
+            self._change(document, changes)
+        return 200, self._wire(entity, document.record, select, 1), {}
+
+    def _put_errors(self, entity: str, document: _Document, changes: dict[str, Any]) -> dict[str, str]:
+        record, status = document.record, document.record["Status"]
+        editable = {name for name in changes if name != "Hold"}
+        if editable and status != "On Hold":
+            return {name: f"The document cannot be edited in the '{status}' status." for name in editable}
+        if "Hold" not in changes:
+            return {}
+        if changes["Hold"]:
+            allowed = ("Open", "Pending Approval", "Rejected") if entity == "PurchaseOrder" else (
+                "Balanced", "Pending Approval", "Rejected")
+            if status not in allowed:
+                return {"Hold": f"A document in the '{status}' status cannot be put on hold."}
+            return {}
+        merged = {**record, **changes}
+        if entity == "Bill" and merged.get("Amount") != merged.get("Balance"):
+            return {"Amount": "The document is out of balance."}
+        if entity == "PurchaseOrder" and merged.get("ControlTotal") != merged.get("OrderTotal"):
+            return {"ControlTotal": "The document is out of balance."}
+        return {}
+
+    # ------------------------------------------------------------------------------------------- actions
+
+    def _action(self, request: Request, version: str, entity: str, action: str) -> tuple[int, Any, dict[str, str]]:
+        if action not in NAMED_ACTIONS[entity] and action not in WORKFLOW_ACTIONS[entity]:
+            raise _http_error(404, f"The action {action} does not exist.")
+        body = self._json_body(request)
+        if not isinstance(body.get("entity"), dict):
+            raise _http_error(400, "The request body must hold the entity to which the action applies.")
+        if "parameters" in body and not isinstance(body["parameters"], dict):
+            raise _http_error(400, "The parameters of the action must be an object.")
+        document = self._locate(entity, self._unwrap_body(entity, body["entity"]))
+        if document is None:
+            raise _http_error(404, "No entity satisfies the condition.")
+        error = self._perform(entity, document, action)
+        key = self._record_key(entity, document.record)
+        self.action_log.append((entity, key, action, "failed" if error else "completed"))
+        operation_id = str(uuid.uuid4())
+        self._operations[operation_id] = _Operation(entity, action, self.action_polls, error)
+        location = f"/entity/{ENDPOINT_NAME}/{version}/{entity}/{action}/status/{operation_id}"
+        return 202, None, {"Location": location}
+
+    def _perform(self, entity: str, document: _Document, action: str) -> str | None:
+        """Apply the action's transition; returns the failure Acumatica's long-running operation would report."""
+        status = document.record["Status"]
+        transitions = {
+            "ReleaseBill": ("Balanced", "Open"),
+            "ReleaseCheck": ("Balanced", "Closed"),
+            "Approve": ("Pending Approval", "Open" if entity == "PurchaseOrder" else "Balanced"),
+            "Reject": ("Pending Approval", "Rejected"),
+        }
+        source, target = transitions[action]
+        if status != source:
+            return f"The document cannot be processed by {action} because its status is '{status}', not '{source}'."
+        self._change(document, {"Status": target})
+        return None
+
+    def _operation_status(self, version: str, entity: str, action: str,
+                          operation_id: str) -> tuple[int, Any, dict[str, str]]:
+        operation = self._operations.get(operation_id)
+        if operation is None or operation.entity != entity or operation.action != action:
+            raise _http_error(404, "The long-running operation was not found.")
+        if operation.polls_left > 0:
+            operation.polls_left -= 1
+            return 202, None, {"Location": f"/entity/{ENDPOINT_NAME}/{version}/{entity}/{action}/status/{operation_id}"}
+        if operation.error:
+            raise _http_error(500, "An error has occurred.", operation.error)
+        return 204, None, {}
+
+    # ------------------------------------------------------------------------------------------- wire format
+
+    def _wire(self, entity: str, record: Mapping[str, Any], select: frozenset[str] | None, row: int,
+              errors: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """A record as Acumatica sends it: system fields plain, every other field wrapped, no value as ``{}``."""
+        wire: dict[str, Any] = {"id": record["id"], "rowNumber": row, "note": {}, "custom": {}}
+        for name in FIELDS[entity]:
+            if select is not None and name not in select:
+                continue
+            value = record.get(name)
+            wrapper: dict[str, Any] = {} if value is None else {"value": value}
+            if errors and name in errors:
+                wrapper["error"] = errors[name]
+            wire[name] = wrapper
+        return wire
+
+    def _unwrap_body(self, entity: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise _http_error(400, "The request body must be a JSON object.")
+        plain: dict[str, Any] = {}
+        for name, raw in body.items():
+            if name in UNMODELLED[entity]:
+                raise _http_error(400, f"The sandbox does not model {entity}.{name}.")
+            if name in SYSTEM_KEYS:
+                if name == "id" and raw is not None:
+                    try:
+                        plain["id"] = str(uuid.UUID(str(raw)))
+                    except ValueError:
+                        raise _http_error(400, f"'{raw}' is not a valid record id.") from None
+                continue
+            if name not in FIELDS[entity]:
+                raise _http_error(400, f"The field {name} is not defined in the {entity} entity.")
+            if not isinstance(raw, dict) or "value" not in raw or not set(raw) <= {"value", "error"}:
+                raise _http_error(400, f"The value of {name} must be wrapped as {{\"value\": ...}}.")
+            plain[name] = self._typed(entity, name, raw["value"])
+        return plain
+
+    @staticmethod
+    def _typed(entity: str, name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        kind = FIELDS[entity][name]
+        valid = {
+            "string": isinstance(value, str),
+            "boolean": isinstance(value, bool),
+            "decimal": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "datetime": isinstance(value, str),
+        }[kind]
+        if kind == "datetime" and valid:
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                valid = False
+        if not valid:
+            raise _http_error(400, f"The value of {entity}.{name} is not a valid {kind}.")
+        return Decimal(str(value)) if kind == "decimal" else value
+
+    def _locate(self, entity: str, plain: Mapping[str, Any]) -> _Document | None:
+        if plain.get("id"):
+            return self._by_id(entity, plain["id"])
+        type_field, number_field = KEY_FIELDS[entity]
+        if plain.get(type_field) is None or plain.get(number_field) is None:
+            return None
+        return self._documents[entity].get((plain[type_field], plain[number_field]))
+
+    @staticmethod
+    def _json_body(request: Request) -> dict[str, Any]:
+        if request.mimetype not in ("application/json", "text/json"):
+            raise _http_error(415, "The request body must be application/json.")
+        try:
+            body = json.loads(request.get_data(cache=True) or b"null")
+        except ValueError:
+            raise _http_error(400, "The request body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise _http_error(400, "The request body must be a JSON object.")
+        return body
+
+    @staticmethod
+    def _check_parameters(request: Request, allowed: frozenset[str]) -> None:
+        unknown = sorted(name for name in request.args if name.startswith("$") and name not in allowed)
+        if unknown:
+            raise _http_error(400, f"The query parameter '{unknown[0]}' is not supported.")
+
+    @staticmethod
+    def _select(request: Request, entity: str) -> frozenset[str] | None:
+        for parameter in ("$expand", "$custom"):
+            if request.args.get(parameter):
+                raise _http_error(400, f"The sandbox does not model {parameter}.")
+        raw = request.args.get("$select")
+        if raw is None:
+            return None
+        names = frozenset(part.strip() for part in raw.split(",") if part.strip())
+        unknown = sorted(names - set(FIELDS[entity]) - {"id", "rowNumber", "note"})
+        if unknown:
+            raise _http_error(400, f"The field {unknown[0]} in $select is not defined in the {entity} entity.")
+        return names
+
+    @staticmethod
+    def _non_negative(request: Request, name: str, default: int | None) -> int | None:
+        raw = request.args.get(name)
+        if raw is None:
+            return default
+        if not raw.isdigit():
+            raise _http_error(400, f"The value of {name} must be a non-negative integer.")
+        return int(raw)
+
+    # ------------------------------------------------------------------------------------------- state helpers
+
+    def _get(self, entity: str, keys: Any) -> _Document:
+        if entity not in FIELDS:
+            raise ValueError(f"the sandbox models {sorted(FIELDS)}, not {entity!r}")
+        key = (keys.type, keys.number) if hasattr(keys, "number") else tuple(keys)
+        try:
+            return self._documents[entity][key]  # type: ignore[index]
+        except KeyError:
+            raise KeyError(f"no {entity} {key} in the sandbox") from None
+
+    @staticmethod
+    def _check_fields(entity: str, fields: Mapping[str, Any]) -> None:
+        if entity not in FIELDS:
+            raise ValueError(f"the sandbox models {sorted(FIELDS)}, not {entity!r}")
+        unknown = sorted(set(fields) - set(FIELDS[entity]) - {"id"})
+        if unknown:
+            raise ValueError(f"{entity} has no fields {unknown} in Default/24.200.001")
+
+    def _change(self, document: _Document, changes: Mapping[str, Any]) -> None:
+        document.previous = copy.deepcopy(document.record)
+        document.record.update(changes)
+        if "LastModifiedDateTime" not in changes:
+            document.record["LastModifiedDateTime"] = self._next_modified()
+
+    def _next_modified(self) -> str:
+        """Now, strictly after every earlier modification (millisecond precision, like Acumatica)."""
+        now = datetime.now(timezone.utc)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        self._last_modified = max(now, self._last_modified + timedelta(milliseconds=1))
+        return _now_iso(self._last_modified)
+
+    @staticmethod
+    def _released_from_hold_status(entity: str, requires_approval: bool) -> str:
+        if requires_approval and entity != "Check":
+            return "Pending Approval"
+        return "Open" if entity == "PurchaseOrder" else "Balanced"
+
+    @staticmethod
+    def _record_key(entity: str, record: Mapping[str, Any]) -> tuple[str, str]:
+        type_field, number_field = KEY_FIELDS[entity]
+        return str(record[type_field]), str(record[number_field])
+
+    def _defaults(self, entity: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        self._numbers[entity] += 1
+        number = f"{self._numbers[entity]:06d}"
+        today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        common = {"id": str(uuid.uuid4()), "CurrencyID": "USD", "Description": "", "Hold": True}
+        if entity == "Bill":
+            amount = fields.get("Amount", Decimal("100.00"))
+            return {**common, "Type": "Bill", "ReferenceNbr": number, "Vendor": "V000001", "Amount": amount,
+                    "Balance": fields.get("Balance", amount), "TaxTotal": Decimal("0"), "Date": _now_iso(today),
+                    "DueDate": _now_iso(today + timedelta(days=30)), "VendorRef": f"INV-{number}",
+                    "BranchID": "HQ", "Terms": "30D", "ApprovedForPayment": False}
+        if entity == "PurchaseOrder":
+            total = fields.get("OrderTotal", Decimal("100.00"))
+            return {**common, "Type": "Normal", "OrderNbr": f"PO{number}", "VendorID": "V000001",
+                    "OrderTotal": total, "ControlTotal": fields.get("ControlTotal", total), "LineTotal": total,
+                    "TaxTotal": Decimal("0"), "Date": _now_iso(today),
+                    "PromisedOn": _now_iso(today + timedelta(days=14)), "Owner": None, "VendorRef": "",
+                    "BaseCurrencyID": "USD", "Branch": "HQ"}
+        amount = fields.get("PaymentAmount", Decimal("100.00"))
+        return {**common, "Type": "Payment", "ReferenceNbr": number, "Vendor": "V000001", "PaymentAmount": amount,
+                "UnappliedBalance": amount, "PaymentMethod": "CHECK", "PaymentRef": f"CHK{number}",
+                "CashAccount": "10200", "ApplicationDate": _now_iso(today)}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+class _FilterParser:
+    """The part of Acumatica's OData v3 ``$filter`` the connector needs: comparisons joined by ``and``/``or``, with
+    parentheses. Datetime fields only take ``datetimeoffset'...'`` literals that carry an explicit offset."""
+
+    _TOKEN = re.compile(r"""\s*(?:
+        (?P<paren>[()])
+      | datetimeoffset'(?P<dto>[^']*)'
+      | (?P<bad_datetime>datetime'[^']*')
+      | '(?P<string>(?:[^']|'')*)'
+      | (?P<number>-?\d+(?:\.\d+)?)
+      | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+    )""", re.VERBOSE)
+    _OPERATORS = {
+        "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a > b,
+        "ge": lambda a, b: a >= b, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
+    }
+
+    def __init__(self, text: str, entity: str) -> None:
+        self._entity = entity
+        self._tokens = self._tokenize(text)
+        self._position = 0
+
+    def parse(self) -> Callable[[Mapping[str, Any]], bool]:
+        if not self._tokens:
+            return lambda record: True
+        predicate = self._or()
+        if self._position != len(self._tokens):
+            raise self._error("unexpected text after the end of the expression")
+        return predicate
+
+    def _tokenize(self, text: str) -> list[tuple[str, str]]:
+        tokens, position = [], 0
+        while position < len(text):
+            if text[position:].strip() == "":
+                break
+            match = self._TOKEN.match(text, position)
+            if match is None or match.end() == position:
+                raise self._error(f"cannot read the filter at {text[position:position + 20]!r}")
+            kind = match.lastgroup
+            if kind == "bad_datetime":
+                raise self._error("datetime literals need an explicit offset: use datetimeoffset'...'")
+            tokens.append((kind, match.group(kind)))  # type: ignore[arg-type]
+            position = match.end()
+        return tokens
+
+    def _error(self, message: str) -> _SandboxError:
+        return _http_error(400, f"Invalid $filter: {message}.")
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self._tokens[self._position] if self._position < len(self._tokens) else None
+
+    def _take(self) -> tuple[str, str]:
+        token = self._peek()
+        if token is None:
+            raise self._error("the expression ends too early")
+        self._position += 1
+        return token
+
+    def _or(self) -> Callable[[Mapping[str, Any]], bool]:
+        terms = [self._and()]
+        while self._peek() == ("word", "or"):
+            self._take()
+            terms.append(self._and())
+        return terms[0] if len(terms) == 1 else (lambda record: any(term(record) for term in terms))
+
+    def _and(self) -> Callable[[Mapping[str, Any]], bool]:
+        terms = [self._atom()]
+        while self._peek() == ("word", "and"):
+            self._take()
+            terms.append(self._atom())
+        return terms[0] if len(terms) == 1 else (lambda record: all(term(record) for term in terms))
+
+    def _atom(self) -> Callable[[Mapping[str, Any]], bool]:
+        kind, text = self._take()
+        if (kind, text) == ("paren", "("):
+            inner = self._or()
+            if self._take() != ("paren", ")"):
+                raise self._error("missing ')'")
+            return inner
+        if kind != "word" or text not in FIELDS[self._entity]:
+            raise self._error(f"'{text}' is not a field of {self._entity}")
+        field_name, field_kind = text, FIELDS[self._entity][text]
+        operator_kind, operator = self._take()
+        if operator_kind != "word" or operator not in self._OPERATORS:
+            raise self._error(f"'{operator}' is not a supported comparison")
+        literal = self._literal(field_name, field_kind)
+        compare = self._OPERATORS[operator]
+
+        def predicate(record: Mapping[str, Any]) -> bool:
+            value = record.get(field_name)
+            if value is None or literal is None:
+                return operator in ("eq", "ne") and compare(value, literal)
+            if field_kind == "datetime":
+                value = _parse_offset_datetime(value)
+            return bool(compare(value, literal))
+
+        return predicate
+
+    def _literal(self, field_name: str, field_kind: str) -> Any:
+        kind, text = self._take()
+        if kind == "word" and text == "null":
+            return None
+        expected = {"datetime": "dto", "string": "string", "decimal": "number"}.get(field_kind)
+        if field_kind == "boolean" and kind == "word" and text in ("true", "false"):
+            return text == "true"
+        if kind != expected:
+            raise self._error(f"{field_name} needs a {field_kind} literal")
+        if kind == "dto":
+            try:
+                return _parse_offset_datetime(text)
+            except ValueError:
+                raise self._error(f"'{text}' is not a datetimeoffset with an explicit offset") from None
+        if kind == "string":
+            return text.replace("''", "'")
+        return Decimal(text)
