@@ -87,7 +87,7 @@ class LocalStack:
         acumatica = None if env.get("ACUMATICA_URL") else AcumaticaSandbox().start()
         jira = None
         if not env.get("JIRA_API_URL"):
-            jira = JiraSandbox(sites=[JIRA_SITE, "https://other-team.atlassian.net"],
+            jira = JiraSandbox(sites=[JIRA_SITE, "https://other-team.atlassian.net"], webhook_secret=WEBHOOK_SECRET,
                                search_lag_seconds=search_lag_seconds).start()
         defaults = {
             "LogLevel": "WARNING" if quiet else "INFO",
