@@ -77,9 +77,20 @@ def jira_resolution(payload: Mapping[str, Any], *, delivery_id: str, external_id
                        status_name=to_name or None, observed_at=str(payload.get("timestamp") or "") or None)
 
 
+_QUERY_HINTS = (("purchase", "PurchaseOrder"), ("order", "PurchaseOrder"), ("bill", "Bill"), ("invoice", "Bill"),
+                ("check", "Check"), ("payment", "Check"))
+
+
 def _entity_of(payload: Mapping[str, Any], row: Mapping[str, Any], queries: Mapping[str, str]) -> str | None:
-    entity = row.get("Entity") or queries.get(str(payload.get("Query") or ""))
-    return entity if entity in PROFILES else None
+    """Which entity a push row is about: an explicit ``Entity`` column, the configured inquiry name, or (for
+    inquiries named otherwise) the key columns and the inquiry's name."""
+    explicit = row.get("Entity") or queries.get(str(payload.get("Query") or ""))
+    if explicit in PROFILES:
+        return str(explicit)
+    if row.get("OrderNbr"):
+        return "PurchaseOrder"
+    query = str(payload.get("Query") or "").casefold()
+    return next((entity for hint, entity in _QUERY_HINTS if hint in query), None)
 
 
 def push_changes(payload: Mapping[str, Any], *, correlation_id: str,

@@ -70,3 +70,10 @@ def test_push_rows_for_unknown_queries_are_ignored_and_bad_shapes_rejected():
                         correlation_id="c") == []
     with pytest.raises(Rejected):
         push_changes({"Inserted": []}, correlation_id="c")
+
+
+def test_push_rows_of_inquiries_named_otherwise_are_recognised_by_their_columns_and_name():
+    rows = {"Id": "n1", "Query": "PO-Changes", "Inserted": [{"Type": "RO", "OrderNbr": "PO000045"}]}
+    assert [m.external_id for m in push_changes(rows, correlation_id="c")] == ["PurchaseOrder:Normal:PO000045"]
+    checks = {"Id": "n2", "Query": "AP Payments changed", "Inserted": [{"Type": "CHK", "ReferenceNbr": "000078"}]}
+    assert [m.external_id for m in push_changes(checks, correlation_id="c")] == ["Check:Payment:000078"]

@@ -1,0 +1,1653 @@
+"""A stateful stand-in for Jira Cloud (OAuth 2.0 3LO + REST API v3 + webhooks), served on 127.0.0.1.
+
+Used by ``make demo``, ``connector local`` and the end-to-end tests. It is deliberately as strict as the real service
+(per Atlassian's documentation and the vendored OpenAPI description), because a lenient stand-in hides exactly the
+bugs that break a connector in production:
+- refresh tokens rotate; an old one works for a leeway, and a reuse after it kills the whole grant;
+- ``accessible-resources`` lists several sites, the connector's site not first;
+- ``/rest/api/3/search`` answers 410; ``/search/jql`` pages with ``nextPageToken``, refuses unbounded JQL, refuses
+  ``=`` on text fields, treats ``~`` as a token match, and hides new or edited issues for ``search_lag_seconds``
+  unless their ids are in ``reconcileIssues``;
+- descriptions and comments must be valid ADF (the official JSON schema), a single-line text field takes a string;
+- transitions are global, with status categories; resolving an issue delivers ``jira:issue_updated`` to admin
+  webhooks (``X-Hub-Signature``) and dynamic webhooks (HS256 JWT), with retries and a stable
+  ``X-Atlassian-Webhook-Identifier``; dynamic webhooks expire after 30 days of the sandbox clock;
+- faults on demand: failing or slow responses and a request-rate limit with ``Retry-After``.
+
+The base URL serves both the auth endpoints and the API, so locally ``JIRA_AUTH_URL = JIRA_API_URL = sandbox.url``.
+All state sits behind one lock; webhook deliveries are sent outside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import hashlib
+import hmac
+import itertools
+from collections import deque
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import jwt
+import requests
+from jsonschema import Draft4Validator, validators
+from jsonschema.exceptions import ValidationError as SchemaError
+from jsonschema.exceptions import best_match
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from connector.signatures import sign_hub
+
+logger = logging.getLogger(__name__)
+
+ADF_SCHEMA_PATH = Path(__file__).resolve().parents[2] / "specs" / "adf-schema-v1-full.json"
+
+CATEGORIES = {
+    "new": {"id": 2, "key": "new", "colorName": "blue-gray", "name": "To Do"},
+    "indeterminate": {"id": 4, "key": "indeterminate", "colorName": "yellow", "name": "In Progress"},
+    "done": {"id": 3, "key": "done", "colorName": "green", "name": "Done"},
+}
+STATUSES = {  # name -> (id, category key, id of the global transition into it, transition name)
+    "To Do": ("10000", "new", "11", "Reopen"),
+    "In Progress": ("3", "indeterminate", "21", "Start progress"),
+    "Done": ("10001", "done", "31", "Done"),
+    "Won't Do": ("10002", "done", "41", "Won't do"),
+    "Blocked": ("10003", "indeterminate", "51", "Block"),
+}
+RESOLUTIONS = {"Done": "10000", "Won't Do": "10001", "Duplicate": "10002"}
+ISSUE_TYPES = {"Task": "10001", "Bug": "10002"}
+WEBHOOK_EVENTS = ("jira:issue_created", "jira:issue_updated", "jira:issue_deleted", "comment_created",
+                  "comment_updated", "comment_deleted", "issue_property_set", "issue_property_deleted")
+WEBHOOK_LIFETIME = timedelta(days=30)
+RETRIED_DELIVERY_STATUSES = frozenset({408, 409, 425, 429})
+CONNECTOR_ACCOUNT = "557058:0c0ffee0-acu-jira-connector"
+PERSON_ACCOUNT = "5b10ac8d82e05b22cc7d4ef5"
+SEARCH_GONE = ("The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration "
+               "guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046")
+
+
+JOURNAL_LIMIT = 10_000
+"""Exchanges and deliveries kept for inspection; a long ``connector local`` run must not grow without bound."""
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """No access log line per request: tests and the demo print only what matters."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class HttpError(Exception):
+    """Ends a request with ``status`` and a JSON body (Jira's ``ErrorCollection`` unless given)."""
+
+    def __init__(self, status: int, messages: Iterable[str] = (), errors: Mapping[str, str] | None = None, *,
+                 body: Any = None, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body if body is not None else {"errorMessages": list(messages), "errors": dict(errors or {})}
+        self.headers = dict(headers or {})
+
+
+@dataclass
+class Fault:
+    remaining: int
+    status: int | None = None
+    retry_after: float | None = None
+    delay: float = 0.0
+    method: str | None = None
+    path_contains: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method.upper() == method) and (
+            self.path_contains is None or self.path_contains in path)
+
+
+@dataclass
+class Issue:
+    id: int
+    key: str
+    fields: dict[str, Any]
+    comments: list[dict[str, Any]] = field(default_factory=list)
+    changelog: list[dict[str, Any]] = field(default_factory=list)
+    indexed_at: float = 0.0
+    index_snapshot: dict[str, Any] | None = None
+
+
+@dataclass
+class Delivery:
+    identifier: str
+    url: str
+    body: bytes
+    kind: str  # "admin" or "dynamic"
+    secret: str = ""
+    webhook_ids: tuple[int, ...] = ()
+
+
+# --- JQL (the subset the connector and dynamic webhooks use) ----------------------------------------------------------
+
+class JqlError(Exception):
+    pass
+
+
+_JQL_TOKEN = re.compile(
+    r"""\s*(?:(?P<lparen>\()|(?P<rparen>\))|(?P<comma>,)|(?P<op>!=|!~|>=|<=|=|~|>|<)
+    |(?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<word>[^\s()",'=!~<>]+)|(?P<bad>\S))""",
+    re.VERBOSE | re.DOTALL,
+)
+_KEYWORDS = {"and", "or", "not", "in", "is", "empty", "null", "order", "by", "asc", "desc"}
+_JQL_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t", "r": "\r", " ": " "}
+
+
+def _jql_tokens(jql: str) -> list[tuple[str, str]]:
+    tokens, position = [], 0
+    while position < len(jql):
+        if not jql[position:].strip():
+            break
+        match = _JQL_TOKEN.match(jql, position)
+        if not match or match.lastgroup == "bad":
+            raise JqlError(f"Error in the JQL Query: the character '{jql[position:].strip()[:1]}' is a reserved "
+                           f"JQL character. You must enclose it in a string or use the escape '\\u' "
+                           f"(at character {position + 1}).")
+        kind, text = match.lastgroup or "", match.group(match.lastgroup or 0)
+        if kind == "string":
+            text = _jql_unescape(text[1:-1])
+        elif kind == "word" and text.lower() in _KEYWORDS:
+            kind, text = "keyword", text.lower()
+        tokens.append((kind, text))
+        position = match.end()
+    return tokens
+
+
+def _jql_unescape(text: str) -> str:
+    out, index = [], 0
+    while index < len(text):
+        char = text[index]
+        if char != "\\":
+            out.append(char)
+            index += 1
+            continue
+        following = text[index + 1: index + 2]
+        if following == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[index + 2: index + 6]):
+            out.append(chr(int(text[index + 2: index + 6], 16)))
+            index += 6
+        elif following in _JQL_ESCAPES:
+            out.append(_JQL_ESCAPES[following])
+            index += 2
+        else:
+            raise JqlError(f"Error in the JQL Query: '\\{following}' is an illegal JQL escape sequence.")
+    return "".join(out)
+
+
+class _JqlParser:
+    """Recursive descent over ``clause (AND|OR clause)* [ORDER BY field [ASC|DESC], ...]`` with NOT and parentheses."""
+
+    def __init__(self, jql: str) -> None:
+        self.tokens = _jql_tokens(jql)
+        self.position = 0
+
+    def parse(self) -> tuple[Any, list[tuple[str, bool]]]:
+        clause = None
+        if self.tokens and not self._at_keyword("order"):
+            clause = self._or()
+        order: list[tuple[str, bool]] = []
+        if self._at_keyword("order"):
+            self.position += 1
+            self._expect_keyword("by")
+            while True:
+                name = self._field_name()
+                descending = False
+                if self._at_keyword("asc") or self._at_keyword("desc"):
+                    descending = self.tokens[self.position][1] == "desc"
+                    self.position += 1
+                order.append((name, descending))
+                if not self._at("comma"):
+                    break
+                self.position += 1
+        if self.position != len(self.tokens):
+            raise JqlError(f"Error in the JQL Query: Expecting either 'OR' or 'AND' but got "
+                           f"'{self.tokens[self.position][1]}'.")
+        return clause, order
+
+    def _at(self, kind: str) -> bool:
+        return self.position < len(self.tokens) and self.tokens[self.position][0] == kind
+
+    def _at_keyword(self, word: str) -> bool:
+        return self._at("keyword") and self.tokens[self.position][1] == word
+
+    def _expect_keyword(self, word: str) -> None:
+        if not self._at_keyword(word):
+            raise JqlError(f"Error in the JQL Query: Expecting '{word.upper()}'.")
+        self.position += 1
+
+    def _or(self) -> Any:
+        parts = [self._and()]
+        while self._at_keyword("or"):
+            self.position += 1
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else ("or", parts)
+
+    def _and(self) -> Any:
+        parts = [self._not()]
+        while self._at_keyword("and"):
+            self.position += 1
+            parts.append(self._not())
+        return parts[0] if len(parts) == 1 else ("and", parts)
+
+    def _not(self) -> Any:
+        if self._at_keyword("not"):
+            self.position += 1
+            return ("not", self._not())
+        if self._at("lparen"):
+            self.position += 1
+            inner = self._or()
+            if not self._at("rparen"):
+                raise JqlError("Error in the JQL Query: Expecting ')' before the end of the query.")
+            self.position += 1
+            return inner
+        return self._clause()
+
+    def _field_name(self) -> str:
+        if not (self._at("word") or self._at("string")):
+            raise JqlError("Error in the JQL Query: Expecting a field name.")
+        name = self.tokens[self.position][1]
+        self.position += 1
+        return name
+
+    def _value(self) -> str:
+        if self._at("word") or self._at("string"):
+            value = self.tokens[self.position][1]
+            self.position += 1
+            if self._at("lparen"):
+                raise JqlError(f"Error in the JQL Query: the function '{value}' is not supported here.")
+            return value
+        raise JqlError("Error in the JQL Query: Expecting a value.")
+
+    def _clause(self) -> Any:
+        name = self._field_name()
+        if self._at("op"):
+            operator = self.tokens[self.position][1]
+            self.position += 1
+            return ("clause", name, operator, self._value())
+        if self._at_keyword("in") or self._at_keyword("not"):
+            negated = self._at_keyword("not")
+            self.position += 1
+            if negated:
+                self._expect_keyword("in")
+            if not self._at("lparen"):
+                raise JqlError("Error in the JQL Query: Expecting '(' after IN.")
+            self.position += 1
+            values = [self._value()]
+            while self._at("comma"):
+                self.position += 1
+                values.append(self._value())
+            if not self._at("rparen"):
+                raise JqlError("Error in the JQL Query: Expecting ')' to close the IN list.")
+            self.position += 1
+            return ("clause", name, "not in" if negated else "in", values)
+        if self._at_keyword("is"):
+            self.position += 1
+            negated = self._at_keyword("not")
+            if negated:
+                self.position += 1
+            if not (self._at_keyword("empty") or self._at_keyword("null")):
+                raise JqlError("Error in the JQL Query: Expecting EMPTY or NULL after IS.")
+            self.position += 1
+            return ("clause", name, "is not" if negated else "is", None)
+        raise JqlError(f"Error in the JQL Query: Expecting operator after the field '{name}'.")
+
+
+def _text_tokens(value: str) -> list[str]:
+    return re.findall(r"[^\W_]+", value.casefold())
+
+
+def _text_terms(query: str) -> list[tuple[list[str], bool]]:
+    """A Lucene-style text query as (tokens, prefix-wildcard) terms; a quoted phrase is one term of many tokens."""
+    terms: list[tuple[list[str], bool]] = []
+    index = 0
+    while index < len(query):
+        char = query[index]
+        if char.isspace():
+            index += 1
+            continue
+        if char == '"':
+            end, phrase = index + 1, []
+            while end < len(query) and query[end] != '"':
+                if query[end] == "\\" and end + 1 < len(query):
+                    end += 1
+                phrase.append(query[end])
+                end += 1
+            if end >= len(query):
+                raise JqlError(f"The text query '{query}' is not valid: the phrase is not closed.")
+            terms.append((_text_tokens("".join(phrase)), False))
+            index = end + 1
+            continue
+        end, word = index, []
+        while end < len(query) and not query[end].isspace() and query[end] != '"':
+            if query[end] == "\\" and end + 1 < len(query):
+                end += 1
+            word.append(query[end])
+            end += 1
+        text = "".join(word)
+        terms.append((_text_tokens(text), text.endswith("*")))
+        index = end
+    terms = [term for term in terms if term[0]]
+    if not terms:
+        raise JqlError(f"The text query '{query}' is not valid: it contains no searchable term.")
+    return terms
+
+
+def _text_matches(query: str, value: Any) -> bool:
+    words = _text_tokens(value) if isinstance(value, str) else []
+    for tokens, prefix in _text_terms(query):
+        width = len(tokens)
+        found = False
+        for start in range(len(words) - width + 1):
+            window = words[start: start + width]
+            last_matches = window[-1] == tokens[-1] or (prefix and window[-1].startswith(tokens[-1]))
+            if window[:-1] == tokens[:-1] and last_matches:
+                found = True
+                break
+        if not found:
+            return False
+    return True
+
+
+# --- the sandbox ------------------------------------------------------------------------------------------------------
+
+class JiraSandbox:
+    """Jira Cloud on 127.0.0.1. Seed, inject faults and inspect through the methods; talk HTTP to ``url``."""
+
+    def __init__(
+        self,
+        client_id: str = "sandbox-client-id",
+        client_secret: str = "sandbox-client-secret-0123456789abcdef0123456789abcdef",
+        sites: Iterable[str] = ("https://acme.atlassian.net", "https://acme-sandbox.atlassian.net"),
+        project_key: str = "AP",
+        external_id_field: str = "customfield_10050",
+        search_lag_seconds: float = 0.0,
+        refresh_leeway_seconds: float = 600,
+        webhook_secret: str = "sandbox-webhook-secret-0123456789abcdef",
+        *,
+        access_token_lifetime: float = 3600,
+        duplicate_deliveries: int = 0,
+        delivery_attempts: int = 5,
+        delivery_retry_delay: float = 0.0,
+        max_dynamic_webhooks: int = 5,
+        max_comments_per_issue: int = 5000,
+        users: Mapping[str, str] | None = None,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.sites = [site.rstrip("/") for site in sites]
+        if len(self.sites) < 2:
+            raise ValueError("give at least two sites: the connector must pick its own from accessible-resources")
+        self.cloud_ids = {site: str(uuid.uuid5(uuid.NAMESPACE_URL, site)) for site in self.sites}
+        self.cloud_id = self.cloud_ids[self.sites[0]]
+        self.project_key = project_key
+        self.project_id = "10000"
+        self.external_id_field = external_id_field
+        self.external_id_field_number = external_id_field.removeprefix("customfield_")
+        self.external_id_field_name = "Acumatica ID"
+        self.search_lag_seconds = search_lag_seconds
+        self.refresh_leeway_seconds = refresh_leeway_seconds
+        self.webhook_secret = webhook_secret
+        self.access_token_lifetime = access_token_lifetime
+        self.duplicate_deliveries = duplicate_deliveries
+        self.delivery_attempts = delivery_attempts
+        self.delivery_retry_delay = delivery_retry_delay
+        self.max_dynamic_webhooks = max_dynamic_webhooks
+        self.max_comments_per_issue = max_comments_per_issue
+
+        self._lock = threading.RLock()
+        self._clock_offset = 0.0
+        self._users = {CONNECTOR_ACCOUNT: "Acumatica connector", PERSON_ACCOUNT: "Pat Approver", **dict(users or {})}
+        self._grants: dict[str, dict[str, Any]] = {}
+        self._refresh_tokens: dict[str, dict[str, Any]] = {}
+        self._access_tokens: dict[str, dict[str, Any]] = {}
+        self._codes: dict[str, dict[str, Any]] = {}
+        self._refreshes = 0
+        self._issues: dict[int, Issue] = {}
+        self._issue_ids = itertools.count(10001)
+        self._issue_numbers = itertools.count(1)
+        self._comment_ids = itertools.count(10100)
+        self._changelog_ids = itertools.count(20000)
+        self._webhook_ids = itertools.count(1)
+        self._delivery_ids = itertools.count(1)
+        self._webhooks: dict[int, dict[str, Any]] = {}
+        self._admin_webhooks: list[dict[str, Any]] = []
+        self._deliveries: deque[dict[str, Any]] = deque(maxlen=JOURNAL_LIMIT)
+        self._faults: list[Fault] = []
+        self._rate_limit: tuple[int, float] | None = None
+        self._request_times: list[float] = []
+        self._exchanges: deque[dict[str, Any]] = deque(maxlen=JOURNAL_LIMIT)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    # lifecycle --------------------------------------------------------------------------------------------------------
+
+    def start(self) -> JiraSandbox:
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True,
+                                   request_handler=QuietRequestHandler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="jira-sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> JiraSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def site_url(self) -> str:
+        """The connector's site (the first of ``sites``)."""
+        return self.sites[0]
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.url}/ex/jira/{self.cloud_id}/rest/api/3"
+
+    # clock, OAuth seeding and inspection ------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The sandbox clock: real time plus everything ``advance_clock`` added."""
+        with self._lock:
+            return time.time() + self._clock_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the sandbox clock forward: tokens and webhooks expire, the search index catches up."""
+        with self._lock:
+            self._clock_offset += seconds
+
+    def issue_refresh_token(self) -> str:
+        """A person's consent: a fresh grant covering every site, returned as its first refresh token."""
+        with self._lock:
+            return self._new_refresh_token(self._new_grant())
+
+    def issue_authorization_code(self, redirect_uri: str) -> str:
+        """The ``code`` a consent redirect would carry (single-use, valid 10 minutes)."""
+        with self._lock:
+            code = "sbx-code-" + secrets.token_urlsafe(12)
+            self._codes[code] = {"redirect_uri": redirect_uri, "expires_at": self.now() + 600}
+            return code
+
+    @property
+    def refresh_count(self) -> int:
+        """How many refresh-token grants the token endpoint honoured."""
+        with self._lock:
+            return self._refreshes
+
+    def grant_alive(self, refresh_token: str) -> bool:
+        """Whether the grant that ``refresh_token`` belongs to is still usable (a replay kills it)."""
+        with self._lock:
+            record = self._refresh_tokens.get(refresh_token)
+            return bool(record and self._grants[record["grant"]]["alive"])
+
+    def add_user(self, account_id: str, display_name: str) -> None:
+        with self._lock:
+            self._users[account_id] = display_name
+
+    # faults -----------------------------------------------------------------------------------------------------------
+
+    def fail_next(self, n: int = 1, status: int = 429, retry_after: float | None = None, *,
+                  method: str | None = None, path_contains: str | None = None) -> None:
+        """The next ``n`` matching requests answer ``status`` without being processed."""
+        with self._lock:
+            self._faults.append(Fault(n, status=status, retry_after=retry_after, method=method,
+                                      path_contains=path_contains))
+
+    def slow_next(self, n: int, seconds: float, *, method: str | None = None, path_contains: str | None = None) -> None:
+        """The next ``n`` matching requests are processed, then answered only after ``seconds`` (client timeouts)."""
+        with self._lock:
+            self._faults.append(Fault(n, delay=seconds, method=method, path_contains=path_contains))
+
+    def set_rate_limit(self, max_requests: int | None, per_seconds: float = 1.0) -> None:
+        """Answer 429 (``RateLimit-Reason: jira-burst-based``) beyond ``max_requests`` per window; ``None`` lifts it."""
+        with self._lock:
+            self._rate_limit = (max_requests, per_seconds) if max_requests else None
+            self._request_times.clear()
+
+    # issues -----------------------------------------------------------------------------------------------------------
+
+    def seed_issue(self, summary: str, *, external_id: str | None = None, status: str = "To Do",
+                   labels: Iterable[str] = (), age_seconds: float = 86400) -> str:
+        """An issue that existed before the test (already indexed for search); returns its key."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; the sandbox has {sorted(STATUSES)}")
+        with self._lock:
+            created = self.now() - age_seconds
+            issue = self._new_issue({"summary": summary, "description": None, "labels": list(labels),
+                                     "assignee": None, self.external_id_field: external_id}, created=created)
+            issue.fields["status"] = status
+            issue.fields["resolution"], issue.fields["resolutiondate"] = self._resolution_for(status, None, None)
+            issue.indexed_at, issue.index_snapshot = created, None
+            return issue.key
+
+    def issue(self, key: str) -> dict[str, Any]:
+        """The issue as ``GET /issue/{key}`` shows it (all fields)."""
+        with self._lock:
+            return self._issue_json(self._find_issue(key), None)
+
+    def issues(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [self._issue_json(issue, None) for issue in sorted(self._issues.values(), key=lambda i: i.id)]
+
+    def issues_with_external_id(self, external_id: str) -> list[dict[str, Any]]:
+        """Every issue whose external-id field equals ``external_id`` exactly (the duplicate check of tests)."""
+        with self._lock:
+            return [self._issue_json(issue, None) for issue in sorted(self._issues.values(), key=lambda i: i.id)
+                    if issue.fields.get(self.external_id_field) == external_id]
+
+    def comments(self, key: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._find_issue(key).comments)
+
+    def changelog(self, key: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._find_issue(key).changelog)
+
+    def resolve_issue(self, key: str, status: str = "Done") -> list[dict[str, Any]]:
+        """A person moves the issue to ``status``; the ``jira:issue_updated`` webhooks are delivered before returning.
+
+        Returns the delivery attempts made (see ``deliveries``).
+        """
+        with self._lock:
+            issue = self._find_issue(key)
+            if status not in STATUSES:
+                raise ValueError(f"unknown status {status!r}; the sandbox has {sorted(STATUSES)}")
+            change = self._move(issue, status, PERSON_ACCOUNT)
+            planned = self._plan_deliveries(issue, change)
+        attempts: list[dict[str, Any]] = []
+        for delivery in planned:
+            attempts.extend(self._deliver(delivery))
+        return attempts
+
+    def build_issue_updated_event(self, key: str, from_status: str, to_status: str, *,
+                                  kind: str = "admin") -> tuple[bytes, dict[str, str]]:
+        """The body and headers of a real-shaped ``jira:issue_updated`` delivery, for tests that post it themselves.
+
+        ``kind="admin"`` signs with ``X-Hub-Signature`` (``webhook_secret``); ``"dynamic"`` carries a JWT made with
+        the client secret. The issue itself is not changed.
+        """
+        if from_status not in STATUSES or to_status not in STATUSES:
+            raise ValueError(f"unknown status; the sandbox has {sorted(STATUSES)}")
+        with self._lock:
+            issue = copy.deepcopy(self._find_issue(key))
+            issue.fields["status"] = to_status
+            issue.fields["resolution"], issue.fields["resolutiondate"] = self._resolution_for(
+                to_status, None, issue.fields.get("resolutiondate"))
+            change = self._changelog_entry(PERSON_ACCOUNT, [self._status_item(from_status, to_status)])
+            ids = tuple(sorted(self._webhooks)) if kind == "dynamic" else ()
+            body = self._event_body(issue, change, ids)
+            delivery = Delivery(str(next(self._delivery_ids)), "", body, kind, self.webhook_secret, ids)
+        return body, self._delivery_headers(delivery, retry=0)
+
+    # webhooks ---------------------------------------------------------------------------------------------------------
+
+    def add_admin_webhook(self, url: str, secret: str | None = None, *, jql: str | None = None,
+                          events: Iterable[str] = ("jira:issue_updated",)) -> None:
+        """What a Jira admin sets up under System > WebHooks: ``secret`` (default ``webhook_secret``) signs bodies."""
+        with self._lock:
+            parsed = _JqlParser(jql).parse()[0] if jql else None
+            self._admin_webhooks.append({"url": url, "secret": self.webhook_secret if secret is None else secret,
+                                         "events": list(events), "jql": parsed})
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """The dynamic webhooks as ``GET /webhook`` lists them, expired ones included."""
+        with self._lock:
+            return [self._webhook_json(hook) for hook in sorted(self._webhooks.values(), key=lambda h: h["id"])]
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Every delivery attempt: identifier, url, kind, attempt, retry, status or error, will_retry."""
+        with self._lock:
+            return copy.deepcopy(list(self._deliveries))
+
+    def exchanges(self) -> list[dict[str, Any]]:
+        """Every REST API request and its response (method, path under ``/rest/api/3``, query, bodies, status)."""
+        with self._lock:
+            return copy.deepcopy(list(self._exchanges))
+
+    # HTTP -------------------------------------------------------------------------------------------------------------
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        request_body = request.get_data(cache=True)
+        delay = 0.0
+        try:
+            with self._lock:
+                fault = self._take_fault(request.method, request.path)
+                if fault is not None and fault.status is not None:
+                    raise self._fault_error(fault)
+                self._check_rate_limit()
+                delay = fault.delay if fault is not None else 0.0
+                response = self._dispatch(request)
+        except HttpError as error:
+            response = _json_response(error.status, error.body, error.headers)
+        with self._lock:
+            self._record(request, request_body, response)
+        if delay:
+            time.sleep(delay)
+        return response(environ, start_response)
+
+    def _dispatch(self, request: Request) -> Response:
+        path = request.path
+        if path == "/oauth/token":
+            if request.method != "POST":
+                raise HttpError(405, body={"error": "invalid_request", "error_description": "POST only"})
+            return self._token_endpoint(request)
+        if path == "/oauth/token/accessible-resources":
+            self._authenticate(request)
+            return _json_response(200, self._accessible_resources())
+        match = re.fullmatch(r"/ex/jira/([^/]+)/rest/api/3(/.*)", path)
+        if not match:
+            raise HttpError(404, [f"No route for {path}"])
+        self._authenticate(request)
+        site = next((s for s, cloud in self.cloud_ids.items() if cloud == match.group(1)), None)
+        if site is None:
+            raise HttpError(404, body={"code": 404, "message": "Site not found"})
+        return self._api(request, match.group(2), main_site=site == self.site_url)
+
+    def _api(self, request: Request, path: str, *, main_site: bool) -> Response:
+        routes: list[tuple[str, str, Callable[..., Response]]] = [
+            ("GET", r"/myself", self._myself),
+            ("GET", r"/field", self._fields),
+            ("GET", r"/project/(?P<key>[^/]+)", self._project),
+            ("POST", r"/issue", self._create_issue),
+            ("GET", r"/issue/(?P<key>[^/]+)", self._get_issue),
+            ("PUT", r"/issue/(?P<key>[^/]+)", self._edit_issue),
+            ("GET", r"/issue/(?P<key>[^/]+)/comment", self._list_comments),
+            ("POST", r"/issue/(?P<key>[^/]+)/comment", self._add_comment),
+            ("GET", r"/issue/(?P<key>[^/]+)/transitions", self._list_transitions),
+            ("POST", r"/issue/(?P<key>[^/]+)/transitions", self._do_transition),
+            ("GET", r"/search/jql", self._search),
+            ("POST", r"/search/jql", self._search),
+            ("GET", r"/search", self._search_gone),
+            ("POST", r"/search", self._search_gone),
+            ("GET", r"/webhook", self._list_webhooks),
+            ("POST", r"/webhook", self._register_webhooks),
+            ("DELETE", r"/webhook", self._delete_webhooks),
+            ("PUT", r"/webhook/refresh", self._refresh_webhooks),
+        ]
+        path_known = False
+        for method, pattern, handler in routes:
+            match = re.fullmatch(pattern, path)
+            if not match:
+                continue
+            path_known = True
+            if method == request.method:
+                if not main_site and handler not in (self._myself, self._fields):
+                    raise HttpError(404, ["No project could be found on this site."])
+                return handler(request, **match.groupdict())
+        if path_known:
+            raise HttpError(405, [f"Method {request.method} is not allowed for {path}"])
+        raise HttpError(404, [f"No REST resource at {path}"])
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        for fault in self._faults:
+            if fault.remaining > 0 and fault.matches(method, path):
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def _fault_error(self, fault: Fault) -> HttpError:
+        headers = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = str(int(fault.retry_after)) if float(fault.retry_after).is_integer() \
+                else str(fault.retry_after)
+        if fault.status == 429:
+            headers.update({"RateLimit-Reason": "jira-quota-tenant-based", "X-RateLimit-Remaining": "0"})
+            return HttpError(429, ["Rate limit exceeded."], headers=headers)
+        return HttpError(int(fault.status or 500), [f"Injected failure {fault.status}"], headers=headers)
+
+    def _check_rate_limit(self) -> None:
+        if self._rate_limit is None:
+            return
+        limit, window = self._rate_limit
+        moment = time.monotonic()
+        self._request_times = [t for t in self._request_times if moment - t < window]
+        if len(self._request_times) >= limit:
+            wait = max(1, int(window - (moment - self._request_times[0]) + 0.999))
+            reset = datetime.now(timezone.utc) + timedelta(seconds=wait)
+            raise HttpError(429, ["Rate limit exceeded."], headers={
+                "Retry-After": str(wait), "X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%MZ"), "RateLimit-Reason": "jira-burst-based",
+                "X-RateLimit-NearLimit": "true"})
+        self._request_times.append(moment)
+
+    def _record(self, request: Request, request_body: bytes, response: Response) -> None:
+        match = re.fullmatch(r"/ex/jira/[^/]+(/rest/api/3/.*)", request.path)
+        if not match:
+            return
+        self._exchanges.append({
+            "method": request.method,
+            "path": match.group(1),
+            "query": request.query_string.decode("latin-1"),
+            "content_type": request.headers.get("Content-Type", ""),
+            "body": request_body,
+            "status": response.status_code,
+            "response_content_type": response.headers.get("Content-Type", ""),
+            "response_body": response.get_data(),
+        })
+
+    # OAuth ------------------------------------------------------------------------------------------------------------
+
+    def _new_grant(self) -> str:
+        grant = "grant-" + secrets.token_hex(6)
+        self._grants[grant] = {"alive": True, "created": self.now()}
+        return grant
+
+    def _new_refresh_token(self, grant: str) -> str:
+        token = "sbx-rt-" + secrets.token_urlsafe(24)
+        self._refresh_tokens[token] = {"grant": grant, "issued_at": self.now(), "rotated_at": None, "access": None}
+        return token
+
+    def _issue_pair(self, grant: str) -> dict[str, Any]:
+        refresh = self._new_refresh_token(grant)
+        access = "sbx-at-" + secrets.token_urlsafe(24)
+        self._access_tokens[access] = {"grant": grant, "expires_at": self.now() + self.access_token_lifetime}
+        self._refresh_tokens[refresh]["access"] = access
+        return {"access_token": access, "refresh_token": refresh, "expires_in": int(self.access_token_lifetime),
+                "token_type": "Bearer", "scope": "read:jira-work write:jira-work manage:jira-webhook offline_access"}
+
+    def _token_endpoint(self, request: Request) -> Response:
+        if request.mimetype != "application/json":
+            raise HttpError(400, body={"error": "invalid_request",
+                                       "error_description": "the token endpoint takes a JSON body"})
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise HttpError(400, body={"error": "invalid_request", "error_description": "body is not a JSON object"})
+        if body.get("client_id") != self.client_id or not hmac.compare_digest(
+                str(body.get("client_secret", "")), self.client_secret):
+            raise HttpError(401, body={"error": "access_denied", "error_description": "Unauthorized"})
+        grant_type = body.get("grant_type")
+        if grant_type == "authorization_code":
+            code = self._codes.pop(str(body.get("code", "")), None)
+            if not code or code["expires_at"] < self.now() or code["redirect_uri"] != body.get("redirect_uri"):
+                raise HttpError(403, body={"error": "invalid_grant", "error_description": "Invalid authorization code"})
+            return _json_response(200, self._issue_pair(self._new_grant()))
+        if grant_type == "refresh_token":
+            return _json_response(200, self._rotate(str(body.get("refresh_token", ""))))
+        raise HttpError(400, body={"error": "unsupported_grant_type", "error_description": f"{grant_type!r}"})
+
+    def _rotate(self, token: str) -> dict[str, Any]:
+        invalid = HttpError(403, body={"error": "invalid_grant",
+                                       "error_description": "Unknown or invalid refresh token."})
+        record = self._refresh_tokens.get(token)
+        if record is None or not self._grants[record["grant"]]["alive"]:
+            raise invalid
+        moment = self.now()
+        grant = self._grants[record["grant"]]
+        if moment - grant["created"] > 365 * 86400 or (record["rotated_at"] is None
+                                                       and moment - record["issued_at"] > 90 * 86400):
+            grant["alive"] = False
+            raise invalid
+        if record["rotated_at"] is not None and moment - record["rotated_at"] > self.refresh_leeway_seconds:
+            grant["alive"] = False  # a replay outside the leeway: the whole chain is revoked
+            raise invalid
+        if record["rotated_at"] is None:
+            record["rotated_at"] = moment
+            companion = self._access_tokens.get(record["access"] or "")
+            if companion:  # the old access token stays usable for the leeway only
+                companion["expires_at"] = min(companion["expires_at"], moment + self.refresh_leeway_seconds)
+        self._refreshes += 1
+        return self._issue_pair(record["grant"])
+
+    def _authenticate(self, request: Request) -> str:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        record = self._access_tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if record is None or not self._grants[record["grant"]]["alive"] or record["expires_at"] <= self.now():
+            raise HttpError(401, ["You are not authorized to perform this operation: the access token is missing, "
+                                  "expired or revoked."])
+        return record["grant"]
+
+    def _accessible_resources(self) -> list[dict[str, Any]]:
+        """Every site of the grant, the connector's own last: callers must match on ``url``, not take the first."""
+        scopes = ["read:jira-work", "write:jira-work", "manage:jira-webhook"]
+        avatar = "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/rocket.png"
+        return [{"id": self.cloud_ids[site], "url": site, "name": site.split("//")[-1].split(".")[0],
+                 "scopes": scopes, "avatarUrl": avatar} for site in reversed(self.sites)]
+
+    # REST: users, project, fields -------------------------------------------------------------------------------------
+
+    def _myself(self, request: Request) -> Response:
+        return _json_response(200, self._user_json(CONNECTOR_ACCOUNT))
+
+    def _project(self, request: Request, key: str) -> Response:
+        if key not in (self.project_key, self.project_id):
+            raise HttpError(404, [f"No project could be found with key '{key}'."])
+        return _json_response(200, {**self._project_json(), "issueTypes": [
+            {"id": type_id, "name": name, "self": f"{self._site_api()}/issuetype/{type_id}", "subtask": False,
+             "hierarchyLevel": 0, "description": name} for name, type_id in ISSUE_TYPES.items()]})
+
+    def _fields(self, request: Request) -> Response:
+        system = [("summary", "Summary", "string"), ("description", "Description", "string"),
+                  ("status", "Status", "status"), ("labels", "Labels", "array"), ("assignee", "Assignee", "user"),
+                  ("reporter", "Reporter", "user"), ("project", "Project", "project"),
+                  ("issuetype", "Issue Type", "issuetype"), ("resolution", "Resolution", "resolution"),
+                  ("created", "Created", "datetime"), ("updated", "Updated", "datetime")]
+        fields = [{"id": fid, "key": fid, "name": name, "custom": False, "orderable": True, "navigable": True,
+                   "searchable": True, "clauseNames": [fid], "schema": {"type": kind, "system": fid}}
+                  for fid, name, kind in system]
+        fields.append({
+            "id": self.external_id_field, "key": self.external_id_field, "name": self.external_id_field_name,
+            "custom": True, "orderable": True, "navigable": True, "searchable": True,
+            "clauseNames": [f"cf[{self.external_id_field_number}]", self.external_id_field_name],
+            "schema": {"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield",
+                       "customId": int(self.external_id_field_number)}})
+        return _json_response(200, fields)
+
+    # REST: issues -----------------------------------------------------------------------------------------------------
+
+    def _create_issue(self, request: Request) -> Response:
+        body = _json_body(request)
+        fields = body.get("fields")
+        if not isinstance(fields, dict):
+            raise HttpError(400, ["The request body must contain 'fields'."])
+        if "update" in body and body["update"]:
+            raise HttpError(400, ["The sandbox supports 'fields' only when creating issues."])
+        errors: dict[str, str] = {}
+        project = fields.get("project")
+        if not isinstance(project, dict) or not (project.get("key") == self.project_key
+                                                 or str(project.get("id")) == self.project_id):
+            errors["project"] = "Specify a valid project ID or key"
+        issue_type = fields.get("issuetype")
+        type_name = None
+        if isinstance(issue_type, dict):
+            type_name = next((name for name, type_id in ISSUE_TYPES.items()
+                              if issue_type.get("name") == name or str(issue_type.get("id")) == type_id), None)
+        if type_name is None:
+            errors["issuetype"] = "Specify an issue type"
+        messages: list[str] = []
+        values = self._validated_fields({k: v for k, v in fields.items() if k not in ("project", "issuetype")},
+                                        errors, messages)
+        if not values.get("summary"):
+            errors.setdefault("summary", "You must specify a summary of the issue.")
+        if errors:
+            raise HttpError(400, messages, errors)
+        issue = self._new_issue({"description": None, "labels": [], "assignee": None,
+                                 self.external_id_field: None, **values, "issuetype": type_name},
+                                created=self.now())
+        return _json_response(201, {"id": str(issue.id), "key": issue.key, "self": self._issue_url(issue)})
+
+    def _get_issue(self, request: Request, key: str) -> Response:
+        issue = self._find_issue_or_404(key)
+        wanted = request.args.get("fields")
+        return _json_response(200, self._issue_json(issue, wanted.split(",") if wanted is not None else None))
+
+    def _edit_issue(self, request: Request, key: str) -> Response:
+        issue = self._find_issue_or_404(key)
+        body = _json_body(request)
+        fields = body.get("fields") or {}
+        update = body.get("update") or {}
+        if not isinstance(fields, dict) or not isinstance(update, dict):
+            raise HttpError(400, ["'fields' and 'update' must be objects."])
+        both = set(fields) & set(update)
+        if both:
+            raise HttpError(400, errors={name: "Field can be set in either 'fields' or 'update', not both."
+                                         for name in both})
+        errors: dict[str, str] = {}
+        messages: list[str] = []
+        values = self._validated_fields(fields, errors, messages)
+        for name, operations in update.items():
+            values.update(self._apply_update_operations(issue, name, operations, errors))
+        if errors:
+            raise HttpError(400, messages, errors)
+        items = []
+        for name, value in values.items():
+            old = issue.fields.get(name)
+            if old != value:
+                items.append({"field": name, "fieldtype": "custom" if name.startswith("customfield_") else "jira",
+                              "fieldId": name, "from": None, "fromString": _display(old), "to": None,
+                              "toString": _display(value)})
+        if items:
+            self._write(issue, values, self._changelog_entry(CONNECTOR_ACCOUNT, items))
+        if request.args.get("returnIssue", "false").lower() == "true":
+            return _json_response(200, self._issue_json(issue, None))
+        return Response(status=204)
+
+    def _apply_update_operations(self, issue: Issue, name: str, operations: Any,
+                                 errors: dict[str, str]) -> dict[str, Any]:
+        if not isinstance(operations, list):
+            errors[name] = "Update operations must be a list."
+            return {}
+        if name == "labels":
+            labels = list(issue.fields.get("labels") or [])
+            for operation in operations:
+                for verb, value in (operation or {}).items():
+                    if verb == "add" and isinstance(value, str) and value not in labels:
+                        labels.append(value)
+                    elif verb == "remove" and value in labels:
+                        labels.remove(value)
+                    elif verb == "set" and isinstance(value, list):
+                        labels = list(value)
+            return self._validated_fields({"labels": labels}, errors)
+        sets = [operation["set"] for operation in operations if isinstance(operation, dict) and "set" in operation]
+        if len(sets) != len(operations) or not sets:
+            errors[name] = f"The sandbox supports only 'set' operations on '{name}'."
+            return {}
+        return self._validated_fields({name: sets[-1]}, errors)
+
+    def _validated_fields(self, fields: Mapping[str, Any], errors: dict[str, str],
+                          messages: list[str] | None = None) -> dict[str, Any]:
+        """Check settable fields the way Jira does; returns stored values (assignee as an account id).
+
+        Field problems go to ``errors``; problems worth a sentence of their own (invalid ADF) also to ``messages``.
+        """
+        messages = [] if messages is None else messages
+        values: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name == "summary":
+                if not isinstance(value, str) or not value.strip():
+                    errors[name] = "You must specify a summary of the issue."
+                elif len(value) > 255:
+                    errors[name] = "Summary must be less than 255 characters."
+                elif "\n" in value or "\r" in value:
+                    errors[name] = "The summary is invalid because it contains newline characters."
+                else:
+                    values[name] = value
+            elif name == "description":
+                problem = None if value is None else adf_problem(value)
+                if problem:
+                    errors[name] = f"Operation value must be an Atlassian Document (see the Atlassian Document " \
+                                   f"Format): {problem}"
+                    messages.append(f"The {name} is not a valid Atlassian Document.")
+                else:
+                    values[name] = value
+            elif name == self.external_id_field:
+                if value is not None and not isinstance(value, str):
+                    errors[name] = "Operation value must be a string"
+                elif value is not None and len(value) > 255:
+                    errors[name] = "The entered text is too long. It exceeds the allowed limit of 255 characters."
+                else:
+                    values[name] = value
+            elif name == "labels":
+                if not isinstance(value, list) or not all(isinstance(label, str) and label for label in value):
+                    errors[name] = "Labels must be a list of non-empty strings."
+                elif any(re.search(r"\s", label) for label in value):
+                    spaced = next(label for label in value if re.search(r"\s", label))
+                    errors[name] = f"The label '{spaced}' contains spaces which is invalid."
+                else:
+                    values[name] = list(dict.fromkeys(value))
+            elif name == "assignee":
+                account = value.get("accountId") if isinstance(value, dict) else None
+                if value is not None and account not in self._users:
+                    errors[name] = "Specified user does not exist or you do not have required permissions"
+                else:
+                    values[name] = account
+            else:
+                errors[name] = f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
+        return values
+
+    def _list_comments(self, request: Request, key: str) -> Response:
+        issue = self._find_issue_or_404(key)
+        start = int(request.args.get("startAt", 0))
+        limit = int(request.args.get("maxResults", 100))
+        page = issue.comments[start: start + limit]
+        return _json_response(200, {"startAt": start, "maxResults": limit, "total": len(issue.comments),
+                                    "comments": page})
+
+    def _add_comment(self, request: Request, key: str) -> Response:
+        issue = self._find_issue_or_404(key)
+        body = _json_body(request).get("body")
+        if body is None or not _adf_has_text(body):
+            raise HttpError(400, ["Comment body can not be empty!"], {"comment": "Comment body can not be empty!"})
+        problem = adf_problem(body)
+        if problem:
+            raise HttpError(400, [f"The comment body is not a valid Atlassian Document: {problem}"])
+        if len(issue.comments) >= self.max_comments_per_issue:
+            raise HttpError(413, ["This issue has reached its comment limit."])
+        stamp = _jira_time(self.now())
+        author = self._user_json(CONNECTOR_ACCOUNT)
+        comment = {"self": f"{self._issue_url(issue)}/comment/{next(self._comment_ids)}", "author": author,
+                   "body": body, "updateAuthor": author, "created": stamp, "updated": stamp, "jsdPublic": True}
+        comment["id"] = comment["self"].rsplit("/", 1)[1]
+        issue.comments.append(comment)
+        return _json_response(201, comment)
+
+    def _list_transitions(self, request: Request, key: str) -> Response:
+        issue = self._find_issue_or_404(key)
+        return _json_response(200, {"transitions": self._transitions_for(issue)})
+
+    def _do_transition(self, request: Request, key: str) -> Response:
+        issue = self._find_issue_or_404(key)
+        body = _json_body(request)
+        transition_id = str((body.get("transition") or {}).get("id", ""))
+        target = next((name for name, (_, _, tid, _) in STATUSES.items()
+                       if tid == transition_id and name != issue.fields["status"]), None)
+        if target is None:
+            raise HttpError(400, [f"Transition id '{transition_id}' is not valid for this issue."])
+        resolution = ((body.get("fields") or {}).get("resolution") or {}).get("name")
+        if resolution is not None and resolution not in RESOLUTIONS:
+            raise HttpError(400, errors={"resolution": f"Resolution '{resolution}' does not exist."})
+        extra = set(body.get("fields") or {}) - {"resolution"}
+        if extra:
+            raise HttpError(400, errors={name: f"Field '{name}' cannot be set. It is not on the appropriate screen, "
+                                               f"or unknown." for name in extra})
+        for operation in ((body.get("update") or {}).get("comment") or []):
+            comment = (operation or {}).get("add", {}).get("body")
+            problem = adf_problem(comment)
+            if problem:
+                raise HttpError(400, [f"The comment body is not a valid Atlassian Document: {problem}"])
+            stamp = _jira_time(self.now())
+            author = self._user_json(CONNECTOR_ACCOUNT)
+            comment_id = str(next(self._comment_ids))
+            issue.comments.append({"self": f"{self._issue_url(issue)}/comment/{comment_id}", "id": comment_id,
+                                   "author": author, "body": comment, "updateAuthor": author, "created": stamp,
+                                   "updated": stamp, "jsdPublic": True})
+        self._move(issue, target, CONNECTOR_ACCOUNT, resolution)
+        return Response(status=204)
+
+    # REST: search -----------------------------------------------------------------------------------------------------
+
+    def _search_gone(self, request: Request) -> Response:
+        raise HttpError(410, [SEARCH_GONE])
+
+    def _search(self, request: Request) -> Response:
+        if request.method == "POST":
+            body = _json_body(request)
+        else:
+            body = {key: request.args.get(key) for key in ("jql", "nextPageToken", "maxResults", "fields",
+                                                           "reconcileIssues") if request.args.get(key) is not None}
+            for key in ("fields", "reconcileIssues"):
+                if key in body:
+                    body[key] = [part for part in body[key].split(",") if part]
+        jql = body.get("jql")
+        if not isinstance(jql, str) or not jql.strip():
+            raise HttpError(400, ["Unbounded JQL queries are not allowed here. Please add a search restriction "
+                                  "to your query."])
+        try:
+            limit = int(body.get("maxResults") or 50)
+            reconcile = {int(i) for i in body.get("reconcileIssues") or []}
+        except (TypeError, ValueError):
+            raise HttpError(400, ["maxResults and reconcileIssues must be integers."]) from None
+        if len(reconcile) > 50:
+            raise HttpError(400, ["reconcileIssues accepts at most 50 issue IDs."])
+        fields = body.get("fields")
+        if isinstance(fields, str):
+            fields = fields.split(",")
+        clause, order = self._parse_jql(jql, for_search=True)
+        moment = self.now()
+        hits = []
+        for issue in self._issues.values():
+            visible = issue.fields if (issue.id in reconcile or moment >= issue.indexed_at) else issue.index_snapshot
+            if visible is not None and self._evaluate(clause, issue, visible, moment):
+                hits.append((issue, visible))
+        hits.sort(key=lambda hit: hit[0].id, reverse=True)
+        for name, descending in reversed(order):
+            hits.sort(key=lambda hit: self._order_key(name, hit[0], hit[1]), reverse=descending)
+        only_ids = not fields or set(fields) <= {"id", "key"}
+        page_size = max(1, min(limit, 5000 if only_ids else 100))
+        fingerprint = hashlib.sha256(json.dumps([jql, fields], sort_keys=True).encode()).hexdigest()[:16]
+        start = 0
+        if body.get("nextPageToken"):
+            start = _read_page_token(str(body["nextPageToken"]), fingerprint)
+        page = hits[start: start + page_size]
+        issues = [{"id": str(issue.id)} if not fields else
+                  {"expand": "", "id": str(issue.id), "key": issue.key, "self": self._issue_url(issue),
+                   "fields": self._render_fields(issue, visible, fields)} for issue, visible in page]
+        result: dict[str, Any] = {"issues": issues, "isLast": start + page_size >= len(hits)}
+        if not result["isLast"]:
+            token = json.dumps({"q": fingerprint, "o": start + page_size}).encode()
+            result["nextPageToken"] = base64.urlsafe_b64encode(token).decode().rstrip("=")
+        return _json_response(200, result)
+
+    # REST: webhooks ---------------------------------------------------------------------------------------------------
+
+    def _list_webhooks(self, request: Request) -> Response:
+        start = int(request.args.get("startAt", 0))
+        limit = int(request.args.get("maxResults", 100))
+        hooks = [self._webhook_json(hook) for hook in sorted(self._webhooks.values(), key=lambda h: h["id"])]
+        page = hooks[start: start + limit]
+        return _json_response(200, {"startAt": start, "maxResults": limit, "total": len(hooks),
+                                    "isLast": start + limit >= len(hooks), "values": page})
+
+    def _register_webhooks(self, request: Request) -> Response:
+        body = _json_body(request)
+        url, entries = body.get("url"), body.get("webhooks")
+        if not isinstance(url, str) or not re.match(r"https?://", url) or not isinstance(entries, list):
+            raise HttpError(400, ["'url' (an absolute URL) and 'webhooks' (a list) are required."])
+        others = {hook["url"] for hook in self._webhooks.values()} - {url}
+        if others:
+            raise HttpError(400, ["Only a single URL per app is allowed to be registered."])
+        results = []
+        for entry in entries:
+            results.append(self._register_one(url, entry if isinstance(entry, dict) else {}))
+        return _json_response(200, {"webhookRegistrationResult": results})
+
+    def _register_one(self, url: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+        events = entry.get("events")
+        if not isinstance(events, list) or not events or any(e not in WEBHOOK_EVENTS for e in events):
+            return {"errors": [f"events must be a non-empty list of {', '.join(WEBHOOK_EVENTS)}"]}
+        jql = entry.get("jqlFilter")
+        if not isinstance(jql, str) or not jql.strip():
+            return {"errors": ["The JQL filter is required."]}
+        try:
+            clause, _ = self._parse_jql(jql, for_search=False)
+        except HttpError as error:
+            return {"errors": list(error.body.get("errorMessages") or ["Invalid JQL filter."])}
+        live = [hook for hook in self._webhooks.values() if hook["expires_at"] > self.now()]
+        if len(live) >= self.max_dynamic_webhooks:
+            return {"errors": [f"The app has reached the limit of {self.max_dynamic_webhooks} webhooks per user "
+                               f"and site."]}
+        hook_id = next(self._webhook_ids)
+        self._webhooks[hook_id] = {
+            "id": hook_id, "url": url, "events": list(events), "jqlFilter": jql, "clause": clause,
+            "fieldIdsFilter": list(entry["fieldIdsFilter"]) if entry.get("fieldIdsFilter") else None,
+            "expires_at": self.now() + WEBHOOK_LIFETIME.total_seconds(),
+        }
+        return {"createdWebhookId": hook_id}
+
+    def _delete_webhooks(self, request: Request) -> Response:
+        for hook_id in self._webhook_id_list(request):
+            self._webhooks.pop(hook_id, None)
+        return Response(status=202)
+
+    def _refresh_webhooks(self, request: Request) -> Response:
+        expires_at = self.now() + WEBHOOK_LIFETIME.total_seconds()
+        for hook_id in self._webhook_id_list(request):
+            hook = self._webhooks.get(hook_id)
+            if hook is not None and hook["expires_at"] > self.now():  # expired webhooks cannot be revived
+                hook["expires_at"] = expires_at
+        return _json_response(200, {"expirationDate": int(expires_at * 1000)})
+
+    def _webhook_id_list(self, request: Request) -> list[int]:
+        ids = _json_body(request).get("webhookIds")
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise HttpError(400, ["'webhookIds' must be a list of integers."])
+        return ids
+
+    def _webhook_json(self, hook: Mapping[str, Any]) -> dict[str, Any]:
+        shown = {"id": hook["id"], "url": hook["url"], "events": list(hook["events"]), "jqlFilter": hook["jqlFilter"],
+                 "expirationDate": int(hook["expires_at"] * 1000)}
+        if hook["fieldIdsFilter"]:
+            shown["fieldIdsFilter"] = list(hook["fieldIdsFilter"])
+        return shown
+
+    # webhook deliveries -----------------------------------------------------------------------------------------------
+
+    def _plan_deliveries(self, issue: Issue, change: Mapping[str, Any]) -> list[Delivery]:
+        planned = []
+        moment = self.now()
+        changed_fields = {item["fieldId"] for item in change["items"]}
+        for hook in self._admin_webhooks:
+            if "jira:issue_updated" in hook["events"] and (
+                    hook["jql"] is None or self._evaluate(hook["jql"], issue, issue.fields, moment)):
+                body = self._event_body(issue, change, ())
+                planned.append(Delivery(str(next(self._delivery_ids)), hook["url"], body, "admin", hook["secret"]))
+        matched: dict[str, list[int]] = {}
+        for hook in sorted(self._webhooks.values(), key=lambda h: h["id"]):
+            if (hook["expires_at"] > moment and "jira:issue_updated" in hook["events"]
+                    and (not hook["fieldIdsFilter"] or changed_fields & set(hook["fieldIdsFilter"]))
+                    and self._evaluate(hook["clause"], issue, issue.fields, moment)):
+                matched.setdefault(hook["url"], []).append(hook["id"])
+        for url, ids in matched.items():
+            body = self._event_body(issue, change, tuple(ids))
+            planned.append(Delivery(str(next(self._delivery_ids)), url, body, "dynamic", webhook_ids=tuple(ids)))
+        return planned
+
+    def _event_body(self, issue: Issue, change: Mapping[str, Any], matched_ids: tuple[int, ...]) -> bytes:
+        payload: dict[str, Any] = {
+            "timestamp": int(self.now() * 1000),
+            "webhookEvent": "jira:issue_updated",
+            "issue_event_type_name": "issue_generic",
+            "user": self._user_json(change["author"]["accountId"]),
+            "issue": {"id": str(issue.id), "self": self._issue_url(issue), "key": issue.key,
+                      "fields": self._render_fields(issue, issue.fields, None)},
+            "changelog": {"id": change["id"], "items": change["items"]},
+        }
+        if matched_ids:
+            payload["matchedWebhookIds"] = list(matched_ids)
+        return json.dumps(payload).encode("utf-8")
+
+    def _delivery_headers(self, delivery: Delivery, retry: int) -> dict[str, str]:
+        headers = {"Content-Type": "application/json; charset=UTF-8", "User-Agent": "Atlassian Webhook HTTP Client",
+                   "X-Atlassian-Webhook-Identifier": delivery.identifier, "X-Atlassian-Webhook-Flow": "Primary"}
+        if retry:
+            headers["X-Atlassian-Webhook-Retry"] = str(retry)
+        if delivery.kind == "admin" and delivery.secret:
+            headers["X-Hub-Signature"] = sign_hub(delivery.secret, delivery.body)
+        elif delivery.kind == "dynamic":
+            issued = int(time.time())  # the receiver's clock judges the JWT, not the sandbox clock
+            claims = {"iss": self.client_id, "aud": self.client_id, "sub": CONNECTOR_ACCOUNT, "iat": issued,
+                      "exp": issued + 180, "context": {"cloudId": self.cloud_id}}
+            headers["Authorization"] = "Bearer " + jwt.encode(claims, self.client_secret, algorithm="HS256")
+        return headers
+
+    def _deliver(self, delivery: Delivery) -> list[dict[str, Any]]:
+        """At-least-once: retry on 408/409/425/429/5xx or a failed connection; then ``duplicate_deliveries`` copies."""
+        attempts = []
+        while len(attempts) < self.delivery_attempts:
+            attempts.append(self._send_once(delivery, len(attempts)))
+            if not attempts[-1]["will_retry"]:
+                break
+            if self.delivery_retry_delay:
+                time.sleep(self.delivery_retry_delay)
+        if 200 <= attempts[-1].get("status", 0) < 300:
+            for _ in range(self.duplicate_deliveries):
+                attempts.append(self._send_once(delivery, len(attempts)))
+        return attempts
+
+    def _send_once(self, delivery: Delivery, retry: int) -> dict[str, Any]:
+        record: dict[str, Any] = {"identifier": delivery.identifier, "url": delivery.url, "kind": delivery.kind,
+                                  "attempt": retry + 1, "retry": retry, "webhook_ids": list(delivery.webhook_ids)}
+        try:
+            answer = requests.post(delivery.url, data=delivery.body, headers=self._delivery_headers(delivery, retry),
+                                   timeout=(5, 20))
+            record["status"] = answer.status_code
+            record["will_retry"] = answer.status_code in RETRIED_DELIVERY_STATUSES or answer.status_code >= 500
+        except requests.RequestException as exc:
+            record["error"] = type(exc).__name__
+            record["will_retry"] = True
+        with self._lock:
+            self._deliveries.append(record)
+        return record
+
+    # issue state ------------------------------------------------------------------------------------------------------
+
+    def _new_issue(self, fields: dict[str, Any], *, created: float) -> Issue:
+        issue_id = next(self._issue_ids)
+        values = {"status": "To Do", "resolution": None, "resolutiondate": None, "issuetype": "Task",
+                  "reporter": CONNECTOR_ACCOUNT, "created": created, "updated": created,
+                  "statuscategorychangedate": created, **fields}
+        issue = Issue(issue_id, f"{self.project_key}-{next(self._issue_numbers)}", values,
+                      indexed_at=created + self.search_lag_seconds, index_snapshot=None)
+        self._issues[issue_id] = issue
+        return issue
+
+    def _write(self, issue: Issue, values: Mapping[str, Any], change: dict[str, Any]) -> None:
+        """Change fields; search keeps showing the previous version for ``search_lag_seconds``."""
+        moment = self.now()
+        visible = issue.fields if moment >= issue.indexed_at else issue.index_snapshot
+        issue.index_snapshot = copy.deepcopy(visible)
+        issue.fields.update(values)
+        issue.fields["updated"] = moment
+        issue.indexed_at = moment + self.search_lag_seconds
+        issue.changelog.append(change)
+
+    def _move(self, issue: Issue, status: str, actor: str, resolution: str | None = None) -> dict[str, Any]:
+        old_status, old_resolution = issue.fields["status"], issue.fields.get("resolution")
+        new_resolution, resolved_at = self._resolution_for(status, resolution, issue.fields.get("resolutiondate"))
+        items = [self._status_item(old_status, status)]
+        if new_resolution != old_resolution:
+            items.append({"field": "resolution", "fieldtype": "jira", "fieldId": "resolution",
+                          "from": RESOLUTIONS.get(old_resolution or ""), "fromString": old_resolution,
+                          "to": RESOLUTIONS.get(new_resolution or ""), "toString": new_resolution})
+        change = self._changelog_entry(actor, items)
+        values = {"status": status, "resolution": new_resolution, "resolutiondate": resolved_at}
+        if STATUSES[status][1] != STATUSES[old_status][1]:
+            values["statuscategorychangedate"] = self.now()
+        self._write(issue, values, change)
+        return change
+
+    def _resolution_for(self, status: str, requested: str | None, resolved_at: float | None) -> tuple[Any, Any]:
+        """Done-category statuses carry a resolution (by default named like the status); others carry none."""
+        if STATUSES[status][1] != "done":
+            return None, None
+        return requested or (status if status in RESOLUTIONS else "Done"), resolved_at or self.now()
+
+    def _status_item(self, old: str, new: str) -> dict[str, Any]:
+        return {"field": "status", "fieldtype": "jira", "fieldId": "status", "from": STATUSES[old][0],
+                "fromString": old, "to": STATUSES[new][0], "toString": new}
+
+    def _changelog_entry(self, actor: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"id": str(next(self._changelog_ids)), "author": self._user_json(actor),
+                "created": _jira_time(self.now()), "items": items}
+
+    def _find_issue(self, key: str) -> Issue:
+        for issue in self._issues.values():
+            if issue.key == key or str(issue.id) == str(key):
+                return issue
+        raise KeyError(f"no issue {key} in the sandbox")
+
+    def _find_issue_or_404(self, key: str) -> Issue:
+        try:
+            return self._find_issue(key)
+        except KeyError:
+            raise HttpError(404, ["Issue does not exist or you do not have permission to see it."]) from None
+
+    def _transitions_for(self, issue: Issue) -> list[dict[str, Any]]:
+        return [{"id": transition_id, "name": name, "to": self._status_json(status), "hasScreen": False,
+                 "isGlobal": True, "isInitial": False, "isAvailable": True, "isConditional": False, "looped": False}
+                for status, (_, _, transition_id, name) in STATUSES.items() if status != issue.fields["status"]]
+
+    # JQL --------------------------------------------------------------------------------------------------------------
+
+    def _parse_jql(self, jql: str, *, for_search: bool) -> tuple[Any, list[tuple[str, bool]]]:
+        try:
+            clause, order = _JqlParser(jql).parse()
+            if clause is None:
+                raise JqlError("Unbounded JQL queries are not allowed here. Please add a search restriction to your "
+                               "query.")
+            if not for_search and order:
+                raise JqlError("ORDER BY is not supported in webhook JQL filters.")
+            self._check_clauses(clause, for_search)
+            for name, _ in order:
+                if self._field_of(name) not in ("created", "updated", "issuekey", "status", "summary"):
+                    raise JqlError(f"Field '{name}' cannot be used in ORDER BY here.")
+        except JqlError as error:
+            raise HttpError(400, [str(error)]) from None
+        return clause, order
+
+    def _field_of(self, name: str) -> str:
+        lowered = name.strip().lower()
+        aliases = {"project": "project", "issuekey": "issuekey", "key": "issuekey", "id": "issuekey",
+                   "issuetype": "issuetype", "type": "issuetype", "status": "status",
+                   "statuscategory": "statuscategory", "assignee": "assignee", "reporter": "reporter",
+                   "labels": "labels", "summary": "summary", "created": "created", "updated": "updated",
+                   f"cf[{self.external_id_field_number}]": self.external_id_field,
+                   self.external_id_field_name.lower(): self.external_id_field}
+        if lowered in aliases:
+            return aliases[lowered]
+        if lowered == self.external_id_field:
+            raise JqlError(f"Field '{name}' does not exist or you do not have permission to view it. Custom fields "
+                           f"are written cf[{self.external_id_field_number}] in JQL.")
+        raise JqlError(f"Field '{name}' does not exist or you do not have permission to view it.")
+
+    def _check_clauses(self, node: Any, for_search: bool) -> None:
+        kind = node[0]
+        if kind in ("and", "or"):
+            for part in node[1]:
+                self._check_clauses(part, for_search)
+            return
+        if kind == "not":
+            if not for_search:
+                raise JqlError("The NOT operator is unsupported in webhook JQL filters.")
+            self._check_clauses(node[1], for_search)
+            return
+        _, name, operator, value = node
+        if not for_search and name.lower().startswith("cf["):
+            raise JqlError(f"The clause {name} is unsupported: webhook filters support only the epic label custom "
+                           f"field.")
+        target = self._field_of(name)
+        text_fields = ("summary", self.external_id_field)
+        if not for_search and (target not in ("issuekey", "project", "issuetype", "status", "assignee", "reporter")
+                               or operator not in ("=", "!=", "in", "not in")):
+            raise JqlError(f"The clause {name} {operator.upper()} is unsupported in webhook JQL filters.")
+        label = self.external_id_field_name if target == self.external_id_field else name
+        if target in text_fields:
+            if operator not in ("~", "!~", "is", "is not"):
+                raise JqlError(f"The operator '{operator.upper()}' is not supported by the '{label}' field.")
+            if operator in ("~", "!~"):
+                _text_terms(value)
+            return
+        if operator in ("~", "!~"):
+            raise JqlError(f"The operator '{operator}' is not supported by the '{name}' field.")
+        if target in ("created", "updated"):
+            if operator not in (">", ">=", "<", "<=", "is", "is not"):
+                raise JqlError(f"The operator '{operator.upper()}' is not supported by the '{name}' field here.")
+            if value is not None:
+                _jql_time(value, 0.0)
+            return
+        if operator in (">", ">=", "<", "<="):
+            raise JqlError(f"The operator '{operator}' is not supported by the '{name}' field.")
+        for item in value if isinstance(value, list) else ([value] if value is not None else []):
+            self._check_value(target, name, item)
+
+    def _check_value(self, target: str, name: str, value: str) -> None:
+        known = {
+            "project": {self.project_key.lower(), self.project_id, "acumatica payables"},
+            "issuetype": {n.lower() for n in ISSUE_TYPES} | set(ISSUE_TYPES.values()),
+            "status": {n.lower() for n in STATUSES} | {s[0] for s in STATUSES.values()},
+            "statuscategory": {k for k in CATEGORIES} | {c["name"].lower() for c in CATEGORIES.values()}
+            | {str(c["id"]) for c in CATEGORIES.values()},
+        }.get(target)
+        if known is not None and value.lower() not in known:
+            raise JqlError(f"The value '{value}' does not exist for the field '{name}'.")
+
+    def _evaluate(self, node: Any, issue: Issue, fields: Mapping[str, Any], moment: float) -> bool:
+        kind = node[0]
+        if kind == "and":
+            return all(self._evaluate(part, issue, fields, moment) for part in node[1])
+        if kind == "or":
+            return any(self._evaluate(part, issue, fields, moment) for part in node[1])
+        if kind == "not":
+            return not self._evaluate(node[1], issue, fields, moment)
+        _, name, operator, value = node
+        target = self._field_of(name)
+        if target in ("summary", self.external_id_field):
+            actual = fields.get(target)
+            if operator in ("is", "is not"):
+                return (not actual) == (operator == "is")
+            return _text_matches(value, actual) == (operator == "~")
+        if target in ("created", "updated"):
+            stamp = fields.get(target)
+            if operator in ("is", "is not"):
+                return (stamp is None) == (operator == "is")
+            bound = _jql_time(value, moment)
+            return {">": stamp > bound, ">=": stamp >= bound, "<": stamp < bound, "<=": stamp <= bound}[operator]
+        candidates = self._comparable(target, issue, fields)
+        if operator in ("is", "is not"):
+            return (not candidates) == (operator == "is")
+        wanted = {v.lower() for v in (value if isinstance(value, list) else [value])}
+        hit = bool(candidates & wanted)
+        return hit if operator in ("=", "in") else not hit
+
+    def _comparable(self, target: str, issue: Issue, fields: Mapping[str, Any]) -> set[str]:
+        """Every spelling a JQL value may use for the issue's value of ``target`` (name, id, key), lower-cased."""
+        if target == "project":
+            return {self.project_key.lower(), self.project_id, "acumatica payables"}
+        if target == "issuekey":
+            return {issue.key.lower(), str(issue.id)}
+        if target == "issuetype":
+            return {fields["issuetype"].lower(), ISSUE_TYPES[fields["issuetype"]]}
+        if target == "status":
+            return {fields["status"].lower(), STATUSES[fields["status"]][0]}
+        if target == "statuscategory":
+            category = CATEGORIES[STATUSES[fields["status"]][1]]
+            return {category["key"], category["name"].lower(), str(category["id"])}
+        if target in ("assignee", "reporter"):
+            return {fields[target].lower()} if fields.get(target) else set()
+        if target == "labels":
+            return {label.lower() for label in fields.get("labels") or []}
+        raise JqlError(f"Field '{target}' cannot be compared here.")
+
+    def _order_key(self, name: str, issue: Issue, fields: Mapping[str, Any]) -> Any:
+        target = self._field_of(name)
+        if target == "issuekey":
+            return issue.id
+        if target in ("created", "updated"):
+            return fields.get(target) or 0
+        return str(fields.get(target) or "")
+
+    # rendering --------------------------------------------------------------------------------------------------------
+
+    def _site_api(self) -> str:
+        return f"{self.site_url}/rest/api/3"
+
+    def _issue_url(self, issue: Issue) -> str:
+        return f"{self._site_api()}/issue/{issue.id}"
+
+    def _user_json(self, account_id: str) -> dict[str, Any]:
+        return {"self": f"{self._site_api()}/user?accountId={account_id}", "accountId": account_id,
+                "accountType": "app" if account_id == CONNECTOR_ACCOUNT else "atlassian",
+                "displayName": self._users.get(account_id, account_id), "active": True, "timeZone": "UTC"}
+
+    def _project_json(self) -> dict[str, Any]:
+        return {"self": f"{self._site_api()}/project/{self.project_id}", "id": self.project_id,
+                "key": self.project_key, "name": "Acumatica payables", "projectTypeKey": "software",
+                "simplified": False, "style": "classic"}
+
+    def _status_json(self, name: str) -> dict[str, Any]:
+        status_id, category_key, _, _ = STATUSES[name]
+        category = CATEGORIES[category_key]
+        return {"self": f"{self._site_api()}/status/{status_id}", "description": "", "iconUrl": "",
+                "name": name, "id": status_id,
+                "statusCategory": {"self": f"{self._site_api()}/statuscategory/{category['id']}", **category}}
+
+    def _render_fields(self, issue: Issue, fields: Mapping[str, Any], wanted: Iterable[str] | None) -> dict[str, Any]:
+        resolution = fields.get("resolution")
+        rendered = {
+            "summary": fields.get("summary"),
+            "description": copy.deepcopy(fields.get("description")),
+            "labels": list(fields.get("labels") or []),
+            "assignee": self._user_json(fields["assignee"]) if fields.get("assignee") else None,
+            "reporter": self._user_json(fields["reporter"]),
+            "status": self._status_json(fields["status"]),
+            "resolution": {"self": f"{self._site_api()}/resolution/{RESOLUTIONS[resolution]}",
+                           "id": RESOLUTIONS[resolution], "name": resolution, "description": ""}
+            if resolution else None,
+            "resolutiondate": _jira_time(fields["resolutiondate"]) if fields.get("resolutiondate") else None,
+            "issuetype": {"self": f"{self._site_api()}/issuetype/{ISSUE_TYPES[fields['issuetype']]}",
+                          "id": ISSUE_TYPES[fields["issuetype"]], "name": fields["issuetype"], "subtask": False,
+                          "hierarchyLevel": 0},
+            "project": self._project_json(),
+            "created": _jira_time(fields["created"]),
+            "updated": _jira_time(fields["updated"]),
+            "statuscategorychangedate": _jira_time(fields["statuscategorychangedate"]),
+            self.external_id_field: fields.get(self.external_id_field),
+        }
+        if wanted is None:
+            return rendered
+        names = {name.strip() for name in wanted if name.strip()}
+        chosen = set(rendered) if names & {"*all", "*navigable"} else names & set(rendered)
+        chosen -= {name[1:] for name in names if name.startswith("-")}
+        return {name: value for name, value in rendered.items() if name in chosen}
+
+    def _issue_json(self, issue: Issue, wanted: Iterable[str] | None) -> dict[str, Any]:
+        return {"expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
+                "id": str(issue.id), "self": self._issue_url(issue), "key": issue.key,
+                "fields": self._render_fields(issue, issue.fields, wanted)}
+
+# --- ADF validation ---------------------------------------------------------------------------------------------------
+
+@functools.cache
+def adf_validator() -> Draft4Validator:
+    """A draft-04 validator of the official ADF schema that dispatches ``anyOf`` on each node's ``type``.
+
+    Plain ``jsonschema`` tries every branch of ADF's large ``anyOf`` lists against the whole subtree (a quarter of a
+    second for one small table). Branches whose ``type`` enum excludes the node's type would fail anyway, so they are
+    skipped first: the verdict is the same, a hundred times faster.
+    """
+    schema = json.loads(ADF_SCHEMA_PATH.read_text(encoding="utf-8"))
+    definitions = schema["definitions"]
+    plain_any_of = Draft4Validator.VALIDATORS["anyOf"]
+
+    @functools.cache
+    def types_of(reference: str) -> frozenset[str] | None:
+        return node_types(definitions[reference.rsplit("/", 1)[1]])
+
+    def node_types(subschema: Mapping[str, Any]) -> frozenset[str] | None:
+        if "$ref" in subschema:
+            return types_of(subschema["$ref"])
+        if "allOf" in subschema:
+            constraints = [t for t in (node_types(part) for part in subschema["allOf"]) if t is not None]
+            return frozenset.intersection(*constraints) if constraints else None
+        enum = ((subschema.get("properties") or {}).get("type") or {}).get("enum")
+        return frozenset(enum) if enum is not None else None
+
+    def any_of_by_type(validator: Any, branches: list[Any], instance: Any, schema: Any) -> Iterable[SchemaError]:
+        if isinstance(instance, dict) and isinstance(instance.get("type"), str):
+            kind = instance["type"]
+            branches = [b for b in branches if (types := node_types(b)) is None or kind in types]
+            if not branches:
+                yield SchemaError(f"a '{kind}' node is not allowed here")
+                return
+        yield from plain_any_of(validator, branches, instance, schema)
+
+    return validators.extend(Draft4Validator, {"anyOf": any_of_by_type})(schema)
+
+
+def adf_problem(document: Any) -> str | None:
+    """Why ``document`` is not a valid ADF document, or ``None``."""
+    if not isinstance(document, dict) or document.get("type") != "doc" or document.get("version") != 1:
+        return 'the root must be {"type": "doc", "version": 1, "content": [...]}'
+    error = best_match(adf_validator().iter_errors(document))
+    if error is None:
+        return None
+    location = "/".join(str(part) for part in error.absolute_path) or "(root)"
+    return f"{location}: {error.message[:200]}"
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------------
+
+def _json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+    response = Response(json.dumps(body), status=status, content_type="application/json;charset=UTF-8")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    if request.mimetype != "application/json":
+        raise HttpError(415, ["Content-Type must be application/json."])
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise HttpError(400, ["The request body is not a JSON object."])
+    return body
+
+
+def _jira_time(epoch: float) -> str:
+    """``2024-05-01T10:00:00.000+00:00``: Jira's millisecond timestamps, with the RFC 3339 offset the spec demands
+    (real Jira writes ``+0000``; clients must accept both)."""
+    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+00:00"
+
+
+def _jql_time(value: str, moment: float) -> float:
+    """``-15m``/``-2h``/``-1d``/``-1w`` relative to ``moment``, or ``yyyy-MM-dd[ HH:mm]`` (UTC)."""
+    relative = re.fullmatch(r"([-+]?)(\d+)([mhdw])", value.strip())
+    if relative:
+        seconds = int(relative.group(2)) * {"m": 60, "h": 3600, "d": 86400, "w": 604800}[relative.group(3)]
+        return moment - seconds if relative.group(1) == "-" else moment + seconds
+    for pattern in ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d"):
+        try:
+            return datetime.strptime(value.strip(), pattern).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            continue
+    raise JqlError(f"Date value '{value}' is invalid. Valid formats include 'yyyy/MM/dd HH:mm', 'yyyy-MM-dd', or a "
+                   f"period such as '-5d'.")
+
+
+def _read_page_token(token: str, fingerprint: str) -> int:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if decoded["q"] != fingerprint:
+            raise ValueError
+        return int(decoded["o"])
+    except (ValueError, KeyError, TypeError):
+        raise HttpError(400, ["The nextPageToken is invalid or belongs to another query."]) from None
+
+
+def _adf_has_text(node: Any) -> bool:
+    if isinstance(node, dict):
+        if node.get("type") == "text" and node.get("text"):
+            return True
+        if node.get("type") in ("mention", "emoji", "inlineCard", "status", "date"):
+            return True
+        return any(_adf_has_text(child) for child in node.get("content") or [])
+    return False
+
+
+def _display(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return "(document)" if value.get("type") == "doc" else json.dumps(value)
+    return str(value)

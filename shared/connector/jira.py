@@ -1,0 +1,688 @@
+"""Jira Cloud, as the connector uses it: OAuth 2.0 (3LO) tokens, issues, JQL search, transitions and dynamic webhooks.
+
+Quirks of Jira live here and nowhere else:
+- 3LO calls go to ``<JiraApiUrl>/ex/jira/<cloudId>/rest/api/3/...``, never to the site URL; the cloud id is resolved
+  once, at connect time, from ``accessible-resources`` by matching the site URL (that list has no order).
+- Refresh tokens rotate and are single-use; ``jira_token_obtainer`` is the refresh call that
+  ``connector.tokens.RotatingTokens`` runs under its cluster-wide lock. A dead grant (``invalid_grant``) is a
+  ``ReconnectNeeded`` plus a CloudWatch metric, because only a person can fix it.
+- Search is ``POST /search/jql`` with ``nextPageToken`` paging (the old ``/search`` answers 410) and is eventually
+  consistent: ids of issues created moments ago go in ``reconcileIssues``. The external-id field is a text field,
+  so JQL can only do a token match (``~``) on it; every result is checked for the exact value.
+- Descriptions and comments are ADF (``connector.adf``); the external-id field is a single-line text field and takes
+  a plain string.
+- Transitions are found by their target status name or status category, never by a hard-coded id.
+
+Retries (429 with ``Retry-After`` as a minimum, backoff with jitter, 5xx on idempotent calls) are the session's job
+(``connector.http``); what is left after them becomes a typed error from ``connector.errors``. Tokens never reach
+logs or messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+from .errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectorError,
+    NotFoundError,
+    PermanentError,
+    ReconnectNeeded,
+    TransientError,
+    UncertainOutcome,
+    ValidationError,
+)
+from .http import make_session
+from .ports import IssueDraft, IssueRef
+from .tokens import ObtainTokens
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = (5.0, 30.0)
+"""(connect, read) seconds for every call."""
+
+SEARCH_PAGE_SIZE = 50
+MAX_RECONCILE_IDS = 50
+"""Jira accepts at most 50 issue ids in ``reconcileIssues``."""
+
+SUMMARY_LIMIT = 255
+WEBHOOK_EVENTS = ("jira:issue_updated",)
+WEBHOOK_FIELDS = ("status",)
+METRICS_NAMESPACE = "AcumaticaJiraConnector"
+RECONNECT_METRIC = "JiraReconnectNeeded"
+RECONNECT_HINT = "run `connector connect jira` to authorise the connector again"
+
+
+class AccessTokens(Protocol):
+    """What the client needs from ``connector.tokens.RotatingTokens``."""
+
+    def access_token(self) -> str:
+        ...
+
+    def invalidate(self, token: str) -> None:
+        ...
+
+
+# --- OAuth 2.0 (3LO) --------------------------------------------------------------------------------------------------
+
+
+def jira_token_obtainer(
+    auth_url: str,
+    session: requests.Session,
+    *,
+    metrics_namespace: str = METRICS_NAMESPACE,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+) -> ObtainTokens:
+    """The refresh call for ``RotatingTokens``: a JSON ``refresh_token`` grant against ``<auth_url>/oauth/token``.
+
+    Returns ``access_token``, ``refresh_token`` (the old one when Jira omits it: it then stays valid) and
+    ``expires_at`` in epoch seconds. ``invalid_grant`` means the rotation chain is dead (expired, revoked, or an old
+    token was replayed): ``ReconnectNeeded``, after counting it as a metric so an alarm can tell a person.
+    """
+    token_url = f"{auth_url.rstrip('/')}/oauth/token"
+
+    def obtain(secret: Mapping[str, Any]) -> Mapping[str, Any]:
+        missing = [name for name in ("client_id", "client_secret") if not secret.get(name)]
+        if missing:
+            raise ConfigurationError(f"the Jira secret lacks {', '.join(missing)}; {RECONNECT_HINT}")
+        if not secret.get("refresh_token"):
+            _count_reconnect_needed(metrics_namespace)
+            raise ReconnectNeeded(f"the Jira secret holds no refresh token; {RECONNECT_HINT}")
+        body = {
+            "grant_type": "refresh_token",
+            "client_id": secret["client_id"],
+            "client_secret": secret["client_secret"],
+            "refresh_token": secret["refresh_token"],
+        }
+        response = _post_token_endpoint(session, token_url, body, timeout)
+        if response.status_code == 200:
+            return _issued_tokens(response, previous_refresh_token=str(secret["refresh_token"]))
+        error = _oauth_error(response)
+        if response.status_code in (400, 403) and error == "invalid_grant":
+            _count_reconnect_needed(metrics_namespace)
+            logger.error("Jira refused the refresh token (invalid_grant): the authorisation must be renewed")
+            raise ReconnectNeeded(
+                f"Jira refused the refresh token (invalid_grant): the authorisation expired, was revoked, or an old "
+                f"refresh token was reused; {RECONNECT_HINT}"
+            )
+        raise _token_endpoint_error(response, error, "refreshing the Jira access token")
+
+    return obtain
+
+
+def exchange_authorization_code(
+    auth_url: str,
+    client_id: str,
+    client_secret: str,
+    code: str,
+    redirect_uri: str,
+    session: requests.Session,
+    *,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+) -> dict[str, Any]:
+    """Trade the code from the consent redirect for the first tokens (``connector connect jira``).
+
+    Returns ``access_token``, ``refresh_token``, ``expires_at`` and ``scope``. A refresh token is only issued when
+    the consent asked for the ``offline_access`` scope; without it the connector could not keep working.
+    """
+    body = {
+        "grant_type": "authorization_code",
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "code": code,
+        "redirect_uri": redirect_uri,
+    }
+    response = _post_token_endpoint(session, f"{auth_url.rstrip('/')}/oauth/token", body, timeout)
+    if response.status_code != 200:
+        error = _oauth_error(response)
+        if error == "invalid_grant":
+            raise AuthenticationError(
+                "Jira refused the authorization code (invalid_grant): codes are single-use, expire within minutes "
+                "and must come with the same redirect URI; start `connector connect jira` again"
+            )
+        raise _token_endpoint_error(response, error, "exchanging the Jira authorization code")
+    payload = _json(response, "the Jira token endpoint")
+    if not payload.get("refresh_token"):
+        raise ConfigurationError("Jira issued no refresh token: the consent must request the offline_access scope")
+    tokens = dict(_issued_tokens(response, previous_refresh_token=""))
+    tokens["scope"] = str(payload.get("scope") or "")
+    return tokens
+
+
+def resolve_cloud_id(
+    api_url: str,
+    access_token: str,
+    site_url: str,
+    session: requests.Session,
+    *,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+) -> str:
+    """The cloud id of ``site_url`` among the sites the grant reaches (matched by URL: the list is unordered)."""
+    url = f"{api_url.rstrip('/')}/oauth/token/accessible-resources"
+    try:
+        response = session.get(url, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+                               timeout=timeout)
+    except requests.RequestException as exc:
+        raise TransientError(f"could not reach Jira accessible-resources: {type(exc).__name__}") from exc
+    if response.status_code in (401, 403):
+        raise AuthenticationError(f"Jira refused the access token for accessible-resources ({response.status_code})")
+    if response.status_code != 200:
+        raise _status_error(response, "GET", "/oauth/token/accessible-resources")
+    resources = _json(response, "Jira accessible-resources")
+    if not isinstance(resources, list):
+        raise PermanentError("Jira accessible-resources did not answer a list")
+    wanted = _normalise_site(site_url)
+    for resource in resources:
+        if isinstance(resource, Mapping) and _normalise_site(str(resource.get("url", ""))) == wanted:
+            return str(resource["id"])
+    reachable = sorted(str(r.get("url")) for r in resources if isinstance(r, Mapping))
+    raise ConfigurationError(
+        f"the Jira site {site_url} is not among the sites this authorisation reaches: "
+        f"{', '.join(reachable) or 'none'}; "
+        f"authorise that site with `connector connect jira` or correct the site URL"
+    )
+
+
+# --- JQL --------------------------------------------------------------------------------------------------------------
+
+_JQL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_jql_string(value: str) -> str:
+    """Escape ``value`` for the inside of a double-quoted JQL string (backslash, quote, line breaks, tab)."""
+    return "".join(_JQL_ESCAPES.get(char, char) for char in value)
+
+
+def external_id_jql(project_key: str, field_number: str | int, external_id: str) -> str:
+    """``project = "KEY" AND cf[N] ~ "\\"<external id>\\""``: a phrase match of the id's tokens in the text field.
+
+    Two layers of escaping: the id is first a Lucene phrase (``"`` and ``\\`` escaped with a backslash), and that
+    phrase is then a JQL string. ``~`` is still a token match (``Bill:Bill:1`` also matches ``Bill-Bill-1``), so
+    callers must compare the field's exact value on each result.
+    """
+    number = str(field_number).removeprefix("customfield_")
+    if not number.isdigit():
+        raise ValueError(f"not a custom field number: {field_number!r}")
+    if not external_id:
+        raise ValueError("an external id is required")
+    phrase = '"' + external_id.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f'project = "{escape_jql_string(project_key)}" AND cf[{number}] ~ "{escape_jql_string(phrase)}"'
+
+
+# --- the client -------------------------------------------------------------------------------------------------------
+
+
+class JiraClient:
+    """The ``IssueTracker`` port on Jira Cloud, plus the webhook and health calls the CLI and maintenance need."""
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        cloud_id: str,
+        project_key: str,
+        issue_type: str = "Task",
+        external_id_field: str = "customfield_10050",
+        tokens: AccessTokens,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not cloud_id:
+            raise ConfigurationError(f"the Jira cloud id is not set; {RECONNECT_HINT}")
+        number = external_id_field.removeprefix("customfield_")
+        if not external_id_field.startswith("customfield_") or not number.isdigit():
+            raise ConfigurationError(
+                f"the external-id field must look like customfield_10050, got {external_id_field!r}")
+        self._base = f"{api_url.rstrip('/')}/ex/jira/{cloud_id}/rest/api/3"
+        self._project_key = project_key
+        self._issue_type = issue_type
+        self._field = external_id_field
+        self._field_number = number
+        self._tokens = tokens
+        self._session = session or make_session()
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"JiraClient(base={self._base!r}, project={self._project_key!r})"
+
+    # IssueTracker ---------------------------------------------------------------------------------------------------
+
+    def find_by_external_id(self, external_id: str, reconcile_ids: Sequence[str] = ()) -> IssueRef | None:
+        """The issue whose external-id field equals ``external_id`` exactly; the oldest one if Jira holds several."""
+        jql = external_id_jql(self._project_key, self._field_number, external_id)
+        matches = [
+            issue
+            for issue in self.search_issues(jql, fields=(self._field, "status", "summary"), reconcile_ids=reconcile_ids)
+            if issue.external_id == external_id
+        ]
+        if not matches:
+            return None
+        if len(matches) > 1:
+            logger.warning("several Jira issues carry external id %s: %s; using the oldest",
+                           external_id, ", ".join(issue.key for issue in matches))
+        return min(matches, key=lambda issue: (len(issue.id), issue.id))  # numeric ids: shorter is older
+
+    def get_issue(self, key: str) -> IssueRef | None:
+        response = self._call("GET", f"/issue/{key}", params={"fields": f"status,summary,{self._field}"})
+        if response.status_code == 404:
+            return None
+        return self._issue_ref(self._ok(response, "GET", f"/issue/{key}"))
+
+    def create_issue(self, draft: IssueDraft) -> IssueRef:
+        """Create the issue; a timeout after sending is ``UncertainOutcome`` (settle it by searching, not resending)."""
+        if not draft.summary:
+            raise ValidationError("a Jira issue needs a summary", {"summary": "required"})
+        fields = {"project": {"key": self._project_key}, "issuetype": {"name": self._issue_type},
+                  **self._fields_of(draft)}
+        response = self._call("POST", "/issue", json={"fields": fields})
+        created = self._ok(response, "POST", "/issue", expected=(201,))
+        logger.info("created Jira issue %s", created.get("key"))
+        return IssueRef(id=str(created["id"]), key=str(created["key"]), external_id=draft.external_id,
+                        fields={k: v for k, v in fields.items() if k not in ("project", "issuetype")})
+
+    def update_issue(self, key: str, draft: IssueDraft) -> None:
+        fields = self._fields_of(draft)
+        if fields:
+            self._ok(self._call("PUT", f"/issue/{key}", json={"fields": fields}), "PUT", f"/issue/{key}",
+                     expected=(204, 200))
+
+    def add_comment(self, key: str, body: dict[str, Any]) -> str:
+        path = f"/issue/{key}/comment"
+        return str(self._ok(self._call("POST", path, json={"body": body}), "POST", path, expected=(201,))["id"])
+
+    def transition_to(self, key: str, status_name: str) -> bool:
+        """Move the issue to ``status_name`` (case-insensitive) through whichever transition leads there."""
+        wanted = status_name.strip().casefold()
+        return self._transition(key, lambda to: str(to.get("name", "")).casefold() == wanted)
+
+    def transition_to_category(self, key: str, category_key: str) -> bool:
+        """Move the issue into a status of category ``category_key`` (``new``, ``indeterminate``, ``done``)."""
+        wanted = category_key.strip().casefold()
+        return self._transition(
+            key, lambda to: str((to.get("statusCategory") or {}).get("key", "")).casefold() == wanted
+        )
+
+    # search ---------------------------------------------------------------------------------------------------------
+
+    def search_issues(
+        self,
+        jql: str,
+        *,
+        fields: Sequence[str] = ("status", "summary"),
+        reconcile_ids: Sequence[str | int] = (),
+        page_size: int = SEARCH_PAGE_SIZE,
+    ) -> Iterator[IssueRef]:
+        """Every issue matching ``jql``, page by page (``nextPageToken``), lazily.
+
+        ``reconcile_ids`` (numeric issue ids, at most 50) makes the search consistent for those issues, which the
+        index may not show yet right after they were created or edited.
+        """
+        body: dict[str, Any] = {"jql": jql, "fields": list(dict.fromkeys([*fields, self._field])),
+                                "maxResults": page_size}
+        reconcile = _reconcile_list(reconcile_ids)
+        if reconcile:
+            body["reconcileIssues"] = reconcile
+        while True:
+            page = self._ok(self._call("POST", "/search/jql", json=body, read_only=True), "POST", "/search/jql")
+            for issue in page.get("issues") or []:
+                yield self._issue_ref(issue)
+            token = page.get("nextPageToken")
+            if not token or page.get("isLast"):
+                return
+            body = {**body, "nextPageToken": token}
+
+    # webhooks -------------------------------------------------------------------------------------------------------
+
+    def register_webhook(
+        self,
+        url: str,
+        jql_filter: str,
+        events: Sequence[str] = WEBHOOK_EVENTS,
+        field_ids: Sequence[str] = WEBHOOK_FIELDS,
+    ) -> list[int]:
+        """Register a dynamic webhook; returns the new ids. ``jql_filter`` must stay within Jira's webhook subset
+        (``project``, ``issuetype``, ``status``, ``assignee``, ``reporter``, ``issueKey`` with ``=``, ``!=``,
+        ``IN``, ``NOT IN``)."""
+        details: dict[str, Any] = {"events": list(events), "jqlFilter": jql_filter}
+        if field_ids:
+            details["fieldIdsFilter"] = list(field_ids)
+        result = self._ok(self._call("POST", "/webhook", json={"url": url, "webhooks": [details]}), "POST", "/webhook")
+        entries = result.get("webhookRegistrationResult") or []
+        errors = [str(message) for entry in entries for message in entry.get("errors") or []]
+        ids = [int(entry["createdWebhookId"]) for entry in entries if entry.get("createdWebhookId") is not None]
+        if errors or not ids:
+            raise ValidationError(f"Jira refused the webhook registration: {'; '.join(errors) or 'no webhook created'}")
+        logger.info("registered Jira webhooks %s", ids)
+        return ids
+
+    def refresh_webhooks(self, ids: Sequence[int]) -> datetime:
+        """Extend the life of dynamic webhooks (they expire 30 days after registration or the last refresh)."""
+        body = {"webhookIds": [int(i) for i in ids]}
+        result = self._ok(self._call("PUT", "/webhook/refresh", json=body), "PUT", "/webhook/refresh")
+        return parse_expiration(result.get("expirationDate"))
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        """The app's dynamic webhooks on this site (all pages)."""
+        webhooks: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            response = self._call("GET", "/webhook", params={"startAt": start, "maxResults": 100})
+            page = self._ok(response, "GET", "/webhook")
+            values = page.get("values") or []
+            webhooks.extend(values)
+            start += len(values)
+            if page.get("isLast", True) or not values:
+                return webhooks
+
+    def delete_webhooks(self, ids: Sequence[int]) -> None:
+        if ids:
+            body = {"webhookIds": [int(i) for i in ids]}
+            self._ok(self._call("DELETE", "/webhook", json=body), "DELETE", "/webhook", expected=(202, 200, 204))
+
+    def ensure_webhook(
+        self,
+        url: str,
+        jql_filter: str,
+        known_ids: Sequence[int] = (),
+        *,
+        events: Sequence[str] = WEBHOOK_EVENTS,
+        field_ids: Sequence[str] = WEBHOOK_FIELDS,
+        now: datetime | None = None,
+    ) -> tuple[list[int], datetime]:
+        """Keep one live webhook for ``url``: refresh the live ones, drop expired ones, register when none is left.
+
+        Webhooks registered earlier for the same URL and filter are adopted even if their ids were lost, so a
+        maintenance run never piles up duplicates (an OAuth app may hold only five per user and site).
+        Returns the ids to store and their new expiry.
+        """
+        moment = now or datetime.now(timezone.utc)
+        known = {int(i) for i in known_ids}
+        live, expired = [], []
+        for webhook in self.list_webhooks():
+            ours = int(webhook["id"]) in known or (webhook.get("url") == url and webhook.get("jqlFilter") == jql_filter)
+            if not ours:
+                continue
+            expiry = webhook.get("expirationDate")
+            (expired if expiry is not None and parse_expiration(expiry) <= moment else live).append(int(webhook["id"]))
+        if expired:
+            logger.info("deleting expired Jira webhooks %s", expired)
+            self.delete_webhooks(expired)
+        ids = live or self.register_webhook(url, jql_filter, events, field_ids)
+        return ids, self.refresh_webhooks(ids)
+
+    # health ---------------------------------------------------------------------------------------------------------
+
+    def myself(self) -> dict[str, Any]:
+        """The user the connector acts as (``ping``)."""
+        return self._ok(self._call("GET", "/myself"), "GET", "/myself")
+
+    def project(self) -> dict[str, Any]:
+        """The configured project with its issue types (``ping``); ``NotFoundError`` if it is not visible."""
+        path = f"/project/{self._project_key}"
+        return self._ok(self._call("GET", path), "GET", path)
+
+    def field_exists(self, field_id: str) -> bool:
+        fields = self._ok(self._call("GET", "/field"), "GET", "/field")
+        return any(isinstance(f, Mapping) and f.get("id") == field_id for f in fields)
+
+    # plumbing -------------------------------------------------------------------------------------------------------
+
+    def _transition(self, key: str, leads_there: Callable[[Mapping[str, Any]], bool]) -> bool:
+        path = f"/issue/{key}/transitions"
+        available = self._ok(self._call("GET", path), "GET", path).get("transitions") or []
+        chosen = next((t for t in available if t.get("isAvailable", True) and leads_there(t.get("to") or {})), None)
+        if chosen is None:
+            return False
+        self._ok(self._call("POST", path, json={"transition": {"id": str(chosen["id"])}}), "POST", path,
+                 expected=(204,))
+        logger.info("moved Jira issue %s to %s", key, (chosen.get("to") or {}).get("name"))
+        return True
+
+    def _fields_of(self, draft: IssueDraft) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if draft.summary is not None:
+            summary = " ".join(draft.summary.split())
+            fields["summary"] = summary if len(summary) <= SUMMARY_LIMIT else summary[: SUMMARY_LIMIT - 1] + "…"
+        if draft.description is not None:
+            fields["description"] = draft.description
+        if draft.external_id is not None:
+            fields[self._field] = draft.external_id
+        if draft.labels is not None:
+            fields["labels"] = ["-".join(label.split()) for label in draft.labels if label.strip()]
+        if draft.assignee_account_id is not None:
+            fields["assignee"] = {"accountId": draft.assignee_account_id}
+        return fields
+
+    def _issue_ref(self, issue: Mapping[str, Any]) -> IssueRef:
+        fields = issue.get("fields") or {}
+        status = fields.get("status") or {}
+        external_id = fields.get(self._field)
+        return IssueRef(
+            id=str(issue.get("id", "")),
+            key=str(issue.get("key", "")),
+            status=str(status.get("name", "")),
+            status_category=str((status.get("statusCategory") or {}).get("key", "")),
+            external_id=external_id if isinstance(external_id, str) else None,
+            fields=fields,
+        )
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        read_only: bool = False,
+    ) -> requests.Response:
+        """One API call with a fresh token; a 401 invalidates that token and tries once more with a new one."""
+        token = self._tokens.access_token()
+        response = self._send(method, path, token, json=json, params=params, read_only=read_only)
+        if response.status_code == 401:
+            logger.info("Jira refused the access token on %s %s; refreshing once", method, path)
+            self._tokens.invalidate(token)
+            response = self._send(method, path, self._tokens.access_token(), json=json, params=params,
+                                  read_only=read_only)
+        return response
+
+    def _send(self, method: str, path: str, token: str, *, json: Any, params: Mapping[str, Any] | None,
+              read_only: bool) -> requests.Response:
+        try:
+            response = self._session.request(
+                method, self._base + path, json=json, params=params, timeout=self._timeout,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            )
+        except requests.RequestException as exc:
+            raise _transport_error(method, path, exc, uncertain=method == "POST" and not read_only) from exc
+        _note_rate_limits(response, method, path)
+        return response
+
+    def _ok(self, response: requests.Response, method: str, path: str, expected: tuple[int, ...] = (200,)) -> Any:
+        if response.status_code not in expected:
+            raise _status_error(response, method, path)
+        if response.status_code == 204 or not response.content:
+            return {}
+        return _json(response, f"Jira {method} {path}")
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------------
+
+
+def parse_expiration(value: Any) -> datetime:
+    """Webhook ``expirationDate``: epoch milliseconds per the schema, an ISO string per the examples; both occur."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    if isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(text) / 1000, tz=timezone.utc)
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise PermanentError(f"Jira sent an unreadable webhook expirationDate {text!r}") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    raise PermanentError(f"Jira sent no usable webhook expirationDate ({value!r})")
+
+
+def _reconcile_list(ids: Sequence[str | int]) -> list[int]:
+    numeric = [int(i) for i in ids if str(i).strip().isdigit()]
+    if len(numeric) != len(ids):
+        logger.warning("reconcileIssues takes numeric issue ids only; ignored %d other values", len(ids) - len(numeric))
+    unique = list(dict.fromkeys(numeric))
+    if len(unique) > MAX_RECONCILE_IDS:
+        logger.warning("reconcileIssues takes at most %d ids; keeping the last %d of %d",
+                       MAX_RECONCILE_IDS, MAX_RECONCILE_IDS, len(unique))
+        unique = unique[-MAX_RECONCILE_IDS:]
+    return unique
+
+
+def _normalise_site(url: str) -> str:
+    return url.strip().lower().removeprefix("https://").removeprefix("http://").rstrip("/")
+
+
+def _post_token_endpoint(session: requests.Session, url: str, body: Mapping[str, Any],
+                         timeout: tuple[float, float]) -> requests.Response:
+    """POST a grant; transport failures are transient: a rotated refresh token stays usable for a 10-minute leeway."""
+    try:
+        return session.post(url, json=dict(body), headers={"Accept": "application/json"}, timeout=timeout)
+    except requests.RequestException as exc:
+        raise TransientError(f"could not reach the Jira token endpoint: {type(exc).__name__}") from None
+
+
+def _issued_tokens(response: requests.Response, *, previous_refresh_token: str) -> dict[str, Any]:
+    payload = _json(response, "the Jira token endpoint")
+    if not isinstance(payload, Mapping) or not payload.get("access_token"):
+        raise TransientError("the Jira token endpoint answered without an access token")
+    try:
+        lifetime = float(payload.get("expires_in") or 3600)
+    except (TypeError, ValueError):
+        lifetime = 3600.0
+    return {
+        "access_token": str(payload["access_token"]),
+        "refresh_token": str(payload.get("refresh_token") or previous_refresh_token),
+        "expires_at": time.time() + lifetime,
+    }
+
+
+def _oauth_error(response: requests.Response) -> str:
+    try:
+        payload = response.json()
+    except ValueError:
+        return ""
+    return str(payload.get("error") or "") if isinstance(payload, Mapping) else ""
+
+
+def _token_endpoint_error(response: requests.Response, error: str, doing: str) -> ConnectorError:
+    status = response.status_code
+    if status == 429 or status >= 500:
+        return TransientError(f"Jira token endpoint unavailable while {doing} ({status})", _retry_after(response))
+    if status == 401 or error in ("invalid_client", "unauthorized_client", "access_denied"):
+        return ConfigurationError(f"Jira refused the app's client credentials while {doing} ({status} {error}); "
+                                  "check client_id and client_secret in the Jira secret")
+    return PermanentError(f"Jira token endpoint answered {status} {error or ''} while {doing}".rstrip())
+
+
+def _count_reconnect_needed(namespace: str) -> None:
+    """Emit one CloudWatch metric (EMF on stdout), so an alarm can ask a person to reconnect."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric  # rare path: keeps cold starts lean
+
+    with single_metric(name=RECONNECT_METRIC, unit=MetricUnit.Count, value=1, namespace=namespace):
+        pass
+
+
+def _json(response: requests.Response, source: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise TransientError(f"{source} answered {response.status_code} with a body that is not JSON") from None
+
+
+def _error_detail(response: requests.Response) -> tuple[str, dict[str, str]]:
+    """Jira's ``ErrorCollection``: ``errorMessages`` and per-field ``errors``, as one readable line."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return (response.reason or "").strip(), {}
+    if not isinstance(payload, Mapping):
+        return "", {}
+    messages = [str(m) for m in payload.get("errorMessages") or []]
+    errors = {str(k): str(v) for k, v in (payload.get("errors") or {}).items()}
+    if not messages and not errors and payload.get("message"):
+        messages = [str(payload["message"])]
+    parts = messages + [f"{field}: {message}" for field, message in errors.items()]
+    return "; ".join(parts), errors
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds to wait: ``Retry-After`` (a minimum, at least 1 s), else the time left to ``X-RateLimit-Reset``."""
+    header = response.headers.get("Retry-After")
+    if header:
+        try:
+            return max(float(header), 1.0)
+        except ValueError:
+            pass
+    reset = response.headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            moment = datetime.fromisoformat(reset.strip())
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return max((moment - datetime.now(timezone.utc)).total_seconds(), 1.0)
+    return None
+
+
+def _note_rate_limits(response: requests.Response, method: str, path: str) -> None:
+    if response.status_code == 429:
+        logger.warning("Jira rate limit on %s %s (reason %s, retry after %s s)", method, path,
+                       response.headers.get("RateLimit-Reason", "unknown"), response.headers.get("Retry-After", "?"))
+    elif response.headers.get("X-RateLimit-NearLimit", "").lower() == "true":
+        logger.warning("Jira rate limit nearly reached on %s %s (%s of %s left)", method, path,
+                       response.headers.get("X-RateLimit-Remaining", "?"),
+                       response.headers.get("X-RateLimit-Limit", "?"))
+
+
+def _status_error(response: requests.Response, method: str, path: str) -> ConnectorError:
+    status = response.status_code
+    detail, field_errors = _error_detail(response)
+    where = f"Jira {method} {path} answered {status}"
+    if detail:
+        where = f"{where}: {detail}"
+    if status == 400:
+        return ValidationError(where, field_errors)
+    if status == 401:
+        return AuthenticationError(f"{where} (the token was refused even after a refresh; {RECONNECT_HINT})")
+    if status == 403:
+        return AuthenticationError(f"{where} (the connecting user or the app's scopes lack a permission)")
+    if status == 404:
+        return NotFoundError(where)
+    if status == 409:
+        return TransientError(f"{where} (conflicting update)")
+    if status == 410:
+        return ConfigurationError(f"{where} (this API was removed; the connector needs an update)")
+    if status == 422:
+        return ConfigurationError(f"{where} (a Jira configuration problem: project, screen or workflow)")
+    if status == 429:
+        return TransientError(f"{where} (rate limited, reason {response.headers.get('RateLimit-Reason', 'unknown')})",
+                              _retry_after(response))
+    if status >= 500:
+        return TransientError(where, _retry_after(response))
+    return PermanentError(where)
+
+
+def _transport_error(method: str, path: str, exc: requests.RequestException, *, uncertain: bool) -> ConnectorError:
+    """Nothing sent (connect failure) is plainly transient; a POST that may have arrived is an uncertain outcome."""
+    reason = exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
+    never_sent = isinstance(exc, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError)
+    if uncertain and not never_sent:
+        return UncertainOutcome(f"Jira {method} {path} failed after sending ({type(exc).__name__}); it may have "
+                                f"happened: re-read before trying again")
+    return TransientError(f"Jira {method} {path} failed ({type(exc).__name__})")

@@ -1,0 +1,83 @@
+"""Authenticity checks for Jira webhook deliveries. Pure functions: no I/O, no logging.
+
+Two kinds of delivery reach ``POST /jira/webhook``:
+- admin webhooks with a secret carry ``X-Hub-Signature: sha256=<hex>``, an HMAC-SHA256 of the *raw* body (WebSub
+  style). Any re-serialisation of the JSON changes the bytes, so the check runs before parsing;
+- dynamic webhooks registered by an OAuth 2.0 app carry ``Authorization: Bearer <JWT>``, HS256-signed with the
+  app's client secret. The JWT does not cover the body, so an expiry is required: without one, a token seen once
+  would authenticate forged bodies forever. Deliveries are deduplicated on ``X-Atlassian-Webhook-Identifier``
+  downstream, which bounds replays within the token's short life.
+
+Every failure is ``Rejected(401, reason)``; reasons name what was wrong, never a secret or a digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Any
+
+import jwt
+
+from .errors import Rejected
+
+HUB_METHOD = "sha256"
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def sign_hub(secret: str, raw_body: bytes) -> str:
+    """The ``X-Hub-Signature`` value Jira sends for ``raw_body``: ``sha256=<hex>``."""
+    return f"{HUB_METHOD}={hmac.new(secret.encode('utf-8'), raw_body, hashlib.sha256).hexdigest()}"
+
+
+def verify_hub_signature(secret: str, raw_body: bytes, header_value: str | None) -> None:
+    """Accept only a well-formed ``sha256=<hex>`` matching the raw body; constant-time comparison."""
+    if not secret:
+        raise Rejected(401, "no webhook secret is configured, so no signature can be trusted")
+    if not header_value or not header_value.strip():
+        raise Rejected(401, "missing X-Hub-Signature header")
+    method, separator, digest = header_value.strip().partition("=")
+    if not separator or method.strip().lower() != HUB_METHOD:
+        raise Rejected(401, "malformed X-Hub-Signature: expected sha256=<hex digest>")
+    if not _HEX_DIGEST.fullmatch(digest.strip()):
+        raise Rejected(401, "malformed X-Hub-Signature: the digest is not 64 hexadecimal characters")
+    expected = sign_hub(secret, raw_body).partition("=")[2]
+    if not hmac.compare_digest(expected.encode("ascii"), digest.strip().lower().encode("ascii")):
+        raise Rejected(401, "X-Hub-Signature does not match the body")
+
+
+def verify_dynamic_webhook_jwt(client_secret: str, authorization_header: str | None, *,
+                               leeway: float = 60) -> dict[str, Any]:
+    """Verify the ``Bearer`` JWT of a dynamic-webhook delivery and return its claims.
+
+    HS256 only (an ``alg`` of ``none`` or an asymmetric algorithm is refused), signed with ``client_secret``,
+    ``exp`` required; ``iat``/``nbf`` are checked when present, all with ``leeway`` seconds of clock skew. The
+    audience is not checked because Atlassian does not document what it contains.
+    """
+    if not client_secret:
+        raise Rejected(401, "no client secret is configured, so no webhook JWT can be trusted")
+    if not authorization_header or not authorization_header.strip():
+        raise Rejected(401, "missing Authorization header")
+    scheme, _, token = authorization_header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or token.count(".") != 2:
+        raise Rejected(401, "malformed Authorization header: expected Bearer <JWT>")
+    try:
+        return jwt.decode(
+            token,
+            client_secret,
+            algorithms=["HS256"],
+            leeway=leeway,
+            options={"require": ["exp"], "verify_aud": False},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Rejected(401, "webhook JWT has expired") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise Rejected(401, f"webhook JWT lacks the {exc.claim!r} claim") from None
+    except jwt.InvalidSignatureError:
+        raise Rejected(401, "webhook JWT signature does not match") from None
+    except jwt.InvalidAlgorithmError:
+        raise Rejected(401, "webhook JWT is not signed with HS256") from None
+    except jwt.InvalidTokenError as exc:
+        raise Rejected(401, f"invalid webhook JWT ({type(exc).__name__})") from None
