@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from connector_local.stack import LocalStack
 
@@ -19,12 +23,26 @@ def _secret_values(stack) -> set[str]:
 
 
 def test_no_secret_appears_in_logs_audit_or_messages(capfd):
-    # Started inside the test so the handlers' log streams are the captured ones.
-    with LocalStack.start({"LOG_LEVEL": "DEBUG"}) as stack:
-        _exercise_and_check(stack, capfd)
+    # Every log record, formatted as in Lambda (Powertools JSON, extra keys included), from the handlers' logger and
+    # from the library's loggers; prints (EMF metrics) are caught by capfd.
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(LambdaPowertoolsFormatter())
+    loggers = [logging.getLogger("connector"), logging.getLogger("acumatica-jira-connector")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        with LocalStack.start({"LOG_LEVEL": "DEBUG"}) as stack:
+            _exercise_and_check(stack, capfd, buffer)
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
 
 
-def _exercise_and_check(stack, capfd):
+def _exercise_and_check(stack, capfd, buffer):
     stack.acumatica.add_document("Bill", Type="Bill", ReferenceNbr="300001", Vendor="V1", Amount=4, Balance=4,
                                  Hold=True)
     seen = set(_secret_values(stack))
@@ -38,7 +56,7 @@ def _exercise_and_check(stack, capfd):
     stack.tick("MaintenanceFunction")
     seen |= _secret_values(stack)
     output = capfd.readouterr()
-    logs = output.out + output.err
+    logs = output.out + output.err + buffer.getvalue()
     assert "Bill:Bill:300001" in logs  # the logs were captured at all
     audit = json.dumps(stack.aws.client("dynamodb").scan(TableName=stack.aws.outputs["TableName"])["Items"])
     assert len(seen) >= 6
