@@ -178,6 +178,15 @@ def resolve_cloud_id(
     resources = _json(response, "Jira accessible-resources")
     if not isinstance(resources, list):
         raise PermanentError("Jira accessible-resources did not answer a list")
+    if not site_url:  # no site configured: only an unambiguous grant may choose for us
+        sites = [r for r in resources if isinstance(r, Mapping) and r.get("id")]
+        if len(sites) == 1:
+            return str(sites[0]["id"])
+        raise ConfigurationError(
+            "this authorisation reaches several Jira sites ("
+            + ", ".join(sorted(str(r.get("url")) for r in sites))
+            + "); set JiraSiteUrl to the one the connector should use"
+        )
     wanted = _normalise_site(site_url)
     for resource in resources:
         if isinstance(resource, Mapping) and _normalise_site(str(resource.get("url", ""))) == wanted:

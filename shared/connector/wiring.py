@@ -95,9 +95,6 @@ class Wiring:
         stored = self.jira_secret.read().get("cloud_id")
         if stored:
             return str(stored)
-        if not self.settings.jira_site_url:
-            raise ConfigurationError("the Jira secret has no cloud_id and JIRA_SITE_URL is not set; "
-                                     "run `connector connect jira`")
         from .jira import resolve_cloud_id
 
         cloud_id = resolve_cloud_id(self.settings.jira_api_url, self.jira_tokens.access_token(),

@@ -161,6 +161,19 @@ def test_cloud_id_is_matched_by_site_url_not_by_position():
     assert "https://acme-sandbox.atlassian.net" in str(caught.value)
 
 
+@responses.activate
+def test_without_a_configured_site_only_a_single_site_grant_picks_the_cloud_id():
+    url = f"{API}/oauth/token/accessible-resources"
+    responses.get(url, json=[{"id": CLOUD, "url": "https://acme.atlassian.net", "name": "acme", "scopes": []}])
+    assert resolve_cloud_id(API, "at", "", requests.Session()) == CLOUD
+    responses.replace(responses.GET, url, json=[
+        {"id": CLOUD, "url": "https://acme.atlassian.net", "name": "acme", "scopes": []},
+        {"id": "other", "url": "https://acme-sandbox.atlassian.net", "name": "sandbox", "scopes": []},
+    ])
+    with pytest.raises(ConfigurationError, match="JiraSiteUrl"):
+        resolve_cloud_id(API, "at", "", requests.Session())
+
+
 # --- JQL --------------------------------------------------------------------------------------------------------------
 
 def test_escape_jql_string_escapes_quotes_backslashes_and_line_breaks():
