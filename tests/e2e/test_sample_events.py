@@ -1,0 +1,54 @@
+"""The sample events in events/ drive the real handlers on the embedded stack exactly as AWS would deliver them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connector_local.stack import ROOT, LocalStack
+
+
+def sample(name: str) -> dict:
+    return json.loads((ROOT / "events" / name).read_text())
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with LocalStack.start({}, quiet=True) as running:
+        running.acumatica.add_document("Bill", Type="Bill", ReferenceNbr="000123", Vendor="V000001", Amount=100,
+                                       Balance=100, Hold=True)
+        yield running
+
+
+def test_schedule_event_polls_and_queues_the_stuck_bill(stack):
+    result = stack.functions["PollerFunction"].invoke(sample("poll-schedule.json"))
+    assert sum(report["enqueued"] for report in result["reports"]) == 1
+
+
+def test_worker_batch_creates_the_issue_then_releases_the_bill(stack):
+    response = stack.functions["WorkerFunction"].invoke(sample("worker-sqs-batch.json"))
+    assert response == {"batchItemFailures": []}
+    assert len(stack.jira.issues_with_external_id("Bill:Bill:000123")) == 1
+    assert stack.acumatica.document("Bill", ("Bill", "000123"))["Status"] == "Open"
+
+
+def test_signed_jira_webhook_sample_is_accepted(stack):
+    response = stack.functions["WebhookFunction"].invoke(sample("jira-webhook.json"))
+    assert response["statusCode"] == 202
+
+
+def test_acumatica_push_sample_is_accepted_and_a_tampered_copy_rejected(stack):
+    event = sample("acumatica-push.json")
+    assert stack.functions["WebhookFunction"].invoke(event)["statusCode"] == 202
+    event["headers"] = {**event["headers"], "x-connector-secret": "guess"}
+    assert stack.functions["WebhookFunction"].invoke(event)["statusCode"] == 401
+
+
+def test_malformed_worker_message_is_reported_failed_and_does_not_block_other_documents(stack):
+    event = sample("worker-sqs-batch.json")
+    broken, healthy = event["Records"]
+    broken["body"], broken["attributes"]["MessageGroupId"] = "{not json", "Bill:Bill:999999"
+    event["Records"] = [broken, healthy]
+    response = stack.functions["WorkerFunction"].invoke(event)
+    assert response == {"batchItemFailures": [{"itemIdentifier": broken["messageId"]}]}
