@@ -37,7 +37,7 @@ class Settings:
     push_secret_header: str = "X-Connector-Secret"
     poll_overlap_minutes: int = 10
     poll_page_size: int = 500
-    initial_lookback_days: int = 30
+    initial_lookback_days: int = 0
     audit_retention_days: int = 400
     webhook_url: str = ""
     table_name: str = ""
@@ -90,7 +90,7 @@ class Settings:
             push_secret_header=env.get("PUSH_SECRET_HEADER") or "X-Connector-Secret",
             poll_overlap_minutes=integer("POLL_OVERLAP_MINUTES", 10),
             poll_page_size=integer("POLL_PAGE_SIZE", 500),
-            initial_lookback_days=integer("INITIAL_LOOKBACK_DAYS", 30),
+            initial_lookback_days=integer("INITIAL_LOOKBACK_DAYS", 0),
             audit_retention_days=integer("AUDIT_RETENTION_DAYS", 400),
             webhook_url=env.get("WEBHOOK_URL", ""),
             table_name=env.get("TABLE_NAME", ""),

@@ -16,7 +16,7 @@ from . import content
 from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome
 from .model import Document, WorkMessage
 from .ports import DocState, DocumentSource, IssueTracker, StateStore
-from .rules import REMOVE_HOLD, Step, classify, fingerprint, plan, snapshot
+from .rules import REMOVE_HOLD, Step, classify, fingerprint, is_resolved, plan, snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class ResolveContext:
     store: StateStore
     approve_action: str
     clock: Callable[[], float]
+    resolved_statuses: tuple[str, ...] = ()
 
 
 def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
@@ -51,6 +52,15 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
             except NotFoundError:
                 audit("comment", "issue-missing", reason=f"{issue_key} no longer exists")
 
+    if issue_key:
+        # Deliveries can arrive late and out of order: act only if the issue is still resolved now.
+        issue = ctx.tracker.get_issue(issue_key)
+        if issue is None:
+            audit("resolve", "skipped", reason=f"{issue_key} no longer exists in Jira")
+            return "issue-missing"
+        if not is_resolved(issue.status, issue.status_category, ctx.resolved_statuses):
+            audit("resolve", "skipped", reason=f"{issue_key} is no longer resolved (status {issue.status})")
+            return "not-resolved"
     doc = ctx.documents.get(key)
     if doc is None:
         audit("resolve", "skipped", reason="document not found in Acumatica")

@@ -103,6 +103,14 @@ def changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[tuple[str, s
 
 # --- Return flow -----------------------------------------------------------------------------------------------
 
+
+def is_resolved(status_name: str, category_key: str | None, resolved_statuses: tuple[str, ...]) -> bool:
+    """A Jira status counts as resolved if it is one of the configured names, else if its category is ``done``."""
+    if resolved_statuses:
+        return status_name.casefold() in {name.casefold() for name in resolved_statuses}
+    return category_key == "done"
+
+
 REMOVE_HOLD = "RemoveHold"
 """Not an Acumatica action: the connector's name for ``PUT Hold = false`` (the documented way to leave hold)."""
 

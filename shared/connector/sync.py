@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
 from . import content
@@ -22,6 +22,7 @@ from .rules import changes, classify, fingerprint, snapshot
 
 logger = logging.getLogger(__name__)
 
+EVERYTHING = datetime(1970, 1, 1, tzinfo=timezone.utc)
 CREATE_CLAIM = "CREATE"
 COMMENT_CLAIM = "COMMENT"
 CREATE_RETAKE_SECONDS = 900.0
@@ -35,7 +36,9 @@ COMMENT_RETAKE_SECONDS = 600.0
 class PollOptions:
     page_size: int = 500
     overlap: timedelta = timedelta(minutes=10)
-    initial_lookback: timedelta = timedelta(days=30)
+    initial_lookback: timedelta | None = None
+    """How far back the very first pass reads; ``None`` reads every document, since a bill stuck on hold for months
+    is as much an exception as yesterday's (healthy documents cost a read, never a message)."""
     safety_seconds: float = 20.0
     resume_margin: int = 50
     """Records re-read before a resume point: deletions between runs shift later records to lower offsets."""
@@ -90,7 +93,12 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
     cursor = store.get_cursor(entity)
     if cursor.pass_from is None:
         started = now()
-        since = (cursor.watermark or started - options.initial_lookback) - options.overlap
+        if cursor.watermark is not None:
+            since = cursor.watermark - options.overlap
+        elif options.initial_lookback is not None:
+            since = started - options.initial_lookback
+        else:
+            since = EVERYTHING
         cursor = Cursor(watermark=cursor.watermark, pass_from=since, pass_started=started, skip=0)
         store.put_cursor(entity, cursor)
         skip = 0

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from .documents import PROFILES
 from .errors import Rejected
 from .model import DocumentKey, WorkMessage
+from .rules import is_resolved
 from .signatures import verify_dynamic_webhook_jwt, verify_hub_signature
 
 MAX_BODY_BYTES = 1_048_576
@@ -53,16 +54,16 @@ def jira_resolution(payload: Mapping[str, Any], *, delivery_id: str, external_id
     move = next((i for i in items if isinstance(i, dict) and (i.get("fieldId") or i.get("field")) == "status"), None)
     if move is None:
         return None
-    wanted = {s.casefold() for s in resolved_statuses}
     to_name = str(move.get("toString") or "")
-    if wanted:
-        if to_name.casefold() not in wanted or str(move.get("fromString") or "").casefold() in wanted:
+    if resolved_statuses:
+        if not is_resolved(to_name, None, resolved_statuses) or is_resolved(str(move.get("fromString") or ""),
+                                                                             None, resolved_statuses):
             return None
     else:
         status = issue["fields"].get("status") or {}
         category = (status.get("statusCategory") or {}).get("key") if isinstance(status, dict) else None
-        if category != "done":
-            return None
+        if category is not None and category != "done":
+            return None  # without a category in the payload, the worker checks the issue itself
     external_id = issue["fields"].get(external_id_field)
     if not isinstance(external_id, str) or not external_id.strip():
         return None

@@ -112,7 +112,8 @@ class Wiring:
     @cached_property
     def resolve_context(self) -> ResolveContext:
         return ResolveContext(documents=self.acumatica, tracker=self.jira, store=self.store,
-                              approve_action=self.settings.approve_action, clock=time.time)
+                              approve_action=self.settings.approve_action, clock=time.time,
+                              resolved_statuses=self.settings.jira_resolved_statuses)
 
     @cached_property
     def poll_options(self) -> PollOptions:
@@ -121,7 +122,8 @@ class Wiring:
         settings = self.settings
         return PollOptions(page_size=settings.poll_page_size,
                            overlap=timedelta(minutes=settings.poll_overlap_minutes),
-                           initial_lookback=timedelta(days=settings.initial_lookback_days))
+                           initial_lookback=(timedelta(days=settings.initial_lookback_days)
+                                             if settings.initial_lookback_days > 0 else None))
 
     def _required(self, attribute: str, variable: str) -> str:
         value = getattr(self.settings, attribute)

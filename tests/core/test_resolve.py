@@ -1,5 +1,7 @@
 """Return flow: act only when the status allows it, and never twice."""
 
+from dataclasses import replace
+
 import pytest
 
 from connector.errors import TransientError, ValidationError
@@ -122,3 +124,21 @@ def test_unknown_document_is_commented_and_skipped(store, clock):
     acu.docs.clear()
     assert resolve_document(resolve_msg(doc), ctx) == "not-found"
     assert acu.actions == []
+
+
+def test_a_late_delivery_for_an_issue_reopened_since_does_nothing(store, clock):
+    doc = make_doc(status="Balanced", hold=False)
+    acu, jira, ctx = setup(doc, store, clock)
+    jira.issues["AP-1"]["status"] = "In Progress"
+    assert resolve_document(resolve_msg(doc), ctx) == "not-resolved"
+    assert acu.actions == [] and jira.comments["AP-1"] == []
+
+
+def test_configured_resolved_statuses_replace_the_done_category(store, clock):
+    doc = make_doc(status="Balanced", hold=False)
+    acu, jira, ctx = setup(doc, store, clock)
+    ctx = replace(ctx, resolved_statuses=("Approved",))
+    assert resolve_document(resolve_msg(doc), ctx) == "not-resolved"  # "Done" is not a configured name
+    jira.statuses["Approved"] = "indeterminate"
+    jira.issues["AP-1"]["status"] = "Approved"
+    assert resolve_document(resolve_msg(doc), ctx) == "done"

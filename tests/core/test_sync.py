@@ -212,3 +212,10 @@ def test_updates_never_overwrite_assignee_or_labels_people_changed(store, clock)
     acu.put(make_doc(status="Pending Approval", hold=False))
     sync_document(sync_msg(dedupe="d2"), ctx)
     assert jira.issues[key]["assignee"] == "someone-else" and jira.issues[key]["labels"] == ["triaged"]
+
+
+def test_first_poll_finds_documents_stuck_long_before_the_connector_was_deployed(store, clock):
+    ancient = make_doc(number="000001", modified=datetime(2024, 3, 20, tzinfo=timezone.utc))
+    queue = ListQueue()
+    poll(FakeAcumatica(ancient), store, queue)
+    assert [m.external_id for m in queue.sent] == ["Bill:Bill:000001"]

@@ -77,3 +77,9 @@ def test_push_rows_of_inquiries_named_otherwise_are_recognised_by_their_columns_
     assert [m.external_id for m in push_changes(rows, correlation_id="c")] == ["PurchaseOrder:Normal:PO000045"]
     checks = {"Id": "n2", "Query": "AP Payments changed", "Inserted": [{"Type": "CHK", "ReferenceNbr": "000078"}]}
     assert [m.external_id for m in push_changes(checks, correlation_id="c")] == ["Check:Payment:000078"]
+
+
+def test_a_payload_without_status_category_is_queued_for_the_worker_to_check():
+    payload = issue_updated()
+    del payload["issue"]["fields"]["status"]["statusCategory"]
+    assert resolution(payload) is not None

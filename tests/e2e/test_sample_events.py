@@ -26,10 +26,21 @@ def test_schedule_event_polls_and_queues_the_stuck_bill(stack):
     assert sum(report["enqueued"] for report in result["reports"]) == 1
 
 
-def test_worker_batch_creates_the_issue_then_releases_the_bill(stack):
+def test_worker_batch_creates_the_issue_and_skips_a_resolution_of_an_unknown_issue(stack):
     response = stack.functions["WorkerFunction"].invoke(sample("worker-sqs-batch.json"))
     assert response == {"batchItemFailures": []}
     assert len(stack.jira.issues_with_external_id("Bill:Bill:000123")) == 1
+    assert stack.acumatica.document("Bill", ("Bill", "000123"))["Status"] == "On Hold"  # AP-7 is not ours
+
+
+def test_resolve_record_for_the_real_issue_releases_the_bill(stack):
+    (issue,) = stack.jira.issues_with_external_id("Bill:Bill:000123")
+    stack.jira.resolve_issue(issue["key"], "Done")
+    event = sample("worker-sqs-batch.json")
+    record = event["Records"][1]
+    record["body"] = json.dumps({**json.loads(record["body"]), "issue_key": issue["key"]})
+    event["Records"] = [record]
+    assert stack.functions["WorkerFunction"].invoke(event) == {"batchItemFailures": []}
     assert stack.acumatica.document("Bill", ("Bill", "000123"))["Status"] == "Open"
 
 
