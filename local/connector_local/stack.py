@@ -51,6 +51,7 @@ PARAMETER_ENV = {
     "ApproveActionName": "APPROVE_ACTION_NAME",
     "PushSecretHeader": "PUSH_SECRET_HEADER",
     "PollOverlapMinutes": "POLL_OVERLAP_MINUTES",
+    "InitialLookbackDays": "INITIAL_LOOKBACK_DAYS",
     "LogLevel": "LOG_LEVEL",
 }
 """Template parameter → the environment variable that overrides it locally (CONTRACT.md)."""
