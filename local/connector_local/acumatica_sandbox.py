@@ -36,8 +36,9 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from .serving import LoopbackServer
 
 ENDPOINT_NAME = "Default"
 
@@ -100,13 +101,6 @@ UNMODELLED = {
 }
 _DOTNET_EPOCH_TICKS = 621355968000000000
 _SENSITIVE_FORM_KEYS = frozenset({"client_secret", "password", "refresh_token", "access_token"})
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No per-request access log: tests and the demo read ``requests_log`` instead."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
 
 
 @dataclass
@@ -209,25 +203,17 @@ class AcumaticaSandbox:
         self._last_modified = datetime.now(timezone.utc) - timedelta(days=1)
         self.action_log: list[tuple[str, tuple[str, str], str, str]] = []
         self.requests_log: list[LoggedRequest] = []
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        # Quiet: tests and the demo read ``requests_log`` instead of an access log.
+        self._server = LoopbackServer(self._wsgi, name="acumatica-sandbox")
 
     # ------------------------------------------------------------------------------------------- lifecycle
 
     def start(self) -> AcumaticaSandbox:
-        if self._server is None:
-            self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="acumatica-sandbox", daemon=True)
-            self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-            self._thread = None
+        self._server.stop()
 
     def __enter__(self) -> AcumaticaSandbox:
         return self.start()
@@ -237,9 +223,7 @@ class AcumaticaSandbox:
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the Acumatica sandbox is not started")
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return self._server.url
 
     # ------------------------------------------------------------------------------------------- seeding
 

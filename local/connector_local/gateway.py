@@ -14,16 +14,15 @@ import json
 import logging
 import secrets
 import string
-import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from .runtime import DEFAULT_ACCOUNT_ID, LocalFunction
+from .serving import LoopbackServer
 
 logger = logging.getLogger(__name__)
 
@@ -73,30 +72,20 @@ class HttpApiGateway:
         self.port = port
         self.account_id = account_id
         self.api_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(10))
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        # Keeps Werkzeug's access log: unlike the sandboxes, the gateway keeps no request journal of its own.
+        self._server = LoopbackServer(self._wsgi, name="http-api-gateway", host=host, port=port, quiet=False)
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the gateway is not started")
-        return f"http://{self.host}:{self._server.server_port}"
+        return self._server.url
 
     def start(self) -> HttpApiGateway:
-        self._server = make_server(self.host, self.port, self._wsgi, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http-api-gateway", daemon=True)
-        self._thread.start()
+        self._server.start()
         logger.info("HTTP API listening on %s", self.url)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        self._server.stop()
 
     def __enter__(self) -> HttpApiGateway:
         return self.start()

@@ -44,10 +44,12 @@ import requests
 from jsonschema import Draft4Validator, validators
 from jsonschema.exceptions import ValidationError as SchemaError
 from jsonschema.exceptions import best_match
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from connector.signatures import sign_hub
+
+# QuietRequestHandler is re-exported: the tests' webhook receivers serve with it too.
+from .serving import LoopbackServer, QuietRequestHandler
 
 logger = logging.getLogger(__name__)
 
@@ -79,13 +81,6 @@ SEARCH_GONE = ("The requested API has been removed. Please migrate to the /rest/
 
 JOURNAL_LIMIT = 10_000
 """Exchanges and deliveries kept for inspection; a long ``connector local`` run must not grow without bound."""
-
-
-class QuietRequestHandler(WSGIRequestHandler):
-    """No access log line per request: tests and the demo print only what matters."""
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 class HttpError(Exception):
@@ -431,35 +426,27 @@ class JiraSandbox:
         self._rate_limit: tuple[int, float] | None = None
         self._request_times: list[float] = []
         self._exchanges: deque[dict[str, Any]] = deque(maxlen=JOURNAL_LIMIT)
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
+        self._server = LoopbackServer(self._wsgi, name="jira-sandbox")
 
     # lifecycle --------------------------------------------------------------------------------------------------------
 
     def start(self) -> JiraSandbox:
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True,
-                                   request_handler=QuietRequestHandler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="jira-sandbox", daemon=True)
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._server.stop()
 
     def __enter__(self) -> JiraSandbox:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL of both the auth endpoints and the API; only while started."""
+        return self._server.url
 
     @property
     def site_url(self) -> str:

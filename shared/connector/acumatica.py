@@ -18,7 +18,6 @@ Secrets (client secret, password, access and refresh tokens) never reach logs or
 from __future__ import annotations
 
 import copy
-import email.utils
 import json
 import logging
 import re
@@ -33,7 +32,6 @@ from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from .documents import profile, to_document
 from .errors import (
@@ -47,7 +45,7 @@ from .errors import (
     UncertainOutcome,
     ValidationError,
 )
-from .http import make_session
+from .http import make_session, retry_after_seconds, transport_error
 from .model import Document, DocumentKey
 from .ports import Page
 from .tokens import ObtainTokens, RotatingTokens
@@ -282,7 +280,7 @@ def _grant(session: requests.Session, token_url: str, form: Mapping[str, str], c
         raise _GrantRefused(str(body["error"]))
     if response.status_code == 429 or response.status_code >= 500:
         raise TransientError(f"Acumatica token endpoint answered {response.status_code}",
-                             retry_after=_retry_after(response))
+                             retry_after=retry_after_seconds(response))
     if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
         raise PermanentError(f"Acumatica token endpoint answered {response.status_code} to the {grant_type} grant "
                              "without an access token")
@@ -617,7 +615,8 @@ class AcumaticaClient:
                 response = self._session.request(method, url, data=data, headers=request_headers,
                                                  timeout=self._timeout)
         except requests.RequestException as exc:
-            raise _transport_error(method, url, exc) from None
+            # Any POST may have happened (a created document, a started action); other methods are safe to repeat.
+            raise transport_error("Acumatica", method, _path(url), exc, may_have_happened=method == "POST") from None
         logger.debug("Acumatica %s %s -> %s in %.2fs", method, _path(url), response.status_code,
                      time.monotonic() - started)
         if response.status_code == 401 and token is not None:
@@ -635,7 +634,7 @@ class AcumaticaClient:
         if status in (400, 422):
             return ValidationError(message, field_errors)
         if status == 429 or status >= 500:
-            return TransientError(message, retry_after=_retry_after(response))
+            return TransientError(message, retry_after=retry_after_seconds(response))
         return PermanentError(message)
 
 
@@ -653,20 +652,6 @@ def _path(url: str) -> str:
     return urlsplit(url).path
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        try:
-            moment = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max((moment - datetime.now(timezone.utc)).total_seconds(), 0.0)
-
-
 def _error_detail(response: requests.Response) -> tuple[str, dict[str, str]]:
     """A short reason from Acumatica's body (``HttpError`` or a record with field ``error``s), and the field errors."""
     body = _json_or_none(response)
@@ -682,21 +667,3 @@ def _error_detail(response: requests.Response) -> tuple[str, dict[str, str]]:
             detail = "; ".join(f"{name or 'document'}: {text}" for name, text in field_errors.items())
             return detail[:_DETAIL_LIMIT], field_errors
     return (response.reason or "no detail")[:_DETAIL_LIMIT], {}
-
-
-def _transport_error(method: str, url: str, exc: requests.RequestException) -> ConnectorError:
-    """Nothing was sent → retry later; a POST that may have reached Acumatica → ``UncertainOutcome``."""
-    where = f"{method} {_path(url)}"
-    if method != "POST" or _not_sent(exc):
-        return TransientError(f"Acumatica unreachable for {where} ({type(exc).__name__})")
-    return UncertainOutcome(f"no answer from Acumatica to {where} ({type(exc).__name__}); it may have happened: "
-                            "re-read the document, do not resend")
-
-
-def _not_sent(exc: requests.RequestException) -> bool:
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))

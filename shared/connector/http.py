@@ -7,13 +7,23 @@ What is retried, and why:
   retries run out the 429 reaches the caller, which raises ``TransientError`` and lets SQS bring the work back later;
 - 5xx and read timeouts: only idempotent methods. A POST that timed out may have happened (a created issue, a released
   bill): the caller settles that by re-reading, never by resending.
+
+What is left after the retries becomes a typed error: ``transport_error`` for a call that got no answer,
+``retry_after_seconds`` for the wait a throttled or failing answer asked for.
 """
 
 from __future__ import annotations
 
+import email.utils
+import math
+from datetime import datetime, timezone
+
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.util.retry import Retry
+
+from .errors import ConnectorError, TransientError, UncertainOutcome
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
@@ -74,3 +84,53 @@ def make_session(
     session.mount("http://", adapter)
     session.headers["User-Agent"] = user_agent
     return session
+
+
+def retry_after_seconds(response: requests.Response, minimum: float = 0.0) -> float | None:
+    """``Retry-After`` in seconds, from either of its forms (delta-seconds or HTTP-date), never below ``minimum``.
+
+    ``None`` when the header is missing or unreadable, so the caller can fall back to its own default wait.
+    """
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:  # "-0000": UTC with no claim about local time
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = (moment - datetime.now(timezone.utc)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, minimum)
+
+
+def transport_error(system: str, method: str, where: str, exc: requests.RequestException, *,
+                    may_have_happened: bool) -> ConnectorError:
+    """The error for a call that got no answer, deciding whether it may be resent.
+
+    A connect failure or connect timeout sent nothing, so it is plainly transient. Otherwise the request may have
+    arrived: when its side effect matters (``may_have_happened``, typically a POST) it is an ``UncertainOutcome``,
+    which the caller settles by re-reading. ``where`` is a path, never a URL with a query: messages must stay free of
+    secrets, so neither headers nor tokens go in.
+    """
+    call = f"{system} {method} {where}"
+    failure = type(exc).__name__
+    if may_have_happened and not _never_sent(exc):
+        return UncertainOutcome(f"{call} got no answer after sending ({failure}); it may have happened: re-read "
+                                "before trying again, do not resend")
+    return TransientError(f"{call} got no answer ({failure})")
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """Whether the connection was never made (urllib3's ``NewConnectionError`` is a ``ConnectTimeoutError``)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, ConnectTimeoutError)

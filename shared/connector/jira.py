@@ -26,7 +26,6 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from .errors import (
     AuthenticationError,
@@ -36,10 +35,9 @@ from .errors import (
     PermanentError,
     ReconnectNeeded,
     TransientError,
-    UncertainOutcome,
     ValidationError,
 )
-from .http import make_session
+from .http import make_session, retry_after_seconds, transport_error
 from .ports import IssueDraft, IssueRef
 from .tokens import ObtainTokens
 
@@ -509,7 +507,8 @@ class JiraClient:
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
         except requests.RequestException as exc:
-            raise _transport_error(method, path, exc, uncertain=method == "POST" and not read_only) from exc
+            raise transport_error("Jira", method, path, exc,
+                                  may_have_happened=method == "POST" and not read_only) from exc
         _note_rate_limits(response, method, path)
         return response
 
@@ -631,12 +630,9 @@ def _error_detail(response: requests.Response) -> tuple[str, dict[str, str]]:
 
 def _retry_after(response: requests.Response) -> float | None:
     """Seconds to wait: ``Retry-After`` (a minimum, at least 1 s), else the time left to ``X-RateLimit-Reset``."""
-    header = response.headers.get("Retry-After")
-    if header:
-        try:
-            return max(float(header), 1.0)
-        except ValueError:
-            pass
+    seconds = retry_after_seconds(response, minimum=1.0)  # Jira sometimes sends 0, which would spin
+    if seconds is not None:
+        return seconds
     reset = response.headers.get("X-RateLimit-Reset")
     if reset:
         try:
@@ -685,13 +681,3 @@ def _status_error(response: requests.Response, method: str, path: str) -> Connec
     if status >= 500:
         return TransientError(where, _retry_after(response))
     return PermanentError(where)
-
-
-def _transport_error(method: str, path: str, exc: requests.RequestException, *, uncertain: bool) -> ConnectorError:
-    """Nothing sent (connect failure) is plainly transient; a POST that may have arrived is an uncertain outcome."""
-    reason = exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
-    never_sent = isinstance(exc, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError)
-    if uncertain and not never_sent:
-        return UncertainOutcome(f"Jira {method} {path} failed after sending ({type(exc).__name__}); it may have "
-                                f"happened: re-read before trying again")
-    return TransientError(f"Jira {method} {path} failed ({type(exc).__name__})")

@@ -1,0 +1,69 @@
+"""One way to serve a WSGI app on a free local port, shared by the sandboxes and the local API gateway.
+
+They all need the same thing: a Werkzeug server on port 0 (so parallel runs never collide), in a daemon thread (so a
+forgotten ``stop()`` never keeps the process alive), and a ``stop()`` that frees the socket before returning (so a
+test that follows cannot race the old server).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """No access log line per request: tests and the demo print only what matters."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class LoopbackServer:
+    """Serves ``app`` with ``start()`` / ``stop()`` / ``url``; starting twice keeps the running server.
+
+    ``port=0`` asks the OS for a free port, read back through ``port`` once started. ``quiet`` drops Werkzeug's
+    per-request access log, which the sandboxes replace with their own request journals.
+    """
+
+    def __init__(self, app: Any, *, name: str, host: str = "127.0.0.1", port: int = 0, quiet: bool = True) -> None:
+        self.app = app
+        self.name = name
+        self.host = host
+        self._requested_port = port
+        self._quiet = quiet
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LoopbackServer:
+        if self._server is None:
+            handler = QuietRequestHandler if self._quiet else None
+            self._server = make_server(self.host, self._requested_port, self.app, threaded=True,
+                                       request_handler=handler)
+            # A short poll interval keeps stop() fast: shutdown() waits for the serve loop to notice.
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name=self.name, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the socket and wait for the serving thread; stopping a stopped server does nothing."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (the OS's choice when asked for 0)."""
+        if self._server is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._server.server_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
