@@ -360,6 +360,8 @@ class AcumaticaClient:
         self.endpoint_version = endpoint_version
         self._tokens = tokens
         self._session = session or make_session()
+        # A 500 from an action's status URL is the action's failure, not a glitch: answer it at once, unretried.
+        self._status_session = make_session(retry_statuses=(429, 502, 503, 504))
         self.page_size = page_size
         self._action_timeout = action_timeout_seconds
         self._sleep = sleep
@@ -568,7 +570,7 @@ class AcumaticaClient:
         while True:
             self._sleep(delay)
             waited += delay
-            response = self._request("GET", status_url)
+            response = self._request("GET", status_url, session=self._status_session)
             status = response.status_code
             if status == 204:
                 return
@@ -586,20 +588,20 @@ class AcumaticaClient:
                                        "re-read the document to settle it")
             raise PermanentError(f"Acumatica could not complete {action} on {key}: {detail}")
 
-    def _request(self, method: str, url: str, *, body: Any = None,
-                 headers: Mapping[str, str] | None = None) -> requests.Response:
+    def _request(self, method: str, url: str, *, body: Any = None, headers: Mapping[str, str] | None = None,
+                 session: requests.Session | None = None) -> requests.Response:
         """An authenticated call to the entity API; a refused token (401) is replaced once, then it is an error."""
         self.check_endpoint_version()
-        response = self._send(method, url, body=body, headers=headers)
+        response = self._send(method, url, body=body, headers=headers, session=session)
         if response.status_code == 401:
-            response = self._send(method, url, body=body, headers=headers)
+            response = self._send(method, url, body=body, headers=headers, session=session)
             if response.status_code == 401:
                 raise AuthenticationError(f"Acumatica refused a fresh access token (401) for {method} "
                                           f"{_path(url)}; check the API user and the connected application")
         return response
 
     def _send(self, method: str, url: str, *, body: Any = None, headers: Mapping[str, str] | None = None,
-              authenticated: bool = True) -> requests.Response:
+              authenticated: bool = True, session: requests.Session | None = None) -> requests.Response:
         request_headers = {"Accept": "application/json", **(headers or {})}
         data = None
         if body is not None:
@@ -612,8 +614,8 @@ class AcumaticaClient:
         started = time.monotonic()
         try:
             with self._limiter.slot():
-                response = self._session.request(method, url, data=data, headers=request_headers,
-                                                 timeout=self._timeout)
+                response = (session or self._session).request(method, url, data=data, headers=request_headers,
+                                                              timeout=self._timeout)
         except requests.RequestException as exc:
             # Any POST may have happened (a created document, a started action); other methods are safe to repeat.
             raise transport_error("Acumatica", method, _path(url), exc, may_have_happened=method == "POST") from None

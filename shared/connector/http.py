@@ -60,6 +60,7 @@ def make_session(
     retry_after_cap: float = 30.0,
     pool_size: int = 4,
     user_agent: str = "acumatica-jira-connector/0.1",
+    retry_statuses: tuple[int, ...] = (429, 500, 502, 503, 504),
 ) -> requests.Session:
     """A session whose retries follow the module's rules; ``total=0`` disables retries (tests, benchmarks)."""
     retry = PoliteRetry(
@@ -69,7 +70,7 @@ def make_session(
         status=total,
         other=0,
         allowed_methods=IDEMPOTENT_METHODS,
-        status_forcelist=(429, 500, 502, 503, 504),
+        status_forcelist=retry_statuses,
         backoff_factor=backoff_factor,
         backoff_max=backoff_max,
         backoff_jitter=backoff_factor,

@@ -184,3 +184,17 @@ def test_slow_action_polling_gives_up_uncertain(make_client, sleeps):
 
     assert sum(sleeps) >= 3 and len(sleeps) < 10
 
+
+
+def test_a_failed_action_is_reported_from_its_first_status_answer_not_retried(sandbox, client):
+    sandbox.add_document("Bill", Hold=False)
+    key = DocumentKey("Bill", "Bill", "000001")
+    client.invoke_action(key, "ReleaseBill")
+    polls_before = sum(1 for r in sandbox.requests_log if "/status/" in r.path)
+
+    with pytest.raises(PermanentError):
+        client.invoke_action(key, "ReleaseBill")
+
+    failed_polls = sum(1 for r in sandbox.requests_log if "/status/" in r.path) - polls_before
+    # one 202 per configured poll, then the 500 once: it is the action's verdict, retrying only delays the answer
+    assert failed_polls == sandbox.action_polls + 1
