@@ -2,7 +2,8 @@
 
 ``POST /jira/webhook``: Jira issue updates (``X-Hub-Signature`` or a dynamic webhook's JWT).
 ``POST /acumatica/push``: Acumatica push notifications (shared-secret header).
-Answers: 202 queued, 200 ignored, 401 unauthenticated, 400 malformed, 413 too large. A rejected request leaves no
+Answers: 202 queued, 200 ignored, 401 unauthenticated, 400 malformed, 413 too large, 409 the same delivery is
+being queued by a concurrent invocation (Jira retries 409). A rejected request leaves no
 trace in the queue or the table. Each delivery is queued once (Powertools idempotency on its delivery id), since
 Jira and Acumatica both retry and SQS FIFO only deduplicates for five minutes.
 """
@@ -19,6 +20,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 from connector.errors import Rejected
 from connector.model import WorkMessage
@@ -90,6 +92,12 @@ def rejected(error: Rejected) -> Response:
     logger.warning("request rejected", extra={"status": error.status, "reason": str(error)})
     metrics.add_metric(name=f"Rejected{error.status}", unit=MetricUnit.Count, value=1)
     return Response(error.status, content_types.APPLICATION_JSON, {"message": str(error)})
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def in_progress(error: IdempotencyAlreadyInProgressError) -> Response:
+    """The same delivery is being queued right now by another invocation: 409 makes Jira retry it later."""
+    return Response(409, content_types.APPLICATION_JSON, {"message": "this delivery is being processed"})
 
 
 @logger.inject_lambda_context(clear_state=True)
