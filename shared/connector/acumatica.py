@@ -417,14 +417,15 @@ class AcumaticaClient:
                       page_size: int | None = None) -> Iterator[Page]:
         """Documents with ``LastModifiedDateTime ge since``, one HTTP call per page, lazily.
 
-        Acumatica has no ``$orderby``, so records can shift between pages while the poll runs: a record already
-        yielded by this generator is not yielded again, and the caller's overlapping watermark window catches any
-        record that shifted into a page already read.
+        Acumatica has no ``$orderby``, so records can shift between pages while the poll runs: a record the previous
+        page already yielded is not yielded again (the usual shift of an insertion), and the caller's overlapping
+        watermark window catches any record that shifted into a page already read. Only one page of ids is kept,
+        so memory stays flat however long the backlog; an older repeat is harmless (same state, same dedupe id).
         """
         prof = profile(entity)
         size = page_size or self.page_size
         params = {"$filter": comparison("LastModifiedDateTime", "ge", since), "$select": ",".join(prof.select)}
-        seen: set[str] = set()
+        previous_page: set[str] = set()
         while True:
             url = f"{self._entity_url(entity)}?{query_string({**params, '$top': size, '$skip': skip})}"
             response = self._request("GET", url)
@@ -433,13 +434,14 @@ class AcumaticaClient:
             payload = _json_or_none(response)
             if not isinstance(payload, list):
                 raise PermanentError(f"Acumatica answered a {entity} list query with {type(payload).__name__}")
-            documents = []
+            documents, this_page = [], set()
             for item in payload:
                 document = self._document(entity, item)
                 identity = document.id or document.key.external_id
-                if identity not in seen:
-                    seen.add(identity)
+                if identity not in previous_page and identity not in this_page:
+                    this_page.add(identity)
                     documents.append(document)
+            previous_page = this_page
             page = Page(documents=documents, next_skip=skip + len(payload), is_last=len(payload) < size)
             yield page
             if page.is_last:

@@ -198,3 +198,31 @@ def test_a_failed_action_is_reported_from_its_first_status_answer_not_retried(sa
     failed_polls = sum(1 for r in sandbox.requests_log if "/status/" in r.path) - polls_before
     # one 202 per configured poll, then the 500 once: it is the action's verdict, retrying only delays the answer
     assert failed_polls == sandbox.action_polls + 1
+
+
+def test_paging_keeps_one_page_of_ids_and_drops_a_record_repeated_by_the_next_page(client):
+    from datetime import datetime, timezone
+
+    from connector.ports import Page
+
+    pages = iter([
+        [{"id": "a", "Type": {"value": "Bill"}, "ReferenceNbr": {"value": "1"}},
+         {"id": "b", "Type": {"value": "Bill"}, "ReferenceNbr": {"value": "2"}}],
+        [{"id": "b", "Type": {"value": "Bill"}, "ReferenceNbr": {"value": "2"}},
+         {"id": "c", "Type": {"value": "Bill"}, "ReferenceNbr": {"value": "3"}}],
+        [{"id": "a", "Type": {"value": "Bill"}, "ReferenceNbr": {"value": "1"}}],
+    ])
+
+    class Answer:
+        status_code = 200
+
+        def __init__(self, body):
+            self.body = body
+
+        def json(self):
+            return self.body
+
+    client._request = lambda method, url, **kwargs: Answer(next(pages))
+    got: list[Page] = list(client.changed_pages("Bill", datetime(2026, 1, 1, tzinfo=timezone.utc), page_size=2))
+    assert [[d.id for d in page.documents] for page in got] == [["a", "b"], ["c"], ["a"]]
+    assert [page.next_skip for page in got] == [2, 4, 5]
