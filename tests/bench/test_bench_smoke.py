@@ -1,0 +1,79 @@
+"""Each benchmark at a tiny size, so the suite cannot rot: it runs, checks its own output, and reports figures.
+
+Speed is never asserted here (that is what the printed figures are for), only that the benchmarks still measure
+what they claim to measure.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import Result, backlog, classify, coldstart, webhook
+from bench.__main__ import main
+
+
+def figure(result: Result, name: str) -> float | int | str:
+    return next(f.value for f in result.figures if f.name == name)
+
+
+def test_backlog_pass_spans_several_runs_and_queues_each_exception_once() -> None:
+    # A budget just over the poller's 20 s safety margin ends every run after its first page.
+    config = backlog.Config(sizes=(200,), budget_seconds=20.5, page_size=150, probe_moto_messages=20)
+
+    result = backlog.run(config)
+
+    assert result.passed, [c for c in result.checks if not c.passed]
+    assert {c.name for c in result.checks} == {"[200] every exception document queued exactly once",
+                                               "[200] no document skipped",
+                                               "[200] the pass completed and set the watermark"}
+    assert figure(result, "[200] runs needed") >= 2
+    assert figure(result, "[200] messages delivered to the consumer") == 100
+    assert figure(result, "[200] peak traced memory (worst run)") > 0
+    assert figure(result, "moto SendMessageBatch, empty FIFO queue") > 0
+
+
+def test_classify_reports_rates_and_checks_the_mix() -> None:
+    result = classify.run(classify.Config(documents=200, repeats=1))
+
+    assert result.passed
+    assert figure(result, "classify + snapshot + fingerprint") > 0
+
+
+def test_webhook_accepts_a_signed_20kb_delivery_and_refuses_a_forged_one() -> None:
+    result = webhook.run(webhook.Config(deliveries=20, repeats=1))
+
+    assert result.passed
+    assert len(webhook.issue_updated_body(20_000)) >= 20_000
+    assert figure(result, "rejected (bad signature -> 401)") > 0
+
+
+def test_coldstart_times_a_handler_import_with_and_without_layer_bytecode() -> None:
+    config = coldstart.Config(functions=("poller",), repeats=1, xray_off=False, without_layer_bytecode=True)
+
+    result = coldstart.run(config)
+
+    assert result.passed
+    assert figure(result, "poller: as deployed (X-Ray on)") > 0
+    assert figure(result, "poller: no layer bytecode (as on Lambda)") > 0
+    assert any(note.startswith("poller: heaviest imports ") for note in result.notes)
+
+
+def test_cli_runs_one_benchmark_and_writes_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(classify, "QUICK", classify.Config(documents=100, repeats=1))
+    output = tmp_path / "bench.json"
+
+    assert main(["classify", "--quick", "--json", str(output)]) == 0
+
+    assert "== classify:" in capsys.readouterr().out
+    [written] = json.loads(output.read_text())
+    assert written["benchmark"] == "classify" and written["passed"] is True
+
+
+def test_cli_refuses_an_unknown_benchmark() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["nonsense"])
+    assert exit_info.value.code == 2
