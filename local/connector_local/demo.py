@@ -74,11 +74,15 @@ def run_demo(out: TextIO = sys.stdout, *, verbose: bool = False) -> int:
             key = _key(seed)
             issues = stack.jira.issues_with_external_id(key.external_id)
             doc = stack.acumatica.document(seed.entity, (key.type, key.number))
-            rows.append((key.external_id, doc["Status"], ", ".join(i["key"] for i in issues) or "-",
-                         issues[0]["fields"]["summary"] if issues else "healthy: no issue"))
+            outcome = ("issue created: " + issues[0]["fields"]["summary"].rsplit(" | ", 1)[-1] if issues
+                       else "healthy: no issue")
+            rows.append((key.external_id, doc["Status"], ", ".join(i["key"] for i in issues) or "-", outcome))
             if len(issues) != (1 if seed.expect_issue else 0):
                 problems.append(f"{key.external_id}: expected {int(seed.expect_issue)} issue(s), found {len(issues)}")
-        _table(out, ("document", "Acumatica status", "Jira issue", "summary"), rows)
+        _table(out, ("document", "Acumatica status", "Jira issue", "outcome"), rows)
+        first = next((row for row in rows if row[2] != "-"), None)
+        if first:
+            say(f"   e.g. {first[2]}: {stack.jira.issue(first[2])['fields']['summary']}")
 
         say(f"2. A person resolves the issue of {RESOLVED.external_id} in Jira -> signed webhook -> worker -> Acumatica")
         (issue,) = stack.jira.issues_with_external_id(RESOLVED.external_id) or [None]

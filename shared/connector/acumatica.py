@@ -393,6 +393,8 @@ class AcumaticaClient:
             if self._version_checked:
                 return
             response = self._send("GET", f"{self.base_url}/entity", authenticated=False)
+            if response.status_code in (401, 403):  # documented as open, but an instance may be locked down
+                response = self._send("GET", f"{self.base_url}/entity")
             if response.status_code != 200:
                 raise self._error_for(response, "GET /entity")
             body = _json_or_none(response)

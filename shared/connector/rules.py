@@ -47,7 +47,7 @@ def _status_is(*labels: str) -> Condition:
 _UNBALANCED = ExceptionRule(
     "unbalanced",
     _unbalanced,
-    lambda d: (f"{d.status}: control amount {_money(d.control_amount, d.currency)} differs from the document total "
+    lambda d: (f"Unbalanced: control amount {_money(d.control_amount, d.currency)} differs from the document total "
                f"{_money(d.total_amount, d.currency)}"),
 )
 _REJECTED = ExceptionRule("rejected", _status_is("Rejected"), lambda d: "Rejected in the approval workflow")

@@ -390,3 +390,18 @@ def test_limiter_spaces_requests_beyond_the_per_minute_budget():
 
     # The third waits until the first leaves the window (starts at 60); the fourth until the second does (at 70).
     assert slept == [40.0, 5.0]
+
+
+@responses.activate
+def test_an_instance_that_locks_down_the_endpoint_list_is_asked_again_with_the_token():
+    from connector.tokens import RotatingTokens
+    from tests.fakes import MemoryLock, MemorySecret
+
+    base = "https://locked.example.com"
+    responses.get(f"{base}/entity", status=401)
+    responses.get(f"{base}/entity", json={"endpoints": [{"name": "Default", "version": "24.200.001"}]},
+                  match=[matchers.header_matcher({"Authorization": "Bearer tok"})])
+    tokens = RotatingTokens(name="acumatica", secrets=MemorySecret({"access_token": "tok", "expires_at": 4e9}),
+                            lock=MemoryLock(), obtain=lambda secret: {})
+    AcumaticaClient(base_url=base, endpoint_version="24.200.001", tokens=tokens).check_endpoint_version()
+    assert [c.request.headers.get("Authorization") for c in responses.calls] == [None, "Bearer tok"]
