@@ -7,7 +7,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: venv demo test lint bench clean
 
-$(STAMP): pyproject.toml requirements.txt
+$(STAMP): pyproject.toml shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -51,7 +51,7 @@ build-ConnectorLayer:
 	cp -R connector "$(ARTIFACTS_DIR)/python/"
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target "$(ARTIFACTS_DIR)/python" \
 		--only-binary=:all: --implementation cp --python-version $(LAMBDA_PYTHON_VERSION) \
-		--platform $(LAMBDA_PLATFORM) -r "$(SAM_ROOT)/requirements.txt"
+		--platform $(LAMBDA_PLATFORM) -r "$(SAM_ROOT)/shared/requirements.txt"
 	cd "$(ARTIFACTS_DIR)/python" && rm -rf bin botocore botocore-*.dist-info jmespath jmespath-*.dist-info \
 		dateutil python_dateutil-*.dist-info six.py six-*.dist-info
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
