@@ -181,7 +181,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from connector.model import DocumentKey
 
     wiring = _wiring(args)
-    trail = wiring.store.audit_trail(DocumentKey.parse(args.external_id))
+    try:
+        key = DocumentKey.parse(args.external_id)
+    except ValueError:  # a Jira issue key: the table maps each issue to its document
+        found = wiring.store.document_for_issue(args.external_id)
+        if found is None:
+            print(f"{args.external_id} is neither an external id nor a known issue key", file=sys.stderr)
+            return 2
+        key = found
+    trail = wiring.store.audit_trail(key)
     if args.json:
         print(json.dumps(trail, indent=2, default=str))
         return 0
@@ -237,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = command("replay", cmd_replay, "move dead-lettered messages back to the work queue, with progress")
     replay.add_argument("--max", type=int, help="move at most this many messages")
     audit = command("audit", cmd_audit, "show the audit trail of one document")
-    audit.add_argument("external_id", help="e.g. Bill:Bill:000123")
+    audit.add_argument("external_id", help="the document's external id (e.g. Bill:Bill:000123) or its issue key")
     audit.add_argument("--json", action="store_true")
     command("status", cmd_status, "watermarks, and work queue and DLQ depths")
     return parser

@@ -44,6 +44,10 @@ def test_audit_shows_what_happened_to_a_document(stack, capsys):
     assert main(["audit", "Bill:Bill:400001", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert records and all("correlation_id" in r for r in records)
+    (issue,) = stack.jira.issues_with_external_id("Bill:Bill:400001")
+    assert main(["audit", issue["key"]]) == 0
+    assert "created" in capsys.readouterr().out
+    assert main(["audit", "AP-99999"]) == 2
 
 
 def test_status_shows_watermarks_and_queue_depths(stack, capsys):
