@@ -43,8 +43,10 @@ def enqueue_once():
 
     @idempotent_function(data_keyword_argument="delivery", persistence_store=persistence, config=idempotency)
     def enqueue(delivery: dict) -> dict:
-        wiring.queue.send([WorkMessage.from_json(body) for body in delivery["messages"]])
-        return {"queued": len(delivery["messages"])}
+        messages = [WorkMessage.from_json(body) for body in delivery["messages"]]
+        wiring.queue.send(messages)
+        wiring.store.audit_queued(messages)
+        return {"queued": len(messages)}
 
     return enqueue
 

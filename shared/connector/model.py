@@ -100,6 +100,7 @@ class WorkMessage:
     issue_key: str | None = None
     status_name: str | None = None
     observed_at: str | None = None
+    reason: str | None = None
 
     @property
     def key(self) -> DocumentKey:

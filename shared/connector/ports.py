@@ -192,6 +192,9 @@ class StateStore(Protocol):
               details: Mapping[str, Any] | None = None) -> None:
         ...
 
+    def audit_queued(self, messages: Sequence[WorkMessage]) -> None:
+        """One audit record per queued message (batched): the first step of every piece of work."""
+
     def audit_trail(self, key: DocumentKey) -> list[dict[str, Any]]:
         """Audit records of one document, oldest first."""
 

@@ -16,7 +16,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from .errors import TransientError
-from .model import DocumentKey
+from .model import DocumentKey, WorkMessage
 from .ports import Claim, Cursor, DocState
 
 RECENT_IDS_LIMIT = 50
@@ -214,6 +214,17 @@ class DynamoStore:
 
     def audit(self, key: DocumentKey, event: str, outcome: str, *, correlation_id: str, reason: str = "",
               details: Mapping[str, Any] | None = None) -> None:
+        self._table.put_item(Item=self._audit_item(key, event, outcome, correlation_id, reason, details))
+
+    def audit_queued(self, messages: Sequence[WorkMessage]) -> None:
+        with self._table.batch_writer() as batch:  # 25 items a request, unprocessed items resent by boto3
+            for message in messages:
+                batch.put_item(Item=self._audit_item(
+                    message.key, "queued", message.kind, message.correlation_id, message.reason or "",
+                    {"source": message.source, "dedupe_id": message.dedupe_id, "issue": message.issue_key}))
+
+    def _audit_item(self, key: DocumentKey, event: str, outcome: str, correlation_id: str, reason: str,
+                    details: Mapping[str, Any] | None) -> dict[str, Any]:
         now = self._now()
         item = {
             "PK": key.pk, "SK": f"AUDIT#{now.isoformat()}#{uuid.uuid4().hex[:8]}", "external_id": key.external_id,
@@ -222,7 +233,7 @@ class DynamoStore:
         }
         if details:
             item["details"] = _storable({k: v for k, v in details.items() if v not in (None, "")})
-        self._table.put_item(Item=item)
+        return item
 
     def audit_trail(self, key: DocumentKey) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

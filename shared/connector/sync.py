@@ -78,6 +78,7 @@ def decide(documents: list[Document], states: Mapping[DocumentKey, DocState], co
             kind="sync", external_id=doc.key.external_id, dedupe_id=f"sync:{doc.key.external_id}:{fp}",
             correlation_id=correlation_id, source=source, fingerprint=fp,
             observed_at=doc.last_modified.isoformat() if doc.last_modified else None,
+            reason=finding.reason if finding else f"exception cleared: status {doc.status}",
         )
     return list(messages.values()), unchanged, healthy
 
@@ -115,6 +116,7 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
         states = store.get_states([d.key for d in page.documents])
         messages, unchanged, healthy = decide(page.documents, states, correlation_id)
         queue.send(messages)
+        store.audit_queued(messages)
         report.enqueued += len(messages)
         report.unchanged += unchanged
         report.healthy += healthy

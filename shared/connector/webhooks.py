@@ -75,7 +75,8 @@ def jira_resolution(payload: Mapping[str, Any], *, delivery_id: str, external_id
     dedupe = f"resolve:{issue.get('id') or issue['key']}:{change}" if change else f"resolve:{delivery_id}"
     return WorkMessage(kind="resolve", external_id=external_id.strip(), dedupe_id=dedupe,
                        correlation_id=correlation_id, source="jira", issue_key=str(issue["key"]),
-                       status_name=to_name or None, observed_at=str(payload.get("timestamp") or "") or None)
+                       status_name=to_name or None, observed_at=str(payload.get("timestamp") or "") or None,
+                       reason=f"{issue['key']} moved to {to_name or 'a resolved status'} in Jira")
 
 
 _QUERY_HINTS = (("purchase", "PurchaseOrder"), ("order", "PurchaseOrder"), ("bill", "Bill"), ("invoice", "Bill"),
@@ -118,6 +119,7 @@ def push_changes(payload: Mapping[str, Any], *, correlation_id: str,
             kind="sync", external_id=key.external_id, dedupe_id=f"push:{notification_id}:{key.external_id}",
             correlation_id=correlation_id, source="push",
             observed_at=str(row.get("LastModifiedDateTime") or "") or None,
+            reason=f"Acumatica push notification {notification_id}",
         )
     return list(messages.values())
 

@@ -219,3 +219,11 @@ def test_first_poll_finds_documents_stuck_long_before_the_connector_was_deployed
     queue = ListQueue()
     poll(FakeAcumatica(ancient), store, queue)
     assert [m.external_id for m in queue.sent] == ["Bill:Bill:000001"]
+
+
+def test_queuing_is_audited_with_the_reason_and_the_poll_correlation_id(store, clock):
+    acu, queue = FakeAcumatica(make_doc()), ListQueue()
+    poll(acu, store, queue)
+    (record,) = store.audit_trail(make_doc().key)
+    assert (record["event"], record["outcome"], record["correlation_id"]) == ("queued", "sync", "corr-poll")
+    assert record["reason"] == "On hold"
