@@ -104,7 +104,8 @@ class _MeteredSource:
 
 
 class _MeteredStore:
-    """The three calls a poll makes to DynamoDB, timed; ``get_states`` costs one BatchGetItem per 100 keys."""
+    """The calls a poll makes to DynamoDB, timed; ``get_states`` costs one BatchGetItem per 100 keys and
+    ``audit_queued`` one BatchWriteItem per 25 records."""
 
     def __init__(self, inner: StateStore, meter: _Meter) -> None:
         self._inner = inner
@@ -121,6 +122,10 @@ class _MeteredStore:
     def get_states(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, DocState]:
         with self._meter.timing("DynamoDB", calls=math.ceil(len(keys) / 100)):
             return self._inner.get_states(keys)
+
+    def audit_queued(self, messages: Sequence[WorkMessage]) -> None:
+        with self._meter.timing("DynamoDB", calls=math.ceil(len(messages) / 25)):
+            self._inner.audit_queued(messages)
 
 
 class _MeteredQueue:
