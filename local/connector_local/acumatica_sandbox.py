@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from werkzeug.wrappers import Request, Response
 
-from .serving import LoopbackServer
+from .serving import LoopbackServer, Served
 
 ENDPOINT_NAME = "Default"
 
@@ -165,7 +165,7 @@ def _parse_offset_datetime(text: str) -> datetime:
     return moment
 
 
-class AcumaticaSandbox:
+class AcumaticaSandbox(Served):
     """One in-process Acumatica instance on 127.0.0.1. Start it, seed documents, point the client at ``url``.
 
     ``versions``: the ``Default`` endpoint versions served. ``client_id`` (``GUID@Tenant``; the tenant becomes the push
@@ -205,25 +205,6 @@ class AcumaticaSandbox:
         self.requests_log: list[LoggedRequest] = []
         # Quiet: tests and the demo read ``requests_log`` instead of an access log.
         self._server = LoopbackServer(self._wsgi, name="acumatica-sandbox")
-
-    # ------------------------------------------------------------------------------------------- lifecycle
-
-    def start(self) -> AcumaticaSandbox:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> AcumaticaSandbox:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     # ------------------------------------------------------------------------------------------- seeding
 

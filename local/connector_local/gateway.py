@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 from werkzeug.wrappers import Request, Response
 
 from .runtime import DEFAULT_ACCOUNT_ID, LocalFunction
-from .serving import LoopbackServer
+from .serving import LoopbackServer, Served
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _new_request_id() -> str:
     return base64.b64encode(secrets.token_bytes(10)).decode("ascii")
 
 
-class HttpApiGateway:
+class HttpApiGateway(Served):
     """A Werkzeug server routing ``(METHOD, path)`` to functions; ``start()``/``stop()``/``url``, or ``with``.
 
     ``routes`` is kept by reference, so a caller may start the gateway first (its URL goes into the functions'
@@ -75,23 +75,10 @@ class HttpApiGateway:
         # Keeps Werkzeug's access log: unlike the sandboxes, the gateway keeps no request journal of its own.
         self._server = LoopbackServer(self._wsgi, name="http-api-gateway", host=host, port=port, quiet=False)
 
-    @property
-    def url(self) -> str:
-        return self._server.url
-
     def start(self) -> HttpApiGateway:
-        self._server.start()
+        super().start()
         logger.info("HTTP API listening on %s", self.url)
         return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> HttpApiGateway:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def route(self, method: str, path: str) -> LocalFunction | None:
         """The function for ``METHOD path`` (method case-insensitive, path exact: no path parameters here)."""

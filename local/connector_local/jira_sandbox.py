@@ -49,7 +49,7 @@ from werkzeug.wrappers import Request, Response
 from connector.signatures import sign_hub
 
 # QuietRequestHandler is re-exported: the tests' webhook receivers serve with it too.
-from .serving import LoopbackServer, QuietRequestHandler
+from .serving import LoopbackServer, QuietRequestHandler, Served
 
 logger = logging.getLogger(__name__)
 
@@ -360,7 +360,7 @@ def _text_matches(query: str, value: Any) -> bool:
 
 # --- the sandbox ------------------------------------------------------------------------------------------------------
 
-class JiraSandbox:
+class JiraSandbox(Served):
     """Jira Cloud on 127.0.0.1. Seed, inject faults and inspect through the methods; talk HTTP to ``url``."""
 
     def __init__(
@@ -427,26 +427,6 @@ class JiraSandbox:
         self._request_times: list[float] = []
         self._exchanges: deque[dict[str, Any]] = deque(maxlen=JOURNAL_LIMIT)
         self._server = LoopbackServer(self._wsgi, name="jira-sandbox")
-
-    # lifecycle --------------------------------------------------------------------------------------------------------
-
-    def start(self) -> JiraSandbox:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> JiraSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The base URL of both the auth endpoints and the API; only while started."""
-        return self._server.url
 
     @property
     def site_url(self) -> str:

@@ -8,7 +8,7 @@ test that follows cannot race the old server).
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Self
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -67,3 +67,27 @@ class LoopbackServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+class Served:
+    """``start()`` / ``stop()`` / ``url`` / ``with`` for a class that serves through its ``_server``."""
+
+    _server: LoopbackServer
+
+    def start(self) -> Self:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL, only while started."""
+        return self._server.url
