@@ -80,16 +80,15 @@ class LocalStack:
     environment: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, env: Mapping[str, str] | None = None, *, search_lag_seconds: float = 0.0,
-              max_receive_count: int | None = None, quiet: bool = False) -> LocalStack:
+    def start(cls, env: Mapping[str, str] | None = None, *, quiet: bool = False) -> LocalStack:
         """Start everything. Sandboxes stand in for Acumatica/Jira unless ``ACUMATICA_URL`` / ``JIRA_API_URL`` are
         given; then the secrets must be provided as ``ACUMATICA_SECRET_JSON`` / ``JIRA_SECRET_JSON``."""
         env = dict(os.environ if env is None else env)
         acumatica = None if env.get("ACUMATICA_URL") else AcumaticaSandbox().start()
         jira = None
         if not env.get("JIRA_API_URL"):
-            jira = JiraSandbox(sites=[JIRA_SITE, "https://other-team.atlassian.net"], webhook_secret=WEBHOOK_SECRET,
-                               search_lag_seconds=search_lag_seconds).start()
+            jira = JiraSandbox(sites=[JIRA_SITE, "https://other-team.atlassian.net"],
+                               webhook_secret=WEBHOOK_SECRET).start()
         defaults = {
             "LogLevel": "WARNING" if quiet else "INFO",
             "AcumaticaUrl": acumatica.url if acumatica else "",
@@ -99,9 +98,8 @@ class LocalStack:
             "JiraProjectKey": jira.project_key if jira else "",
             "JiraExternalIdField": jira.external_id_field if jira else "",
         }
-        parameters = parameters_from_env(env, defaults)
-        if max_receive_count is not None:
-            parameters["MaxReceiveCount"] = str(max_receive_count)
+        # Only what the sandboxes decide; the template's own defaults stand for the rest.
+        parameters = parameters_from_env(env, {name: value for name, value in defaults.items() if value})
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto and the sandboxes log every request
         aws = LocalAws.start(TEMPLATE, parameters)
         try:

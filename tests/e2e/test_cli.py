@@ -89,13 +89,14 @@ def test_connector_local_serves_the_webhook_until_stopped():
     process = subprocess.Popen([sys.executable, "-m", "connector_local.cli", "local", "--poll-seconds", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        webhook = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and webhook is None:
+        webhook, printed = None, []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and webhook is None and process.poll() is None:
             line = process.stdout.readline()
+            printed.append(line)
             if line.startswith("Webhook endpoint:"):
                 webhook = line.split(":", 1)[1].strip()
-        assert webhook, "connector local did not print its webhook endpoint"
+        assert webhook, "connector local did not print its webhook endpoint:\n" + "".join(printed)
         answer = requests.post(webhook, data=b"{}", headers={"X-Hub-Signature": "sha256=" + "0" * 64}, timeout=10)
         assert answer.status_code == 401
     finally:
