@@ -91,14 +91,17 @@ def run_demo(out: TextIO = sys.stdout, *, verbose: bool = False) -> int:
         else:
             stack.jira.resolve_issue(issue["key"], "Done")
             stack.drain()
-            bill = stack.acumatica.document("Bill", (RESOLVED.type, RESOLVED.number))
-            actions = [entry for entry in stack.acumatica.action_log if entry[1] == (RESOLVED.type, RESOLVED.number)]
-            comment = stack.jira.comments(issue["key"])[-1:] or [{}]
             from connector.adf import plain_text
+            from connector.store import DynamoStore
 
-            _table(out, ("document", "Acumatica status", "actions performed", "Jira comment"),
-                   [(RESOLVED.external_id, bill["Status"], "; ".join(f"{a[2]} ({a[3]})" for a in actions),
-                     plain_text(comment[0].get("body")).replace("\n", " ")[:90])])
+            bill = stack.acumatica.document("Bill", (RESOLVED.type, RESOLVED.number))
+            trail = DynamoStore.from_name(stack.aws.outputs["TableName"]).audit_trail(RESOLVED)
+            actions = [f"{r['details']['action']} ({r['reason']})" for r in trail
+                       if r["event"] == "action" and r["outcome"] == "done"]
+            _table(out, ("document", "Jira issue", "Acumatica status", "actions taken, from the audit trail"),
+                   [(RESOLVED.external_id, issue["key"], bill["Status"], "; ".join(actions))])
+            comment = stack.jira.comments(issue["key"])[-1:] or [{}]
+            say(f"   Jira comment on {issue['key']}: " + plain_text(comment[0].get("body")).replace("\n", " "))
             if bill["Status"] != "Open":
                 problems.append(f"{RESOLVED.external_id} should be released (Open), is {bill['Status']}")
 

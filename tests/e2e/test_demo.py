@@ -1,0 +1,17 @@
+"""`make demo` is a promise to new users: it must keep printing the whole round trip and exit 0."""
+
+from __future__ import annotations
+
+import io
+
+from connector_local.demo import run_demo
+
+
+def test_demo_round_trip_exits_zero_and_prints_every_step():
+    out = io.StringIO()
+    assert run_demo(out) == 0, out.getvalue()
+    text = out.getvalue()
+    for expected in ("1. Schedule tick", "issue created: Unbalanced", "healthy: no issue",
+                     "ReleaseBill (Balanced -> Open)", "documents queued: 0, Jira calls: 0",
+                     "dead-letter queue depth: 0", "Round trip complete"):
+        assert expected in text
