@@ -10,16 +10,9 @@ Jira and Acumatica both retry and SQS FIFO only deduplicates for five minutes.
 
 from __future__ import annotations
 
-from functools import cache
-
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 from connector.errors import Rejected
@@ -32,23 +25,6 @@ metrics = Metrics()
 tracer = Tracer()
 app = APIGatewayHttpResolver()
 wiring = Wiring()
-idempotency = IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=2 * 86400)
-
-
-@cache
-def enqueue_once():
-    """The idempotent enqueue, built on first use (it needs the table name from the environment)."""
-    persistence = DynamoDBPersistenceLayer(table_name=wiring.settings.table_name, key_attr="PK", sort_key_attr="SK",
-                                           static_pk_value="IDEMPOTENCY#deliveries", expiry_attr="expires_at")
-
-    @idempotent_function(data_keyword_argument="delivery", persistence_store=persistence, config=idempotency)
-    def enqueue(delivery: dict) -> dict:
-        messages = [WorkMessage.from_json(body) for body in delivery["messages"]]
-        wiring.queue.send(messages)
-        wiring.store.audit_queued(messages)
-        return {"queued": len(messages)}
-
-    return enqueue
 
 
 def _request() -> tuple[bytes, dict[str, str]]:
@@ -61,7 +37,7 @@ def _queued(kind: str, delivery: str, messages: list[WorkMessage]) -> Response:
     if not messages:
         metrics.add_metric(name=f"{kind}Ignored", unit=MetricUnit.Count, value=1)
         return Response(200, content_types.APPLICATION_JSON, {"status": "ignored"})
-    result = enqueue_once()(delivery={"delivery_id": delivery, "messages": [m.to_json() for m in messages]})
+    result = wiring.enqueue_delivery(delivery, messages)
     metrics.add_metric(name=f"{kind}Queued", unit=MetricUnit.Count, value=len(messages))
     return Response(202, content_types.APPLICATION_JSON, {"status": "queued", **result})
 
@@ -106,5 +82,5 @@ def in_progress(error: IdempotencyAlreadyInProgressError) -> Response:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict, context) -> dict:
-    idempotency.register_lambda_context(context)
+    wiring.delivery_idempotency.register_lambda_context(context)
     return app.resolve(event, context)

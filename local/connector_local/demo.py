@@ -59,7 +59,7 @@ def run_demo(out: TextIO = sys.stdout, *, verbose: bool = False) -> int:
     """Run the round trip; returns the process exit code. ``verbose`` keeps the functions' logs and metrics."""
     started = time.monotonic()
     problems: list[str] = []
-    with LocalStack.start(quiet=not verbose) as stack:
+    with LocalStack.start({}, quiet=not verbose) as stack:  # always the embedded default, whatever the shell says
         assert stack.acumatica and stack.jira, "the demo runs on the sandboxes"
         for seed in SEEDS:
             stack.acumatica.add_document(seed.entity, requires_approval=seed.requires_approval, **seed.fields)

@@ -78,6 +78,8 @@ class LocalStack:
     acumatica: AcumaticaSandbox | None = None
     jira: JiraSandbox | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    replaced_environment: dict[str, str | None] = field(default_factory=dict)
+    """What ``os.environ`` held before the stack configured the handlers; ``stop()`` puts it back."""
 
     @classmethod
     def start(cls, env: Mapping[str, str] | None = None, *, quiet: bool = False) -> LocalStack:
@@ -125,6 +127,7 @@ class LocalStack:
         gateway = HttpApiGateway(gateway_routes)
         gateway.start()
         environment["WEBHOOK_URL"] = f"{gateway.url}/jira/webhook"
+        replaced = {name: os.environ.get(name) for name in environment}
         os.environ.update(environment)
         for logical_id in FUNCTIONS:
             settings = aws.function_settings(logical_id)
@@ -143,7 +146,7 @@ class LocalStack:
                     tickers[logical_id] = ScheduleTicker(functions[logical_id], props.get("Input") or "{}",
                                                          parse_rate(props["ScheduleExpression"]))
         pump = QueuePump(aws.client("sqs"), aws.outputs["WorkQueueUrl"], functions["WorkerFunction"])
-        stack = cls(aws, functions, gateway, pump, tickers, acumatica, jira, environment)
+        stack = cls(aws, functions, gateway, pump, tickers, acumatica, jira, environment, replaced)
         parameters_utility.clear_caches()  # secrets cached by an earlier stack in this process are stale
         stack._seed_secrets(env)
         return stack
@@ -179,6 +182,11 @@ class LocalStack:
         return self.pump.drain()
 
     def stop(self) -> None:
+        for name, value in self.replaced_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         self.gateway.stop()
         for sandbox in (self.acumatica, self.jira):
             if sandbox:

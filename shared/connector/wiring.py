@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import time
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .config import Settings
 from .errors import ConfigurationError
+from .model import WorkMessage
 from .resolve import ResolveContext
 from .sync import PollOptions, SyncContext
 from .tokens import RotatingTokens
@@ -124,6 +125,35 @@ class Wiring:
                            overlap=timedelta(minutes=settings.poll_overlap_minutes),
                            initial_lookback=(timedelta(days=settings.initial_lookback_days)
                                              if settings.initial_lookback_days > 0 else None))
+
+    @cached_property
+    def delivery_idempotency(self):
+        """Powertools idempotency for inbound deliveries: Jira retries for 30 minutes, FIFO dedupes for five."""
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+        return IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=2 * 86400)
+
+    @cached_property
+    def _enqueue_once(self):
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
+
+        persistence = DynamoDBPersistenceLayer(
+            table_name=self._required("table_name", "TABLE_NAME"), key_attr="PK", sort_key_attr="SK",
+            static_pk_value="IDEMPOTENCY#deliveries", expiry_attr="expires_at")
+
+        @idempotent_function(data_keyword_argument="delivery", persistence_store=persistence,
+                             config=self.delivery_idempotency)
+        def enqueue(delivery: dict) -> dict:
+            messages = [WorkMessage.from_json(body) for body in delivery["messages"]]
+            self.queue.send(messages)
+            self.store.audit_queued(messages)
+            return {"queued": len(messages)}
+
+        return enqueue
+
+    def enqueue_delivery(self, delivery_id: str, messages: Sequence[WorkMessage]) -> dict:
+        """Queue (and audit) a delivery's messages once per delivery id; a repeat returns the first result."""
+        return self._enqueue_once(delivery={"delivery_id": delivery_id, "messages": [m.to_json() for m in messages]})
 
     def _required(self, attribute: str, variable: str) -> str:
         value = getattr(self.settings, attribute)
