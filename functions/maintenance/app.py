@@ -24,7 +24,7 @@ class MaintenanceFailed(Exception):
 def handler(event: dict, context) -> dict:
     report = run_maintenance(wiring.settings, acumatica=wiring.acumatica, jira=wiring.jira,
                              acumatica_tokens=wiring.acumatica_tokens, jira_tokens=wiring.jira_tokens,
-                             jira_secret=wiring.jira_secret)
+                             jira_secret=wiring.jira_secret, dead_letters=wiring.dead_letter_count)
     logger.info("maintenance", extra={"checks": report.checks, "failures": report.failures})
     metrics.add_metric(name="MaintenanceFailures", unit=MetricUnit.Count, value=len(report.failures))
     if report.failures:

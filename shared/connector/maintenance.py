@@ -34,7 +34,8 @@ def webhook_jql(settings: Settings) -> str:
 
 
 def run_maintenance(settings: Settings, *, acumatica: Any, jira: Any, acumatica_tokens: Any, jira_tokens: Any,
-                    jira_secret: SecretStore) -> MaintenanceReport:
+                    jira_secret: SecretStore, dead_letters: Callable[[], int]) -> MaintenanceReport:
+    """``dead_letters`` counts the messages waiting in the DLQ (visible or in flight)."""
     report = MaintenanceReport()
 
     def acumatica_version() -> str:
@@ -62,5 +63,13 @@ def run_maintenance(settings: Settings, *, acumatica: Any, jira: Any, acumatica_
     report.run("acumatica_endpoint", acumatica_version)
     report.run("jira_token", refresh(jira_tokens))
     report.run("jira_project", jira_project)
+    def dead_letter_queue() -> str:
+        waiting = dead_letters()
+        if waiting:
+            raise RuntimeError(f"{waiting} message(s) wait in the dead-letter queue: fix the cause (connector audit), "
+                               "then run connector replay")
+        return "dead-letter queue empty"
+
     report.run("jira_webhook", webhook)
+    report.run("dead_letter_queue", dead_letter_queue)
     return report

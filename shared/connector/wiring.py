@@ -126,6 +126,16 @@ class Wiring:
                            initial_lookback=(timedelta(days=settings.initial_lookback_days)
                                              if settings.initial_lookback_days > 0 else None))
 
+    def dead_letter_count(self) -> int:
+        """Messages in the DLQ, visible or in flight (the daily health check reports them)."""
+        import boto3
+
+        from .redrive import queue_depths
+
+        url = self._required("dead_letter_queue_url", "DEAD_LETTER_QUEUE_URL")
+        depth = queue_depths(boto3.client("sqs"), [url])[url]
+        return depth["ApproximateNumberOfMessages"] + depth["ApproximateNumberOfMessagesNotVisible"]
+
     @cached_property
     def delivery_idempotency(self):
         """Powertools idempotency for inbound deliveries: Jira retries for 30 minutes, FIFO dedupes for five."""
