@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 from typing import Any, Sequence
@@ -72,11 +73,13 @@ def cmd_local(args: argparse.Namespace) -> int:
         print(f"Jira:              {stack.environment['JIRA_API_URL']}")
         for name, value in sorted(stack.aws.outputs.items()):
             print(f"{name + ':':<19}{value}")
-        print("Serving; Ctrl-C stops.", flush=True)
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            stop.set()
+        print("Serving; Ctrl-C (or SIGTERM) stops.", flush=True)
+        # Explicit handlers: a process started in the background inherits an ignored SIGINT, and services are
+        # stopped with SIGTERM anyway.
+        for stopping_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stopping_signal, lambda *_: stop.set())
+        while not stop.wait(timeout=0.5):
+            pass
     return 0
 
 

@@ -100,5 +100,5 @@ def test_connector_local_serves_the_webhook_until_stopped():
         answer = requests.post(webhook, data=b"{}", headers={"X-Hub-Signature": "sha256=" + "0" * 64}, timeout=10)
         assert answer.status_code == 401
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
