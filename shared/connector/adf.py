@@ -112,7 +112,9 @@ def format_value(value: Any) -> str:
     if isinstance(value, Decimal):
         if not value.is_finite():
             return str(value)
-        return f"{value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"{value:,f}"
+        # Compare exponents, not quantize(): quantizing a value beyond the context's 28 digits raises.
+        exponent = value.normalize().as_tuple().exponent
+        return f"{value:,.2f}" if isinstance(exponent, int) and exponent >= -2 else f"{value:,f}"
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return value.strftime("%Y-%m-%d %H:%M")

@@ -146,3 +146,10 @@ def test_type_dispatching_validator_agrees_with_plain_jsonschema():
     verdicts = [(plain.is_valid(d), adf_validator().is_valid(d)) for d in documents]
     assert [fast for _, fast in verdicts] == [True, True, False, False, False, False, False]
     assert all(slow == fast for slow, fast in verdicts)
+
+
+def test_amounts_beyond_decimal_precision_still_format():
+    from decimal import Decimal
+
+    assert adf.format_value(Decimal("100000000000000000000000000.00")) == "100,000,000,000,000,000,000,000,000.00"
+    assert adf.format_value(Decimal("0.125")) == "0.125"
