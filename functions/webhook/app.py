@@ -10,6 +10,8 @@ Jira and Acumatica both retry and SQS FIFO only deduplicates for five minutes.
 
 from __future__ import annotations
 
+import base64
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
@@ -28,8 +30,10 @@ wiring = Wiring()
 
 
 def _request() -> tuple[bytes, dict[str, str]]:
+    """The body's exact bytes (signatures cover bytes, and a binary body must reach the 400, not a decode error)."""
     event = app.current_event
-    raw = (event.decoded_body or "").encode("utf-8")
+    body = event.body or ""
+    raw = base64.b64decode(body) if event.is_base64_encoded else body.encode("utf-8")
     return raw, {name.lower(): value for name, value in (event.headers or {}).items()}
 
 

@@ -63,3 +63,16 @@ def test_malformed_worker_message_is_reported_failed_and_does_not_block_other_do
     event["Records"] = [broken, healthy]
     response = stack.functions["WorkerFunction"].invoke(event)
     assert response == {"batchItemFailures": [{"itemIdentifier": broken["messageId"]}]}
+
+
+def test_a_binary_body_is_refused_as_unsigned_or_malformed_never_a_server_error(stack):
+    import base64
+
+    from connector.signatures import sign_hub
+
+    event = sample("jira-webhook.json")
+    raw = b"\xff\xfe not utf-8"
+    event.update(body=base64.b64encode(raw).decode(), isBase64Encoded=True)
+    assert stack.functions["WebhookFunction"].invoke(event)["statusCode"] == 401
+    event["headers"] = {**event["headers"], "x-hub-signature": sign_hub("local-webhook-secret", raw)}
+    assert stack.functions["WebhookFunction"].invoke(event)["statusCode"] == 400
