@@ -52,6 +52,7 @@ PARAMETER_ENV = {
     "PushSecretHeader": "PUSH_SECRET_HEADER",
     "PollOverlapMinutes": "POLL_OVERLAP_MINUTES",
     "InitialLookbackDays": "INITIAL_LOOKBACK_DAYS",
+    "FullPassDays": "FULL_PASS_DAYS",
     "LogLevel": "LOG_LEVEL",
 }
 """Template parameter → the environment variable that overrides it locally (CONTRACT.md)."""

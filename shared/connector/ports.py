@@ -119,12 +119,15 @@ class Cursor:
     A pass in progress (``pass_from`` set) pages through ``LastModifiedDateTime >= pass_from`` and resumes at
     ``skip``; when it completes, the watermark becomes ``pass_started`` (the time the pass began), never the largest
     timestamp seen, since pages are unordered and records modified during the pass must be read again.
+    ``full_pass_at``: when the last pass that re-read every document began (the safety net for records a resumed
+    pass could miss: without ``$orderby``, deletions between runs shift later records to lower offsets).
     """
 
     watermark: datetime | None = None
     pass_from: datetime | None = None
     pass_started: datetime | None = None
     skip: int = 0
+    full_pass_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -81,11 +81,12 @@ class DynamoStore:
             pass_from=_parse(item.get("pass_from")),
             pass_started=_parse(item.get("pass_started")),
             skip=int(item.get("skip", 0)),
+            full_pass_at=_parse(item.get("full_pass_at")),
         )
 
     def put_cursor(self, entity: str, cursor: Cursor) -> None:
         item = {"PK": f"WM#{entity}", "SK": "WM", "skip": cursor.skip, "updated_at": _iso(self._now())}
-        for name in ("watermark", "pass_from", "pass_started"):
+        for name in ("watermark", "pass_from", "pass_started", "full_pass_at"):
             if getattr(cursor, name):
                 item[name] = _iso(getattr(cursor, name))
         self._table.put_item(Item=item)

@@ -42,6 +42,9 @@ class PollOptions:
     safety_seconds: float = 20.0
     resume_margin: int = 50
     """Records re-read before a resume point: deletions between runs shift later records to lower offsets."""
+    full_pass_every: timedelta | None = timedelta(days=7)
+    """How often a pass re-reads every document, whatever the watermark says: the safety net for a record that a
+    resumed pass skipped or a clock that disagreed. ``None`` never does. Unchanged documents cost a read only."""
 
 
 @dataclass
@@ -94,13 +97,17 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
     cursor = store.get_cursor(entity)
     if cursor.pass_from is None:
         started = now()
-        if cursor.watermark is not None:
+        full_pass_due = (options.full_pass_every is not None and cursor.full_pass_at is not None
+                         and started - cursor.full_pass_at >= options.full_pass_every)
+        if cursor.watermark is not None and not full_pass_due:
             since = cursor.watermark - options.overlap
-        elif options.initial_lookback is not None:
+        elif cursor.watermark is None and options.initial_lookback is not None:
             since = started - options.initial_lookback
         else:
             since = EVERYTHING
-        cursor = Cursor(watermark=cursor.watermark, pass_from=since, pass_started=started, skip=0)
+        full_pass_at = started if since == EVERYTHING or cursor.full_pass_at is None else cursor.full_pass_at
+        cursor = Cursor(watermark=cursor.watermark, pass_from=since, pass_started=started, skip=0,
+                        full_pass_at=full_pass_at)
         store.put_cursor(entity, cursor)
         skip = 0
     else:
@@ -131,7 +138,7 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
             logger.info("stopping before the time limit; checkpoint kept",
                         extra={"entity": entity, "skip": cursor.skip, "seconds_left": round(remaining, 1)})
             return report
-    store.put_cursor(entity, Cursor(watermark=cursor.pass_started))
+    store.put_cursor(entity, Cursor(watermark=cursor.pass_started, full_pass_at=cursor.full_pass_at))
     report.completed = True
     report.watermark = cursor.pass_started.isoformat()
     return report

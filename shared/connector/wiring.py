@@ -124,7 +124,9 @@ class Wiring:
         return PollOptions(page_size=settings.poll_page_size,
                            overlap=timedelta(minutes=settings.poll_overlap_minutes),
                            initial_lookback=(timedelta(days=settings.initial_lookback_days)
-                                             if settings.initial_lookback_days > 0 else None))
+                                             if settings.initial_lookback_days > 0 else None),
+                           full_pass_every=(timedelta(days=settings.full_pass_days)
+                                            if settings.full_pass_days > 0 else None))
 
     def dead_letter_count(self) -> int:
         """Messages in the DLQ, visible or in flight (the daily health check reports them)."""

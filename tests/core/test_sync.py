@@ -227,3 +227,24 @@ def test_queuing_is_audited_with_the_reason_and_the_poll_correlation_id(store, c
     (record,) = store.audit_trail(make_doc().key)
     assert (record["event"], record["outcome"], record["correlation_id"]) == ("queued", "sync", "corr-poll")
     assert record["reason"] == "On hold"
+
+
+def test_a_weekly_full_pass_finds_a_document_the_watermark_passed_by(store, clock):
+    missed = make_doc(number="000777", modified=NOW - timedelta(days=3))  # e.g. shifted past a resume point
+    acu, queue = FakeAcumatica(), ListQueue()
+    when = [NOW - timedelta(days=2)]
+    options = PollOptions(page_size=100, full_pass_every=timedelta(days=7))
+
+    def run():
+        return poll_entity("Bill", documents=acu, store=store, queue=queue, options=options, now=lambda: when[0],
+                           seconds_left=lambda: 300.0, correlation_id="c")
+
+    run()  # first pass: nothing there yet
+    acu.put(missed)  # appears with a timestamp older than the watermark
+    when[0] = NOW
+    run()
+    assert queue.sent == []
+    when[0] = NOW + timedelta(days=6)
+    run()
+    assert [m.external_id for m in queue.sent] == ["Bill:Bill:000777"]
+    assert store.get_cursor("Bill").full_pass_at == NOW + timedelta(days=6)
