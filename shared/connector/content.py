@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
 from . import adf
 from .documents import screen_url
 from .model import Document, Finding
+from .rules import money
 
 SUMMARY_LIMIT = 255
 ENTITY_LABELS = {"Bill": "AP bill", "PurchaseOrder": "Purchase order", "Check": "AP payment"}
-
-
-def money(amount: Decimal | None, currency: str) -> str:
-    return f"{amount:,.2f} {currency}".strip() if amount is not None else f"(no amount) {currency}".strip()
 
 
 def reference(doc: Document) -> str:

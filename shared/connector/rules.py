@@ -21,7 +21,8 @@ Condition = Callable[[Document], bool]
 UNRELEASED = frozenset({"On Hold", "Balanced", "Pending Approval"})
 
 
-def _money(value: Decimal | None, currency: str) -> str:
+def money(value: Decimal | None, currency: str) -> str:
+    """An amount as clerks read it (``1,250.00 USD``); rules, fingerprints and Jira text all use this one form."""
     return f"{value:,.2f} {currency}".strip() if value is not None else "(none)"
 
 
@@ -47,8 +48,8 @@ def _status_is(*labels: str) -> Condition:
 _UNBALANCED = ExceptionRule(
     "unbalanced",
     _unbalanced,
-    lambda d: (f"Unbalanced: control amount {_money(d.control_amount, d.currency)} differs from the document total "
-               f"{_money(d.total_amount, d.currency)}"),
+    lambda d: (f"Unbalanced: control amount {money(d.control_amount, d.currency)} differs from the document total "
+               f"{money(d.total_amount, d.currency)}"),
 )
 _REJECTED = ExceptionRule("rejected", _status_is("Rejected"), lambda d: "Rejected in the approval workflow")
 _PENDING = ExceptionRule("pending-approval", _status_is("Pending Approval"), lambda d: "Waiting for approval")
@@ -81,9 +82,9 @@ def snapshot(doc: Document, finding: Finding | None) -> dict[str, str]:
         "status": doc.status,
         "hold": "yes" if doc.hold else "no",
         "vendor": doc.vendor,
-        "amount": _money(doc.amount, doc.currency),
-        "control amount": _money(doc.control_amount, doc.currency) if doc.control_amount is not None else "",
-        "total": _money(doc.total_amount, doc.currency) if doc.total_amount is not None else "",
+        "amount": money(doc.amount, doc.currency),
+        "control amount": money(doc.control_amount, doc.currency) if doc.control_amount is not None else "",
+        "total": money(doc.total_amount, doc.currency) if doc.total_amount is not None else "",
         "owner": doc.owner or "",
         "errors": "; ".join(f"{k}: {v}" for k, v in sorted(doc.errors.items())),
         "rule": finding.rule if finding else "healthy",
@@ -150,8 +151,8 @@ def plan(doc: Document, approve_action: str) -> tuple[tuple[Step, ...], str]:
     if not steps:
         return (), f"status {doc.status!r} allows no action from the connector"
     if steps[0].requires_balanced and _unbalanced(doc):
-        return (), (f"it cannot leave hold while unbalanced (control amount {_money(doc.control_amount, doc.currency)}"
-                    f" vs total {_money(doc.total_amount, doc.currency)})")
+        return (), (f"it cannot leave hold while unbalanced (control amount {money(doc.control_amount, doc.currency)}"
+                    f" vs total {money(doc.total_amount, doc.currency)})")
     resolved = tuple(Step(approve_action if s.action == APPROVE else s.action, s.requires_status, s.requires_balanced)
                      for s in steps)
     return resolved, " then ".join(s.action for s in resolved)
