@@ -76,3 +76,27 @@ def test_a_binary_body_is_refused_as_unsigned_or_malformed_never_a_server_error(
     assert stack.functions["WebhookFunction"].invoke(event)["statusCode"] == 401
     event["headers"] = {**event["headers"], "x-hub-signature": sign_hub("local-webhook-secret", raw)}
     assert stack.functions["WebhookFunction"].invoke(event)["statusCode"] == 400
+
+
+def test_a_delivery_arriving_while_its_twin_is_being_queued_gets_409_so_jira_retries(stack):
+    import sys
+
+    function = stack.functions["WebhookFunction"]
+    module = sys.modules[function.handler.__module__]
+    event = sample("jira-webhook.json")
+    event["headers"] = {**event["headers"], "x-atlassian-webhook-identifier": "twin-delivery"}
+    queue, twin_answers = module.wiring.queue, []
+
+    class TwinArrivesMidSend:
+        def send(self, messages):  # the first invocation is inside its idempotent enqueue right now
+            twin_answers.append(module.handler(event, function.new_context()))
+            queue.send(messages)
+
+    module.wiring.queue = TwinArrivesMidSend()
+    try:
+        first = function.invoke(event)
+    finally:
+        module.wiring.queue = queue
+    assert first["statusCode"] == 202
+    assert [answer["statusCode"] for answer in twin_answers] == [409]
+    assert function.invoke(event)["statusCode"] == 202  # Jira's retry gets the first result, nothing queued twice
