@@ -53,6 +53,7 @@ PARAMETER_ENV = {
     "PollOverlapMinutes": "POLL_OVERLAP_MINUTES",
     "InitialLookbackDays": "INITIAL_LOOKBACK_DAYS",
     "FullPassDays": "FULL_PASS_DAYS",
+    "AcumaticaRequestsPerMinute": "ACUMATICA_REQUESTS_PER_MINUTE",
     "LogLevel": "LOG_LEVEL",
 }
 """Template parameter → the environment variable that overrides it locally (CONTRACT.md)."""

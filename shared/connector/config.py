@@ -39,6 +39,7 @@ class Settings:
     poll_page_size: int = 500
     initial_lookback_days: int = 0
     full_pass_days: int = 7
+    acumatica_requests_per_minute: int = 0
     audit_retention_days: int = 400
     webhook_url: str = ""
     table_name: str = ""
@@ -93,6 +94,7 @@ class Settings:
             poll_page_size=integer("POLL_PAGE_SIZE", 500),
             initial_lookback_days=integer("INITIAL_LOOKBACK_DAYS", 0),
             full_pass_days=integer("FULL_PASS_DAYS", 7),
+            acumatica_requests_per_minute=integer("ACUMATICA_REQUESTS_PER_MINUTE", 0),
             audit_retention_days=integer("AUDIT_RETENTION_DAYS", 400),
             webhook_url=env.get("WEBHOOK_URL", ""),
             table_name=env.get("TABLE_NAME", ""),

@@ -79,7 +79,8 @@ class Wiring:
         return AcumaticaClient(base_url=self.settings.acumatica_url,
                                endpoint_version=self.settings.acumatica_endpoint_version,
                                tokens=self.acumatica_tokens, session=self.http,
-                               page_size=self.settings.poll_page_size)
+                               page_size=self.settings.poll_page_size,
+                               requests_per_minute=self.settings.acumatica_requests_per_minute or None)
 
     @cached_property
     def jira(self):

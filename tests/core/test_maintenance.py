@@ -50,3 +50,4 @@ def test_dead_letters_and_a_failing_check_are_reported_without_skipping_the_othe
     assert set(report.failures) == {"acumatica_endpoint", "dead_letter_queue"}
     assert "connector replay" in report.failures["dead_letter_queue"]
     assert "jira_webhook" in report.checks
+
