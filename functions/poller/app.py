@@ -37,4 +37,6 @@ def handler(event: dict, context) -> dict:
     if failures:
         metrics.add_metric(name="PollFailures", unit=MetricUnit.Count, value=len(failures))
         raise PollIncomplete(f"poll incomplete: {failures}")
+    # A run that stopped early to resume next tick still succeeded; the "nothing polled" alarm counts these.
+    metrics.add_metric(name="PollSucceeded", unit=MetricUnit.Count, value=1)
     return {"reports": [vars(r) for r in reports]}

@@ -24,6 +24,11 @@ wiring = Wiring()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 
 
+def outcome_metric(kind: str, outcome: str) -> str:
+    """``sync`` + ``issue-missing`` -> ``SyncIssueMissing``: the dashboard's metric names are built here."""
+    return f"{kind.capitalize()}{outcome.title().replace('-', '')}"
+
+
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> str:
     message = WorkMessage.from_json(record.body)
@@ -40,8 +45,7 @@ def record_handler(record: SQSRecord) -> str:
     except Exception:
         logger.exception("work failed; the message will be retried")
         raise
-    metrics.add_metric(name=f"{message.kind.capitalize()}{outcome.title().replace('-', '')}",
-                       unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=outcome_metric(message.kind, outcome), unit=MetricUnit.Count, value=1)
     logger.info("work done", extra={"outcome": outcome, "receive_count": record.attributes.approximate_receive_count})
     return outcome
 
