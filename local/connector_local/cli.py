@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 OUTPUT_ENV = {
     "TableName": "TABLE_NAME",
@@ -59,6 +59,15 @@ def cmd_local(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     with LocalStack.start() as stack:
+        if args.sample_data:
+            if not stack.acumatica:
+                print("connector local: --sample-data seeds the Acumatica sandbox; ACUMATICA_URL points elsewhere",
+                      file=sys.stderr)
+                return 2
+            from .demo import SEEDS
+
+            for seed in SEEDS:
+                stack.acumatica.add_document(seed.entity, requires_approval=seed.requires_approval, **seed.fields)
         threads = [threading.Thread(target=stack.pump.run_forever, args=(stop,), daemon=True)]
         for name, ticker in stack.tickers.items():
             if args.poll_seconds and name == "PollerFunction":
@@ -73,6 +82,16 @@ def cmd_local(args: argparse.Namespace) -> int:
         print(f"Jira:              {stack.environment['JIRA_API_URL']}")
         for name, value in sorted(stack.aws.outputs.items()):
             print(f"{name + ':':<19}{value}")
+        exports = operator_exports(stack.environment)
+        if args.env_file:
+            with open(args.env_file, "w", encoding="utf-8") as env_file:
+                env_file.write(exports)
+            print(f"Operator environment written to {args.env_file}: `. {args.env_file}` in another shell, then "
+                  "`connector status`, `audit`, `replay` and `ping` act on this stack.")
+        else:
+            print("In another shell, run this block; then `connector status`, `audit`, `replay` and `ping` act on "
+                  "this stack:")
+            print(exports, end="")
         print("Serving; Ctrl-C (or SIGTERM) stops.", flush=True)
         # Explicit handlers: a process started in the background inherits an ignored SIGINT, and services are
         # stopped with SIGTERM anyway.
@@ -81,6 +100,18 @@ def cmd_local(args: argparse.Namespace) -> int:
         while not stop.wait(timeout=0.5):
             pass
     return 0
+
+
+def operator_exports(environment: Mapping[str, str]) -> str:
+    """A shell block that points the operator commands at a running local stack.
+
+    Credentials given as JSON in the environment stay out of it: the block is meant to be pasted and shared.
+    """
+    import shlex
+
+    lines = [f"export {name}={shlex.quote(value)}" for name, value in sorted(environment.items())
+             if not name.endswith("_SECRET_JSON")]
+    return "\n".join(lines) + "\n"
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
@@ -223,8 +254,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least(minimum: int):
+    """An argparse type: an integer no smaller than ``minimum``, refused with the argument's name otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="connector", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
@@ -237,7 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command("demo", cmd_demo, "run the round trip on the embedded local stack and print it")
     demo.add_argument("--verbose", action="store_true", help="also print the functions' JSON logs and metrics")
     local = command("local", cmd_local, "run the stack locally (sandboxes unless ACUMATICA_URL/JIRA_API_URL are set)")
-    local.add_argument("--poll-seconds", type=int, help="poll this often instead of the template's PollSchedule")
+    local.add_argument("--poll-seconds", type=_at_least(1), help="poll this often instead of the template's PollSchedule")
+    local.add_argument("--sample-data", action="store_true",
+                       help="seed the Acumatica sandbox with the demo's bills, purchase orders and payments")
+    local.add_argument("--env-file", help="write the operator environment (export lines) to this file")
     connect = command("connect", cmd_connect, "store credentials: Acumatica OAuth client, or Jira OAuth 3LO consent")
     connect.add_argument("system", choices=["acumatica", "jira"])
     for name in ("client-id", "client-secret", "username", "password", "push-secret", "webhook-secret", "code",
@@ -246,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_argument("--redirect-uri", default="http://localhost:8765/callback")
     command("ping", cmd_ping, "check both systems and the configuration end to end")
     replay = command("replay", cmd_replay, "move dead-lettered messages back to the work queue, with progress")
-    replay.add_argument("--max", type=int, help="move at most this many messages")
+    replay.add_argument("--max", type=_at_least(1), help="move at most this many messages")
     audit = command("audit", cmd_audit, "show the audit trail of one document")
     audit.add_argument("external_id", help="the document's external id (e.g. Bill:Bill:000123) or its issue key")
     audit.add_argument("--json", action="store_true")
@@ -254,9 +304,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: BaseException) -> tuple[str, int]:
+    """What a person can act on, and the exit status: 2 for configuration, 1 for a failure of the systems."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from connector.errors import ConfigurationError
+
+    if isinstance(error, ConfigurationError):
+        return f"configuration error: {error}", 2
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"AWS refused {error.operation_name}: {details.get('Code')}: {details.get('Message')}", 1
+    if isinstance(error, BotoCoreError):
+        return f"AWS: {error}", 1
+    return f"{type(error).__name__}: {error}", 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors become one line on stderr (``--debug`` shows the traceback), never a stack dump."""
     args = build_parser().parse_args(argv)
-    return int(args.handler(args) or 0)
+    try:
+        return int(args.handler(args) or 0)
+    except BrokenPipeError:
+        # `connector audit ... | head`: the reader left; end quietly, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 - the last line of defence of a command-line tool
+        if args.debug:
+            raise
+        line, status = _one_line(error)
+        print(f"connector {args.command}: {line}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

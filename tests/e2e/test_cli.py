@@ -102,3 +102,85 @@ def test_connector_local_serves_the_webhook_until_stopped():
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_a_configuration_error_is_one_line_and_exit_status_2(monkeypatch, capsys):
+    for name in ("ACUMATICA_URL", "JIRA_PROJECT_KEY", "JIRA_EXTERNAL_ID_FIELD"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "ACUMATICA_URL" in err and err.startswith("connector status: configuration error")
+
+
+def test_a_malformed_setting_names_itself(stack, monkeypatch, capsys):
+    monkeypatch.setenv("POLL_OVERLAP_MINUTES", "ten")
+    assert main(["status"]) == 2
+    assert "POLL_OVERLAP_MINUTES" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(monkeypatch):
+    monkeypatch.delenv("ACUMATICA_URL", raising=False)
+    from connector.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        main(["--debug", "status"])
+
+
+def test_an_aws_refusal_is_one_line(stack, monkeypatch, capsys):
+    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+    assert main(["audit", "Bill:Bill:400001"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "ResourceNotFoundException" in err
+
+
+@pytest.mark.parametrize("argv", [["local", "--poll-seconds", "-5"], ["local", "--poll-seconds", "0"],
+                                  ["replay", "--max", "0"], ["replay", "--max", "many"]])
+def test_arguments_out_of_range_are_refused_before_anything_runs(argv, capsys):
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "must be at least 1" in err or "not a whole number" in err
+
+
+def test_connector_local_gives_the_operator_commands_their_environment(tmp_path):
+    """`connector local --sample-data --env-file F`, then the operator commands in another process with F only."""
+    env_file = tmp_path / "local.env"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ACUMATICA_", "JIRA_", "AWS_", "TABLE_",
+                                                                        "WORK_QUEUE", "DEAD_LETTER", "POWERTOOLS"))}
+    process = subprocess.Popen([sys.executable, "-m", "connector_local.cli", "local", "--sample-data",
+                                "--poll-seconds", "1", "--env-file", str(env_file)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean)
+    try:
+        printed = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            line = process.stdout.readline()
+            printed.append(line)
+            if line.startswith("Serving"):
+                break
+        assert env_file.exists(), "".join(printed)
+        operator = dict(clean)
+        for line in env_file.read_text().splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            operator[name] = value.strip("'")
+        assert {"TABLE_NAME", "WORK_QUEUE_URL", "AWS_ENDPOINT_URL", "ACUMATICA_URL"} <= set(operator)
+
+        def connector(*argv: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "connector_local.cli", *argv], env=operator,
+                                  capture_output=True, text=True, timeout=60)
+
+        trail = None
+        while time.monotonic() < deadline:  # the sample bill gets its issue once the ticker has polled
+            trail = connector("audit", "Bill:Bill:000101")
+            if "issue" in trail.stdout and "created" in trail.stdout:
+                break
+            time.sleep(1)
+        assert trail is not None and "created" in trail.stdout, trail.stdout + trail.stderr
+        status = connector("status")
+        assert status.returncode == 0, status.stderr
+        assert "Bill" in status.stdout and "(never polled)" not in status.stdout.split("\n")[0]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
