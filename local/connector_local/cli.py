@@ -217,20 +217,22 @@ def cmd_audit(args: argparse.Namespace) -> int:
     wiring = _wiring(args)
     try:
         key = DocumentKey.parse(args.external_id)
-    except ValueError:  # a Jira issue key: the table maps each issue to its document
-        found = wiring.store.document_for_issue(args.external_id)
+    except ValueError:  # a Jira issue key (Jira keys are upper case; people type ap-12): the table maps it
+        found = wiring.store.document_for_issue(args.external_id.strip().upper())
         if found is None:
             print(f"{args.external_id} is neither an external id nor a known issue key", file=sys.stderr)
             return 2
         key = found
     trail = wiring.store.audit_trail(key)
+    if not trail and wiring.store.get_state(key) is None:
+        print(f"no record of {key.external_id}: the connector has never queued or touched it", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(trail, indent=2, default=str))
         return 0
     for record in trail:
-        print(f"{record['at']}  {record['event']:<10} {record['outcome']:<16} {record.get('reason', '')}")
-    if not trail:
-        print("no audit records")
+        issue = (record.get("details") or {}).get("issue") or "-"
+        print(f"{record['at']}  {issue:<10} {record['event']:<10} {record['outcome']:<16} {record.get('reason', '')}")
     return 0
 
 

@@ -50,6 +50,15 @@ def test_audit_shows_what_happened_to_a_document(stack, capsys):
     assert main(["audit", "AP-99999"]) == 2
 
 
+def test_audit_names_the_issue_takes_keys_in_any_case_and_refuses_unknown_documents(stack, capsys):
+    (issue,) = stack.jira.issues_with_external_id("Bill:Bill:400001")
+    assert main(["audit", issue["key"].lower()]) == 0
+    created = [line for line in capsys.readouterr().out.splitlines() if "created" in line]
+    assert created and all(issue["key"] in line for line in created)
+    assert main(["audit", "Bill:Bill:999999"]) == 2
+    assert "never queued" in capsys.readouterr().err
+
+
 def test_status_shows_watermarks_and_queue_depths(stack, capsys):
     assert main(["status"]) == 0
     out = capsys.readouterr().out
