@@ -227,32 +227,66 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if not trail and wiring.store.get_state(key) is None:
         print(f"no record of {key.external_id}: the connector has never queued or touched it", file=sys.stderr)
         return 2
-    if args.json:
+    if args.json or args.format == "json":
         print(json.dumps(trail, indent=2, default=str))
         return 0
-    for record in trail:
-        issue = (record.get("details") or {}).get("issue") or "-"
-        print(f"{record['at']}  {issue:<10} {record['event']:<10} {record['outcome']:<16} {record.get('reason', '')}")
+    from .output import print_table
+
+    print_table(("at", "issue", "event", "outcome", "reason"),
+                [(r["at"], (r.get("details") or {}).get("issue") or "-", r["event"], r["outcome"], r.get("reason", ""))
+                 for r in trail], title=f"audit trail of {key.external_id}")
     return 0
 
 
+def _age(moment: Any, now: Any) -> str:
+    """``3h 12m ago`` for people; the exact value stays in ``--format json``."""
+    if moment is None:
+        return "-"
+    seconds = int((now - moment).total_seconds())
+    if seconds < 0:
+        return f"in {-seconds // 60}m"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    return (f"{days}d {hours}h ago" if days else f"{hours}h {rest // 60}m ago" if hours else f"{rest // 60}m ago")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
     import boto3
 
     from connector.redrive import queue_depths
 
     wiring = _wiring(args)
+    now = datetime.now(timezone.utc)
+    entities = []
     for entity in wiring.settings.document_types:
         cursor = wiring.store.get_cursor(entity)
-        resume = f", pass in progress at $skip={cursor.skip}" if cursor.pass_from else ""
-        print(f"{entity:<14} watermark {cursor.watermark.isoformat() if cursor.watermark else '(never polled)'}{resume}")
+        entities.append({
+            "entity": entity,
+            "watermark": cursor.watermark.isoformat() if cursor.watermark else None,
+            "watermark_age": _age(cursor.watermark, now) if cursor.watermark else "never polled",
+            "pass_in_progress": bool(cursor.pass_from),
+            "resume_skip": cursor.skip if cursor.pass_from else None,
+        })
     urls = {"work queue": wiring.settings.work_queue_url, "dead-letter queue": wiring.settings.dead_letter_queue_url}
     depths = queue_depths(boto3.client("sqs"), [u for u in urls.values() if u])
-    for name, url in urls.items():
-        if url:
-            d = depths[url]
-            print(f"{name:<18} visible {d['ApproximateNumberOfMessages']}, "
-                  f"in flight {d['ApproximateNumberOfMessagesNotVisible']}")
+    queues = [{"queue": name, "visible": depths[url]["ApproximateNumberOfMessages"],
+               "in_flight": depths[url]["ApproximateNumberOfMessagesNotVisible"]} for name, url in urls.items() if url]
+    expires = wiring.jira_secret.read().get("webhook_expires_at") if wiring.settings.jira_secret_id else None
+    webhook = {"expires_at": expires,
+               "days_left": (datetime.fromisoformat(expires) - now).days if expires else None}
+    if args.format == "json":
+        print(json.dumps({"entities": entities, "queues": queues, "jira_webhook": webhook}, indent=2))
+        return 0
+    from .output import print_table
+
+    print_table(("entity", "watermark", "newest change seen", "pass in progress"),
+                [(e["entity"], e["watermark"] or "(never polled)", e["watermark_age"],
+                  f"yes, resumes at $skip={e['resume_skip']}" if e["pass_in_progress"] else "no") for e in entities])
+    print_table(("queue", "visible", "in flight"), [(q["queue"], q["visible"], q["in_flight"]) for q in queues])
+    print("Jira dynamic webhook: " + (f"expires {expires} ({webhook['days_left']} days left)" if expires
+                                       else "not registered by maintenance yet (or an admin webhook is used)"))
     return 0
 
 
@@ -301,8 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--max", type=_at_least(1), help="move at most this many messages")
     audit = command("audit", cmd_audit, "show the audit trail of one document")
     audit.add_argument("external_id", help="the document's external id (e.g. Bill:Bill:000123) or its issue key")
-    audit.add_argument("--json", action="store_true")
-    command("status", cmd_status, "watermarks, and work queue and DLQ depths")
+    audit.add_argument("--json", action="store_true", help="the same as --format json")
+    audit.add_argument("--format", choices=["text", "json"], default="text")
+    status = command("status", cmd_status, "watermarks, and work queue and DLQ depths")
+    status.add_argument("--format", choices=["text", "json"], default="text")
     return parser
 
 

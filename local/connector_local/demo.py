@@ -135,11 +135,6 @@ def _printer(out: TextIO) -> Callable[[str], None]:
 
 
 def _table(out: TextIO, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(v)) for v in column) for column in zip(header, *rows)]
-    line = "+".join("-" * (w + 2) for w in widths)
-    print(f"+{line}+", file=out)
-    for index, row in enumerate([header, *rows]):
-        print("| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths)) + " |", file=out)
-        if index == 0:
-            print(f"+{line}+", file=out)
-    print(f"+{line}+", file=out)
+    from .output import print_table
+
+    print_table(header, rows, out=out, boxed=True)

@@ -193,3 +193,12 @@ def test_connector_local_gives_the_operator_commands_their_environment(tmp_path)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_status_as_json_for_scripts(stack, capsys):
+    assert main(["status", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    bill = next(e for e in report["entities"] if e["entity"] == "Bill")
+    assert bill["watermark"] and not bill["pass_in_progress"]
+    assert {q["queue"] for q in report["queues"]} == {"work queue", "dead-letter queue"}
+    assert "jira_webhook" in report
