@@ -158,25 +158,63 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
+    """The end-to-end checklist; every check makes its own call to the system it checks (no cached answer)."""
     wiring = _wiring(args)
     settings = wiring.settings
-    checks: list[tuple[str, Any]] = [
-        ("Acumatica endpoint version", lambda: wiring.acumatica.check_endpoint_version()),
-        ("Acumatica token", lambda: wiring.acumatica_tokens.access_token() and None),
-        (f"Acumatica workflow action {settings.approve_action!r}", lambda: _has_action(wiring)),
-        ("Jira token and cloudId", lambda: wiring.jira.myself() and None),
-        (f"Jira project {settings.jira_project_key}", lambda: wiring.jira.project() and None),
-        (f"Jira field {settings.jira_external_id_field}", lambda: _has_field(wiring)),
+    checks: list[tuple[str, Any, str]] = [
+        ("Acumatica endpoint version", lambda: wiring.acumatica.check_endpoint_version(),
+         f"set AcumaticaEndpointVersion to a version GET /entity lists (now {settings.acumatica_endpoint_version})"),
     ]
-    failed = 0
-    for name, check in checks:
+    for entity in settings.document_types:
+        checks.append((f"Acumatica {entity} readable with the selected fields", _reader(wiring, entity),
+                       "run `connector connect acumatica`; give the API user access to the screen"))
+    checks += [
+        (f"Acumatica workflow action {settings.approve_action!r}", lambda: _has_action(wiring),
+         "set ApproveActionName to one of the listed actions"),
+        ("Jira token and cloudId", lambda: wiring.jira.myself() and None, "run `connector connect jira`"),
+        (f"Jira project {settings.jira_project_key}", lambda: wiring.jira.project() and None,
+         "set JiraProjectKey to a project the connected account can browse"),
+        (f"Jira field {settings.jira_external_id_field}", lambda: _has_field(wiring),
+         "create a single-line text custom field and set JiraExternalIdField to its id"),
+        ("table, work queue and secrets reachable", lambda: _aws_reachable(wiring),
+         "check the stack's outputs (--stack) and your AWS credentials"),
+    ]
+    results = []
+    for name, check, fix in checks:
         try:
             check()
-            print(f"ok    {name}")
+            results.append({"check": name, "ok": True})
         except Exception as exc:  # noqa: BLE001 - report every check
-            failed += 1
-            print(f"FAIL  {name}: {exc}")
-    return 1 if failed else 0
+            results.append({"check": name, "ok": False, "error": f"{type(exc).__name__}: {exc}", "fix": fix})
+    if args.format == "json":
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            if result["ok"]:
+                print(f"ok    {result['check']}")
+            else:
+                print(f"FAIL  {result['check']}: {result['error']}\n      fix: {result['fix']}")
+    return 0 if all(result["ok"] for result in results) else 1
+
+
+def _reader(wiring, entity: str):
+    """Read one page of one record: proves the token (a fresh call, refreshed if Acumatica refuses it) and $select."""
+    def read() -> None:
+        from datetime import datetime, timezone
+
+        next(iter(wiring.acumatica.changed_pages(entity, datetime(1970, 1, 1, tzinfo=timezone.utc), page_size=1)),
+             None)
+
+    return read
+
+
+def _aws_reachable(wiring) -> None:
+    import boto3
+
+    wiring.store.get_cursor(wiring.settings.document_types[0])
+    boto3.client("sqs").get_queue_attributes(QueueUrl=wiring.settings.work_queue_url, AttributeNames=["QueueArn"])
+    wiring.acumatica_secret.read()
+    wiring.jira_secret.read()
 
 
 def _has_action(wiring) -> None:
@@ -330,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "site"):
         connect.add_argument(f"--{name}")
     connect.add_argument("--redirect-uri", default="http://localhost:8765/callback")
-    command("ping", cmd_ping, "check both systems and the configuration end to end")
+    ping = command("ping", cmd_ping, "check both systems and the configuration end to end")
+    ping.add_argument("--format", choices=["text", "json"], default="text")
     replay = command("replay", cmd_replay, "move dead-lettered messages back to the work queue, with progress")
     replay.add_argument("--max", type=_at_least(1), help="move at most this many messages")
     audit = command("audit", cmd_audit, "show the audit trail of one document")

@@ -202,3 +202,24 @@ def test_status_as_json_for_scripts(stack, capsys):
     assert bill["watermark"] and not bill["pass_in_progress"]
     assert {q["queue"] for q in report["queues"]} == {"work queue", "dead-letter queue"}
     assert "jira_webhook" in report
+
+
+def test_ping_does_not_trust_a_cached_token(stack, capsys):
+    """Acumatica forgets every token and the grant is dead, while a token still sits cached in the secret."""
+    from connector.wiring import Wiring
+
+    wiring = Wiring()
+    wiring.acumatica_tokens.access_token()  # a token that looks valid for a while is now in the secret
+    secret = wiring.acumatica_secret.read()
+    stack.acumatica.expire_access_tokens()
+    stack.acumatica.revoke_refresh_chain()
+    try:
+        wiring.acumatica_secret.write({**secret, "password": "changed-by-someone"})
+        assert main(["ping", "--format", "json"]) == 1
+        results = {r["check"]: r for r in json.loads(capsys.readouterr().out)}
+        reading = results["Acumatica Bill readable with the selected fields"]
+        assert not reading["ok"] and "connect acumatica" in reading["fix"]
+        assert results["Jira token and cloudId"]["ok"]
+    finally:
+        wiring.acumatica_secret.write(secret)
+        stack.acumatica.expire_access_tokens()
