@@ -117,43 +117,34 @@ def operator_exports(environment: Mapping[str, str]) -> str:
 def cmd_connect(args: argparse.Namespace) -> int:
     from connector.http import make_session
 
+    from . import connect
+
     wiring = _wiring(args)
     session = make_session()
+    given = {name: value for name, value in {
+        "client_id": args.client_id, "username": args.username,
+        **{name: connect.secret_value(name.replace("_", "-"), getattr(args, name))
+           for name in ("client_secret", "password", "push_secret", "webhook_secret")},
+    }.items() if value}
     if args.system == "acumatica":
-        secret = wiring.acumatica_secret.read()
-        for name in ("client_id", "client_secret", "username", "password", "push_secret"):
-            value = getattr(args, name, None)
-            if value:
-                secret[name] = value
-        wiring.acumatica_secret.write({k: v for k, v in secret.items() if k not in ("access_token", "expires_at")})
-        wiring.acumatica.check_endpoint_version()
-        wiring.acumatica_tokens.access_token()
-        print(f"Acumatica connected: Default/{wiring.settings.acumatica_endpoint_version} served, token stored.")
+        from connector.acumatica import acumatica_token_obtainer
+
+        print(connect.connect_acumatica(wiring, given, acumatica_token_obtainer(wiring.settings.acumatica_url,
+                                                                                 session)))
         return 0
     from connector.jira import exchange_authorization_code, resolve_cloud_id
 
-    secret = wiring.jira_secret.read()
-    for name in ("client_id", "client_secret", "webhook_secret"):
-        if getattr(args, name, None):
-            secret[name] = getattr(args, name)
-    if not args.code:
-        from urllib.parse import urlencode
-
-        query = urlencode({"audience": "api.atlassian.com", "client_id": secret.get("client_id", ""),
-                           "scope": "read:jira-work write:jira-work manage:jira-webhook offline_access",
-                           "redirect_uri": args.redirect_uri, "state": os.urandom(8).hex(),
-                           "response_type": "code", "prompt": "consent"})
-        print(f"Open this URL, approve, then run again with --code <code>:\n"
-              f"{wiring.settings.jira_auth_url}/authorize?{query}")
-        wiring.jira_secret.write(secret)
-        return 0
-    tokens = exchange_authorization_code(wiring.settings.jira_auth_url, secret["client_id"], secret["client_secret"],
-                                         args.code, args.redirect_uri, session)
-    secret.update(tokens)
+    code, state = args.code, args.state
+    if not code:
+        url = connect.consent_url(wiring, given, args.redirect_uri)
+        if not args.listen:
+            print(f"Open this URL, approve, then run again with --code <code> --state <state> from the redirect "
+                  f"(or use --listen to catch it):\n{url}")
+            return 0
+        print(f"Open this URL and approve; waiting for the redirect on {args.redirect_uri}:\n{url}", flush=True)
+        code, state = connect.catch_redirect(args.redirect_uri)
     site = args.site or wiring.settings.jira_site_url
-    secret["cloud_id"] = resolve_cloud_id(wiring.settings.jira_api_url, tokens["access_token"], site, session)
-    wiring.jira_secret.write(secret)
-    print(f"Jira connected: cloudId {secret['cloud_id']} for {site}; refresh token stored.")
+    print(connect.finish_jira(wiring, code, state or "", site, exchange_authorization_code, resolve_cloud_id, session))
     return 0
 
 
@@ -364,10 +355,16 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--env-file", help="write the operator environment (export lines) to this file")
     connect = command("connect", cmd_connect, "store credentials: Acumatica OAuth client, or Jira OAuth 3LO consent")
     connect.add_argument("system", choices=["acumatica", "jira"])
-    for name in ("client-id", "client-secret", "username", "password", "push-secret", "webhook-secret", "code",
-                 "site"):
+    for name in ("client-id", "username", "code", "state", "site"):
         connect.add_argument(f"--{name}")
+    from .connect import PROMPT
+
+    for name in ("client-secret", "password", "push-secret", "webhook-secret"):
+        connect.add_argument(f"--{name}", nargs="?", const=PROMPT,
+                             help="'-' reads it from standard input; given alone, it is asked for without echo")
     connect.add_argument("--redirect-uri", default="http://localhost:8765/callback")
+    connect.add_argument("--listen", action="store_true",
+                         help="jira: catch the consent redirect on the --redirect-uri port of 127.0.0.1")
     ping = command("ping", cmd_ping, "check both systems and the configuration end to end")
     ping.add_argument("--format", choices=["text", "json"], default="text")
     replay = command("replay", cmd_replay, "move dead-lettered messages back to the work queue, with progress")

@@ -220,6 +220,108 @@ def test_ping_does_not_trust_a_cached_token(stack, capsys):
         reading = results["Acumatica Bill readable with the selected fields"]
         assert not reading["ok"] and "connect acumatica" in reading["fix"]
         assert results["Jira token and cloudId"]["ok"]
-    finally:
-        wiring.acumatica_secret.write(secret)
-        stack.acumatica.expire_access_tokens()
+    finally:  # the stack signs in again with the password: no token in the secret, the chain is dead anyway
+        wiring.acumatica_secret.write({k: v for k, v in secret.items() if k not in ("access_token", "expires_at")})
+
+
+def _secret(stack, output: str) -> dict:
+    sm = stack.aws.client("secretsmanager")
+    return json.loads(sm.get_secret_value(SecretId=stack.aws.outputs[output])["SecretString"])
+
+
+def _still_works(stack, number: str) -> None:
+    """The running stack keeps working, and the stored secret still obtains tokens on its own."""
+    from connector.acumatica import acumatica_token_obtainer
+
+    stored = _secret(stack, "AcumaticaSecretArn")
+    assert acumatica_token_obtainer(stack.acumatica.url)({k: v for k, v in stored.items()
+                                                          if k != "refresh_token"})["access_token"]
+    stack.acumatica.add_document("Bill", Type="Bill", ReferenceNbr=number, Vendor="V1", Amount=5, Balance=5, Hold=True)
+    stack.tick("PollerFunction")
+    stack.drain()
+    assert len(stack.jira.issues_with_external_id(f"Bill:Bill:{number}")) == 1
+
+
+def test_connect_acumatica_with_a_wrong_client_secret_saves_nothing(stack, capsys):
+    before = _secret(stack, "AcumaticaSecretArn")
+    assert main(["connect", "acumatica", "--client-secret", "wrong"]) == 1
+    assert "connected" not in capsys.readouterr().out
+    assert _secret(stack, "AcumaticaSecretArn") == before
+    _still_works(stack, "400101")
+
+
+def test_connect_acumatica_with_a_wrong_password_is_not_proven_by_the_stored_refresh_token(stack, capsys):
+    before = _secret(stack, "AcumaticaSecretArn")
+    assert before.get("refresh_token"), "the stack holds a refresh token that would have 'proven' anything"
+    assert main(["connect", "acumatica", "--username", "admin", "--password", "not-the-password-7q"]) == 1
+    captured = capsys.readouterr()
+    assert "connected" not in captured.out and "not-the-password-7q" not in captured.out + captured.err
+    assert _secret(stack, "AcumaticaSecretArn") == before
+    _still_works(stack, "400102")
+
+
+def test_connect_acumatica_reads_secrets_from_standard_input(stack, capsys, monkeypatch):
+    import io
+
+    password = stack.acumatica.users["admin"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(password + "\n"))
+    assert main(["connect", "acumatica", "--username", "admin", "--password", "-"]) == 0
+    out = capsys.readouterr().out
+    assert "connected" in out and password not in out
+    assert _secret(stack, "AcumaticaSecretArn")["password"] == password
+
+
+def _consent(stack, capsys, redirect_uri: str = "http://localhost:8765/callback") -> str:
+    assert main(["connect", "jira", "--client-id", stack.jira.client_id, "--client-secret", stack.jira.client_secret,
+                 "--redirect-uri", redirect_uri]) == 0
+    url = capsys.readouterr().out.strip().splitlines()[-1]
+    from urllib.parse import parse_qs, urlparse
+
+    return parse_qs(urlparse(url).query)["state"][0]
+
+
+def test_connect_jira_checks_the_oauth_state_before_anything_is_stored(stack, capsys):
+    live = {k: v for k, v in _secret(stack, "JiraSecretArn").items() if k != "pending_connect"}
+    state = _consent(stack, capsys)
+    assert {k: v for k, v in _secret(stack, "JiraSecretArn").items() if k != "pending_connect"} == live
+    code = stack.jira.issue_authorization_code("http://localhost:8765/callback")
+    assert main(["connect", "jira", "--code", code, "--state", "forged"]) == 2
+    assert "state does not match" in capsys.readouterr().err
+    assert {k: v for k, v in _secret(stack, "JiraSecretArn").items() if k != "pending_connect"} == live
+    assert main(["connect", "jira", "--code", code, "--state", state]) == 0
+    assert "Jira connected" in capsys.readouterr().out
+    after = _secret(stack, "JiraSecretArn")
+    assert "pending_connect" not in after and after["refresh_token"] != live.get("refresh_token")
+    assert after["cloud_id"] == live["cloud_id"]
+    _still_works(stack, "400103")
+
+
+def test_connect_jira_can_catch_the_redirect_itself(stack, capsys):
+    import socket
+    import threading
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    redirect = f"http://localhost:{port}/callback"
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(code=main([
+        "connect", "jira", "--client-id", stack.jira.client_id, "--client-secret", stack.jira.client_secret,
+        "--redirect-uri", redirect, "--listen"])))
+    worker.start()
+    deadline = time.monotonic() + 30
+    state = None
+    while time.monotonic() < deadline and not state:
+        state = (_secret(stack, "JiraSecretArn").get("pending_connect") or {}).get("state")
+        time.sleep(0.2)
+    code = stack.jira.issue_authorization_code(redirect)
+    answer = None
+    while time.monotonic() < deadline and answer is None:
+        try:
+            answer = requests.get(f"http://127.0.0.1:{port}/callback", params={"code": code, "state": state},
+                                  timeout=5)
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    worker.join(timeout=30)
+    assert answer is not None and answer.status_code == 200
+    assert result["code"] == 0 and "Jira connected" in capsys.readouterr().out

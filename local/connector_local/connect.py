@@ -1,0 +1,161 @@
+"""`connector connect`: new credentials are proven before they are stored, and stored under the token lock.
+
+A running stack reads the same secrets on every token refresh, so a wrong client secret or password written first and
+tested afterwards would break it. Here the candidate secret is built apart from the stored one, a token is obtained
+with exactly the new values (never a stored refresh token, which would "prove" nothing), and only then is the secret
+written, while holding the lease lock every token refresher takes, so the write cannot interleave with a rotation.
+
+Jira's consent is two steps (URL, then code). The first stores only a pending record (client id and secret, webhook
+secret, the OAuth ``state``) beside the live values, which the running stack ignores; the second checks ``state``
+in constant time, exchanges the code, resolves the site's cloudId, and replaces the live values at once.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hmac
+import secrets as random
+import sys
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, Callable, Mapping
+from urllib.parse import parse_qs, urlencode, urlparse
+
+from connector.errors import ConfigurationError
+
+PROMPT = "\0prompt"
+"""The value of a secret option given without a value: ask for it without echo."""
+JIRA_SCOPES = "read:jira-work write:jira-work manage:jira-webhook offline_access"
+TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at")
+LOCK_LEASE_SECONDS = 60.0
+LOCK_WAIT_SECONDS = 90.0
+
+
+def secret_value(name: str, value: str | None, *, stdin=None) -> str | None:
+    """``-`` reads the value from standard input, a bare flag prompts for it; never echoed, never in ``ps``."""
+    if value is None:
+        return None
+    if value == "-":
+        line = (stdin or sys.stdin).readline().rstrip("\r\n")
+        if not line:
+            raise ConfigurationError(f"--{name} -: standard input was empty")
+        return line
+    if value == PROMPT:
+        return getpass.getpass(f"{name}: ")
+    return value
+
+
+def write_under_lock(lock: Any, lock_name: str, secret: Any, value: Mapping[str, Any], *,
+                     clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Write ``value`` while holding the lock token refreshers take, so no rotation is lost or overwritten."""
+    owner = f"connect-{uuid.uuid4()}"
+    deadline = clock() + LOCK_WAIT_SECONDS
+    while not lock.acquire(lock_name, owner, LOCK_LEASE_SECONDS):
+        if clock() > deadline:
+            raise ConfigurationError("a token refresh has held the lock for over 90 s; try connect again shortly")
+        sleep(0.5)
+    try:
+        secret.write(dict(value))
+    finally:
+        lock.release(lock_name, owner)
+
+
+def connect_acumatica(wiring: Any, given: Mapping[str, str], obtain: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+                      ) -> str:
+    """Prove and store Acumatica credentials; returns what to tell the user. Raises and stores nothing on refusal."""
+    current = wiring.acumatica_secret.read()
+    candidate = {**current, **given}
+    credentials_changed = any(name in given for name in ("client_id", "client_secret", "username", "password"))
+    if credentials_changed:
+        # The token must come from exactly the new values: a stored refresh token would "prove" a wrong password.
+        # Only a new client alone, with no password to sign in with, is proven by the refresh grant (which
+        # Acumatica answers invalid_client for a wrong client secret).
+        signs_in = bool(candidate.get("username") and candidate.get("password"))
+        dropped = TOKEN_FIELDS if signs_in else ("access_token", "expires_at")
+        candidate = {k: v for k, v in candidate.items() if k not in dropped}
+        issued = obtain(candidate)
+        candidate.update({k: v for k, v in issued.items() if v is not None})
+    write_under_lock(wiring.store, wiring.acumatica_tokens.lock_name, wiring.acumatica_secret, candidate)
+    if credentials_changed:
+        wiring.acumatica.check_endpoint_version()
+        return (f"Acumatica connected: a token was issued for the new credentials and stored; "
+                f"Default/{wiring.settings.acumatica_endpoint_version} is served.")
+    return "Acumatica secret updated (no credential changed, so none was re-tested)."
+
+
+def consent_url(wiring: Any, given: Mapping[str, str], redirect_uri: str) -> str:
+    """Step one: remember the pending client and a fresh ``state``; return the URL the person opens."""
+    current = wiring.jira_secret.read()
+    client_id = given.get("client_id") or current.get("client_id")
+    client_secret = given.get("client_secret") or current.get("client_secret")
+    if not client_id or not client_secret:
+        raise ConfigurationError("connect jira needs --client-id and --client-secret (the OAuth 2.0 app's)")
+    state = random.token_urlsafe(24)
+    pending = {"client_id": client_id, "client_secret": client_secret, "state": state, "redirect_uri": redirect_uri}
+    if given.get("webhook_secret"):
+        pending["webhook_secret"] = given["webhook_secret"]
+    write_under_lock(wiring.store, wiring.jira_tokens.lock_name, wiring.jira_secret,
+                     {**current, "pending_connect": pending})
+    query = urlencode({"audience": "api.atlassian.com", "client_id": client_id, "scope": JIRA_SCOPES,
+                       "redirect_uri": redirect_uri, "state": state, "response_type": "code", "prompt": "consent"})
+    return f"{wiring.settings.jira_auth_url}/authorize?{query}"
+
+
+def finish_jira(wiring: Any, code: str, state: str, site: str, exchange: Callable[..., Mapping[str, Any]],
+                resolve_cloud_id: Callable[..., str], session: Any) -> str:
+    """Step two: check ``state``, exchange the code, resolve the cloudId, then replace the live values at once."""
+    current = wiring.jira_secret.read()
+    pending = current.get("pending_connect") or {}
+    if not pending.get("state"):
+        raise ConfigurationError("no consent is pending: run `connector connect jira` without --code first")
+    if not hmac.compare_digest(str(pending["state"]), state or ""):
+        raise ConfigurationError("the OAuth state does not match the consent this command started; the redirect "
+                                 "was not ours (or a newer consent replaced it): start again")
+    tokens = exchange(wiring.settings.jira_auth_url, pending["client_id"], pending["client_secret"], code,
+                      pending["redirect_uri"], session)
+    cloud_id = resolve_cloud_id(wiring.settings.jira_api_url, tokens["access_token"], site, session)
+    live = {k: v for k, v in current.items() if k != "pending_connect"}
+    live.update({"client_id": pending["client_id"], "client_secret": pending["client_secret"], "cloud_id": cloud_id})
+    live.update({k: tokens[k] for k in TOKEN_FIELDS if tokens.get(k) is not None})
+    if pending.get("webhook_secret"):
+        live["webhook_secret"] = pending["webhook_secret"]
+    write_under_lock(wiring.store, wiring.jira_tokens.lock_name, wiring.jira_secret, live)
+    return f"Jira connected: cloudId {cloud_id}{f' for {site}' if site else ''}; refresh token stored."
+
+
+def catch_redirect(redirect_uri: str, timeout_seconds: float = 300.0) -> tuple[str, str]:
+    """Serve the redirect URI on 127.0.0.1 until the consent redirect arrives; returns its ``code`` and ``state``."""
+    target = urlparse(redirect_uri)
+    if target.hostname not in ("localhost", "127.0.0.1") or not target.port:
+        raise ConfigurationError("--listen needs a --redirect-uri on localhost with a port, "
+                                 "e.g. http://localhost:8765/callback (registered in the Jira app)")
+    caught: dict[str, str] = {}
+
+    class Callback(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+            url = urlparse(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if url.path != target.path or "code" not in query:
+                self.send_error(404)
+                return
+            caught.update(code=query["code"], state=query.get("state", ""))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(b"The connector received the consent; you can close this tab.")
+
+        def log_message(self, *args: Any) -> None:  # the code is a credential: never log the request line
+            pass
+
+    server = HTTPServer(("127.0.0.1", target.port), Callback)
+    server.timeout = 1.0
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        while not caught and time.monotonic() < deadline:
+            server.handle_request()
+    finally:
+        server.server_close()
+    if not caught:
+        raise ConfigurationError(f"no consent redirect reached {redirect_uri} within {int(timeout_seconds)} s")
+    return caught["code"], caught["state"]
