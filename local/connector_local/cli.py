@@ -224,18 +224,39 @@ def _has_field(wiring) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     import boto3
 
-    from connector.redrive import redrive_dead_letters
+    from connector.queue import group_token
+    from connector.redrive import list_dead_letters, redrive_dead_letters
 
     env = _environment(args.stack)
     dlq, source = env.get("DEAD_LETTER_QUEUE_URL"), env.get("WORK_QUEUE_URL")
     if not dlq or not source:
-        print("DEAD_LETTER_QUEUE_URL and WORK_QUEUE_URL are needed (or --stack)", file=sys.stderr)
+        print("connector replay: DEAD_LETTER_QUEUE_URL and WORK_QUEUE_URL are needed (or --stack)", file=sys.stderr)
         return 2
+    group = group_token(args.external_id) if args.external_id else None
+    sqs = boto3.client("sqs")
+    if args.dry_run:
+        from datetime import datetime, timezone
+
+        from .output import print_table
+
+        waiting = [d for d in list_dead_letters(sqs, dlq, max_messages=args.max) if group in (None, d.group)]
+        rows = []
+        for letter in waiting:
+            try:
+                body = json.loads(letter.body)
+            except ValueError:
+                body = {}
+            rows.append((datetime.fromtimestamp(letter.sent_at, timezone.utc).isoformat(timespec="seconds"),
+                         body.get("external_id", letter.group or "-"), body.get("kind", "?"),
+                         body.get("issue_key") or "-", letter.receive_count, body.get("reason") or ""))
+        print_table(("sent", "document", "kind", "issue", "receives", "reason"), rows,
+                    title=f"{len(rows)} message(s) would be replayed; nothing was moved")
+        return 0
 
     def progress(moved: int, total: int) -> None:
         print(f"\rreplayed {moved}/{total}", end="", flush=True)
 
-    result = redrive_dead_letters(boto3.client("sqs"), dlq, source, max_messages=args.max, progress=progress)
+    result = redrive_dead_letters(sqs, dlq, source, max_messages=args.max, only_group=group, progress=progress)
     print(f"\nmoved {result.moved}, failed {result.failed} ({result.method} redrive)")
     return 1 if result.failed else 0
 
@@ -369,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     ping.add_argument("--format", choices=["text", "json"], default="text")
     replay = command("replay", cmd_replay, "move dead-lettered messages back to the work queue, with progress")
     replay.add_argument("--max", type=_at_least(1), help="move at most this many messages")
+    replay.add_argument("--external-id", help="replay only this document's messages (e.g. Bill:Bill:000123)")
+    replay.add_argument("--dry-run", action="store_true", help="list what waits in the DLQ; move nothing")
     audit = command("audit", cmd_audit, "show the audit trail of one document")
     audit.add_argument("external_id", help="the document's external id (e.g. Bill:Bill:000123) or its issue key")
     audit.add_argument("--json", action="store_true", help="the same as --format json")

@@ -60,13 +60,14 @@ def redrive_dead_letters(
     source_url: str,
     *,
     max_messages: int | None = None,
+    only_group: str | None = None,
     progress: Progress | None = None,
     poll_seconds: float = 2.0,
 ) -> RedriveResult:
     """Move the DLQ's messages back to ``source_url`` and wait until done; ``progress(moved, total_estimate)``.
 
-    ``max_messages`` limits the move; the native task cannot count messages (only rate-limit them), so a limited
-    move always takes the portable path.
+    ``max_messages`` limits the move and ``only_group`` keeps it to one message group (one document: its
+    ``MessageGroupId``); the native task can do neither, so such a move always takes the portable path.
     """
     if max_messages is not None and max_messages < 1:
         raise ValueError(f"max_messages must be positive, got {max_messages}")
@@ -77,13 +78,61 @@ def redrive_dead_letters(
             "Attributes"
         ]["ApproximateNumberOfMessages"]
     )
-    if max_messages is None:
+    if max_messages is None and only_group is None:
         task_handle = _start_native_move(sqs_client, dlq_arn, _queue_arn(sqs_client, source_url))
         if task_handle is not None:
             return _follow_native_move(sqs_client, dlq_arn, total, report, poll_seconds)
-    else:
+    elif max_messages is not None:
         total = min(total, max_messages)
-    return _portable_move(sqs_client, dlq_url, source_url, max_messages, total, report)
+    return _portable_move(sqs_client, dlq_url, source_url, max_messages, total, report, only_group)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One message waiting in the DLQ, as an operator reads it (``connector replay --dry-run``)."""
+
+    message_id: str
+    group: str | None
+    body: str
+    receive_count: int
+    sent_at: float
+
+
+def list_dead_letters(sqs_client: Any, dlq_url: str, *, max_messages: int | None = None) -> list[DeadLetter]:
+    """What waits in the DLQ, without moving or consuming anything: every message is made visible again at once.
+
+    A FIFO queue hands out no further message of a group while one of it is in flight, so each pass of receives is
+    kept invisible until the listing ends, then released together.
+    """
+    found: list[DeadLetter] = []
+    handles: list[str] = []
+    try:
+        while max_messages is None or len(found) < max_messages:
+            wanted = _RECEIVE_BATCH if max_messages is None else min(_RECEIVE_BATCH, max_messages - len(found))
+            messages = sqs_client.receive_message(
+                QueueUrl=dlq_url, MaxNumberOfMessages=wanted, WaitTimeSeconds=0, VisibilityTimeout=_IN_FLIGHT_SECONDS,
+                MessageSystemAttributeNames=["All"]).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                attributes = message.get("Attributes", {})
+                handles.append(message["ReceiptHandle"])
+                found.append(DeadLetter(message_id=message["MessageId"], group=attributes.get("MessageGroupId"),
+                                        body=message["Body"],
+                                        receive_count=int(attributes.get("ApproximateReceiveCount", 0)),
+                                        sent_at=int(attributes.get("SentTimestamp", 0)) / 1000))
+    finally:
+        _release(sqs_client, dlq_url, handles)
+    return found
+
+
+def _release(sqs_client: Any, dlq_url: str, receipt_handles: Iterable[str]) -> None:
+    """Make received messages visible again, so whatever this run did not move stays in the DLQ for the next."""
+    for receipt_handle in receipt_handles:
+        try:
+            sqs_client.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=receipt_handle, VisibilityTimeout=0)
+        except (ClientError, BotoCoreError):
+            logger.warning("a message that was not replayed stays invisible in the DLQ for %d s", _IN_FLIGHT_SECONDS)
 
 
 def queue_depths(sqs_client: Any, urls: Iterable[str]) -> dict[str, dict[str, int]]:
@@ -172,6 +221,7 @@ def _portable_move(
     max_messages: int | None,
     total: int,
     report: Progress,
+    only_group: str | None = None,
 ) -> RedriveResult:
     nonce = uuid.uuid4().hex
     moved = failed = 0
@@ -192,6 +242,9 @@ def _portable_move(
                 break
             for message in messages:
                 group = message.get("Attributes", {}).get("MessageGroupId")
+                if only_group is not None and group != only_group:
+                    kept.append(message["ReceiptHandle"])  # another document's: left where it is, not a failure
+                    continue
                 if group in blocked_groups or not _send_copy(sqs_client, source_url, message, nonce):
                     failed += 1
                     kept.append(message["ReceiptHandle"])
@@ -206,11 +259,5 @@ def _portable_move(
                                    message["MessageId"], error)
                 report(moved, max(total, moved + failed))
     finally:
-        for receipt_handle in kept:
-            try:
-                sqs_client.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=receipt_handle,
-                                                     VisibilityTimeout=0)
-            except (ClientError, BotoCoreError):
-                logger.warning("a message that was not replayed stays invisible in the DLQ for %d s",
-                               _IN_FLIGHT_SECONDS)
+        _release(sqs_client, dlq_url, kept)
     return RedriveResult(moved=moved, failed=failed, method="portable")

@@ -325,3 +325,36 @@ def test_connect_jira_can_catch_the_redirect_itself(stack, capsys):
     worker.join(timeout=30)
     assert answer is not None and answer.status_code == 200
     assert result["code"] == 0 and "Jira connected" in capsys.readouterr().out
+
+
+def _kill(stack, external_id: str, dedupe: str) -> None:
+    stack.aws.client("sqs").send_message(
+        QueueUrl=stack.aws.outputs["DeadLetterQueueUrl"], MessageGroupId=external_id, MessageDeduplicationId=dedupe,
+        MessageBody=json.dumps({"kind": "sync", "external_id": external_id, "dedupe_id": dedupe,
+                                "correlation_id": "c", "reason": "On hold"}))
+
+
+def test_replay_dry_run_lists_the_dead_letters_and_moves_nothing(stack, capsys):
+    _kill(stack, "Bill:Bill:400001", "dry-1")
+    _kill(stack, "Bill:Bill:400002", "dry-2")
+    assert main(["replay", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Bill:Bill:400001" in out and "Bill:Bill:400002" in out and "nothing was moved" in out
+    assert main(["replay", "--dry-run", "--external-id", "Bill:Bill:400002"]) == 0
+    out = capsys.readouterr().out
+    assert "Bill:Bill:400002" in out and "Bill:Bill:400001" not in out
+    depth = stack.aws.client("sqs").get_queue_attributes(QueueUrl=stack.aws.outputs["DeadLetterQueueUrl"],
+                                                         AttributeNames=["ApproximateNumberOfMessages"])
+    assert depth["Attributes"]["ApproximateNumberOfMessages"] == "2"
+
+
+def test_replay_of_one_document_leaves_the_others_in_the_dlq(stack, capsys):
+    assert main(["replay", "--external-id", "Bill:Bill:400002"]) == 0
+    assert "moved 1, failed 0" in capsys.readouterr().out
+    assert main(["replay", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Bill:Bill:400001" in out and "Bill:Bill:400002" not in out
+    assert main(["replay"]) == 0
+    stack.drain()
+    assert main(["replay", "--dry-run"]) == 0
+    assert "0 message(s)" in capsys.readouterr().out
