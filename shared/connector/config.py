@@ -68,11 +68,20 @@ class Settings:
         if not isinstance(owner_map, dict):
             raise ConfigurationError("OWNER_MAP must be a JSON object of Acumatica owner or vendor -> Jira accountId")
 
-        def integer(name: str, default: int) -> int:
+        def integer(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+            raw = env.get(name) or str(default)
             try:
-                return int(env.get(name) or default)
+                value = int(raw)
             except ValueError:
-                raise ConfigurationError(f"{name} must be an integer") from None
+                raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+            if value < minimum or (maximum is not None and value > maximum):
+                allowed = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+                raise ConfigurationError(f"{name} must be {allowed}, got {value}")
+            return value
+
+        for name in ("ACUMATICA_URL", "JIRA_API_URL", "JIRA_AUTH_URL", "JIRA_SITE_URL"):
+            if env.get(name) and not env[name].startswith(("https://", "http://")):
+                raise ConfigurationError(f"{name} must be an http(s) URL, got {env[name]!r}")
 
         return cls(
             acumatica_url=env["ACUMATICA_URL"].rstrip("/"),
@@ -90,12 +99,12 @@ class Settings:
             owner_map={str(k): str(v) for k, v in owner_map.items()},
             approve_action=env.get("APPROVE_ACTION_NAME") or "Approve",
             push_secret_header=env.get("PUSH_SECRET_HEADER") or "X-Connector-Secret",
-            poll_overlap_minutes=integer("POLL_OVERLAP_MINUTES", 10),
-            poll_page_size=integer("POLL_PAGE_SIZE", 500),
+            poll_overlap_minutes=integer("POLL_OVERLAP_MINUTES", 10, 0, 1440),
+            poll_page_size=integer("POLL_PAGE_SIZE", 500, 1, 10000),
             initial_lookback_days=integer("INITIAL_LOOKBACK_DAYS", 0),
             full_pass_days=integer("FULL_PASS_DAYS", 7),
             acumatica_requests_per_minute=integer("ACUMATICA_REQUESTS_PER_MINUTE", 0),
-            audit_retention_days=integer("AUDIT_RETENTION_DAYS", 400),
+            audit_retention_days=integer("AUDIT_RETENTION_DAYS", 400, 1),
             webhook_url=env.get("WEBHOOK_URL", ""),
             table_name=env.get("TABLE_NAME", ""),
             work_queue_url=env.get("WORK_QUEUE_URL", ""),
