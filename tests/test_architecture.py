@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,17 @@ def test_no_function_ships_code_outside_its_handler_and_the_layer():
     for function in ("poller", "worker", "webhook", "maintenance"):
         files = {p.name for p in (ROOT / "functions" / function).iterdir() if p.suffix == ".py"}
         assert files == {"app.py"}
+
+
+def test_the_repo_documents_itself_every_doc_a_docstring_cites_exists():
+    """Docstrings point at the project's own docs/, never at documents a cloner does not have."""
+    sources = [p for top in ("shared", "local", "functions", "tests", "bench") for p in (ROOT / top).rglob("*.py")
+               if p != Path(__file__).resolve()]
+    cited: set[str] = set()
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        assert "../shared" not in text and "CONTRACT.md" not in text and "ARCHITECTURE.md" not in text, source
+        cited |= set(re.findall(r"docs/[a-z-]+\.md", text))
+    assert cited, "docstrings cite docs/"
+    missing = sorted(name for name in cited if not (ROOT / name).is_file())
+    assert missing == []

@@ -56,7 +56,7 @@ PARAMETER_ENV = {
     "AcumaticaRequestsPerMinute": "ACUMATICA_REQUESTS_PER_MINUTE",
     "LogLevel": "LOG_LEVEL",
 }
-"""Template parameter → the environment variable that overrides it locally (CONTRACT.md)."""
+"""Template parameter → the environment variable that overrides it locally (docs/contract.md)."""
 
 FUNCTIONS = ("PollerFunction", "WorkerFunction", "WebhookFunction", "MaintenanceFunction")
 

@@ -1,6 +1,6 @@
 """Configuration, parsed once per container from the environment and passed down.
 
-Every template parameter of CONTRACT.md has an upper-snake-case environment variable of the same name (the template
+Every template parameter (docs/contract.md) has an upper-snake-case environment variable of the same name (the template
 sets them for Lambda; the local run takes them from the shell). Nothing below the handlers reads ``os.environ``.
 """
 

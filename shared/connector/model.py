@@ -26,7 +26,7 @@ class DocumentKey:
 
     @property
     def external_id(self) -> str:
-        """``<Entity>:<Type>:<Number>`` as written into the Jira external-id field (CONTRACT.md)."""
+        """``<Entity>:<Type>:<Number>`` as written into the Jira external-id field (docs/contract.md)."""
         return f"{self.entity}:{self.type}:{self.number}"
 
     @property

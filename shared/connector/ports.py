@@ -153,7 +153,7 @@ class Claim:
 
 
 class StateStore(Protocol):
-    """DynamoDB, as the core needs it (single table; see ARCHITECTURE.md)."""
+    """DynamoDB, as the core needs it (single table; see docs/data-model.md)."""
 
     def get_cursor(self, entity: str) -> Cursor:
         ...

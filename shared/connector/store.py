@@ -1,7 +1,7 @@
 """DynamoDB adapter: the single connector table (watermarks, document state, claims, locks, audit).
 
 Every write that guards a side effect is a conditional write, so two workers (or a replayed message) can never
-both win. Layout (PK / SK): see ARCHITECTURE.md.
+both win. Layout (PK / SK): see docs/data-model.md.
 """
 
 from __future__ import annotations

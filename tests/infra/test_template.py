@@ -1,4 +1,4 @@
-"""template.yaml itself: lint-clean, the public parameters and outputs of CONTRACT.md, least privilege, buildability."""
+"""template.yaml itself: lint-clean, the public parameters and outputs of docs/contract.md, least privilege, buildability."""
 
 from __future__ import annotations
 
