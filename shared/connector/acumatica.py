@@ -151,14 +151,16 @@ def _json_default(value: Any) -> Any:
 
 
 def datetimeoffset_literal(dt: datetime) -> str:
-    """``datetimeoffset'2024-01-01T00:00:00.000+00:00'`` in UTC, truncated to milliseconds (Acumatica's precision).
+    """``datetimeoffset'2024-01-01T10:00:00.000+10:00'`` in the datetime's own offset, truncated to milliseconds.
 
+    The offset is kept, not converted to UTC: a filter derived from a stamp Acumatica rendered goes back in the form
+    Acumatica rendered it (OData compares datetimeoffsets by instant, so any offset means the same instant).
     Naive datetimes are refused: the instance's time zone is unknown, so an offset must always be explicit.
     Truncation only moves the instant earlier, which keeps a ``ge`` watermark filter from missing records.
     """
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError("naive datetime: Acumatica filters need an explicit offset (use an aware datetime)")
-    return f"datetimeoffset'{dt.astimezone(timezone.utc).isoformat(timespec='milliseconds')}'"
+    return f"datetimeoffset'{dt.isoformat(timespec='milliseconds')}'"
 
 
 def odata_literal(value: Any) -> str:
