@@ -92,6 +92,8 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
     """Work through one pass of changed documents, checkpointing after every durably queued page.
 
     Stops early (``completed=False``) when the Lambda is about to run out of time; the next run resumes the same pass.
+    The watermark is the greatest stamp read (``Cursor``); ``now`` serves only budgets, the pass's duration, the
+    full-pass schedule and the initial lookback of an entity never polled.
     """
     report = PollReport(entity)
     cursor = store.get_cursor(entity)
