@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ("model", "ports", "documents", "rules", "sync", "resolve", "adf", "content", "webhooks", "signatures",
+CORE = ("model", "ports", "documents", "rules", "watermarks", "sync", "resolve", "adf", "content", "webhooks", "signatures",
         "config", "tokens", "maintenance", "errors")
 ADAPTER_LIBRARIES = {"boto3", "botocore", "requests", "urllib3"}
 

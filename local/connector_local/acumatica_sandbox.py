@@ -18,6 +18,12 @@ Business rules: leaving hold needs a balanced document (Bill ``Amount`` = ``Bala
 else Balanced (Bill, Check) or Open (PO). ``Approve``: Pending Approval → Balanced / Open; ``Reject`` → Rejected;
 ``ReleaseBill``: Balanced → Open; ``ReleaseCheck``: Balanced → Closed; anything else fails during the long-running
 operation, so releasing twice fails. Every change bumps ``LastModifiedDateTime``.
+
+Its own clock: ``LastModifiedDateTime`` is stamped by the sandbox's clock, which runs ``skew`` apart from the wall
+clock (hours behind, days ahead), and rendered with the tenant's ``render_offset`` (``+10:00``), or without an offset
+at all (``render_naive``). ``$filter`` compares ``datetimeoffset`` literals with the stamps by instant, as OData
+defines it, whatever offset either side is written in. So a client that trusts its own clock, or the UTC rendering
+of anything, disagrees with this sandbox the way it would disagree with a real tenant.
 """
 
 from __future__ import annotations
@@ -171,7 +177,8 @@ class AcumaticaSandbox(Served):
     ``versions``: the ``Default`` endpoint versions served. ``client_id`` (``GUID@Tenant``; the tenant becomes the push
     ``CompanyId``) and ``client_secret``: the connected application. ``users``: name → password for the password
     grant. ``action_polls``: how many ``202`` answers an action's status URL gives before its outcome. ``clock``:
-    the time source of token expiry.
+    the time source of token expiry. ``skew``, ``render_offset``, ``render_naive``: the instance's own clock and time
+    zone for ``LastModifiedDateTime`` (see the module docstring; ``set_clock`` changes them while running).
     """
 
     def __init__(
@@ -183,6 +190,9 @@ class AcumaticaSandbox(Served):
         token_lifetime_seconds: float = 3600,
         action_polls: int = 1,
         clock: Callable[[], float] = time.time,
+        skew: timedelta = timedelta(0),
+        render_offset: timedelta = timedelta(0),
+        render_naive: bool = False,
     ) -> None:
         self.versions = tuple(versions)
         self.client_id = client_id
@@ -200,11 +210,43 @@ class AcumaticaSandbox(Served):
         self._operations: dict[str, _Operation] = {}
         self._faults: list[_Fault] = []
         self._latency = 0.0
-        self._last_modified = datetime.now(timezone.utc) - timedelta(days=1)
+        self.skew, self.render_offset, self.render_naive = skew, render_offset, render_naive
+        self._last_modified = self.now() - timedelta(days=1)
+        self._list_hooks: list[Callable[[str, int], None]] = []
+        self._deleted: dict[str, dict[tuple[str, str], dict[str, Any]]] = {entity: {} for entity in FIELDS}
         self.action_log: list[tuple[str, tuple[str, str], str, str]] = []
         self.requests_log: list[LoggedRequest] = []
         # Quiet: tests and the demo read ``requests_log`` instead of an access log.
         self._server = LoopbackServer(self._wsgi, name="acumatica-sandbox")
+
+    # ------------------------------------------------------------------------------------------- clock
+
+    def now(self) -> datetime:
+        """The instance's clock: the wall clock moved by ``skew``."""
+        return datetime.now(timezone.utc) + self.skew
+
+    def set_clock(self, *, skew: timedelta | None = None, render_offset: timedelta | None = None,
+                  render_naive: bool | None = None) -> None:
+        """Move the instance's clock or change how it renders stamps. Stamps follow the clock, backwards too, as they
+        would on a server whose clock was corrected."""
+        with self._lock:
+            if skew is not None:
+                self.skew = skew
+                self._last_modified = min(self._last_modified, self.now())
+            if render_offset is not None:
+                self.render_offset = render_offset
+            if render_naive is not None:
+                self.render_naive = render_naive
+
+    def render(self, stamp: str) -> str:
+        """A stored stamp as the tenant renders it: in ``render_offset``, without the offset if ``render_naive``."""
+        local = _parse_offset_datetime(stamp).astimezone(timezone(self.render_offset))
+        return (local.replace(tzinfo=None) if self.render_naive else local).isoformat(timespec="milliseconds")
+
+    def _instant(self, text: str) -> datetime:
+        """A rendered stamp's instant; one without an offset is in the tenant's offset, as the tenant wrote it."""
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return moment.replace(tzinfo=timezone(self.render_offset)) if moment.tzinfo is None else moment
 
     # ------------------------------------------------------------------------------------------- seeding
 
@@ -228,6 +270,7 @@ class AcumaticaSandbox(Served):
                 raise ValueError(f"{entity} {key} already exists")
             record["LastModifiedDateTime"] = fields.get("LastModifiedDateTime") or self._next_modified()
             self._documents[entity][key] = _Document(record=record, requires_approval=requires_approval)
+            self._deleted[entity].pop(key, None)
             return copy.deepcopy(record)
 
     def update_document(self, entity: str, keys: Any, **fields: Any) -> dict[str, Any]:
@@ -296,38 +339,67 @@ class AcumaticaSandbox(Served):
 
     # ------------------------------------------------------------------------------------------- push
 
-    def push_payload(self, entity: str, keys: Any) -> dict[str, Any]:
+    def push_payload(self, entity: str, keys: Any, *, transaction_id: str | None = None,
+                     query: str | None = None) -> dict[str, Any]:
         """The push notification Acumatica sends for the last change of one document (generic-inquiry rows).
 
         Rows hold plain values, and datetimes the way generic inquiries show them (no offset). An update shows the
-        new row in ``Inserted`` and the old one in ``Deleted``.
+        new row in ``Inserted`` and the old one in ``Deleted``; a deleted document only its old row in ``Deleted``.
+        ``Id`` identifies the data transaction, so one transaction seen by two inquiries (``query``) shares it.
         """
         with self._lock:
-            document = self._get(entity, keys)
-            modified = _parse_offset_datetime(document.record["LastModifiedDateTime"])
+            key = (keys.type, keys.number) if hasattr(keys, "number") else tuple(keys)
+            deleted = self._deleted[entity].get(key)  # type: ignore[arg-type]
+            document = None if deleted is not None else self._get(entity, keys)
+            record = deleted if deleted is not None else document.record  # type: ignore[union-attr]
+            modified = _parse_offset_datetime(record["LastModifiedDateTime"])
             ticks = _DOTNET_EPOCH_TICKS + int((modified - datetime(1970, 1, 1, tzinfo=timezone.utc))
                                               / timedelta(microseconds=1)) * 10
+            inserted = [] if document is None else [self._push_row(entity, document.record)]
+            old = record if document is None else document.previous
             return {
-                "Query": PUSH_QUERIES[entity],
+                "Query": query or PUSH_QUERIES[entity],
                 "CompanyId": self.company,
-                "Id": str(uuid.uuid4()),
+                "Id": transaction_id or str(uuid.uuid4()),
                 "TimeStamp": ticks,
                 "AdditionalInfo": {},
-                "Inserted": [self._push_row(entity, document.record)],
-                "Deleted": [self._push_row(entity, document.previous)] if document.previous else [],
+                "Inserted": inserted,
+                "Deleted": [self._push_row(entity, old)] if old else [],
             }
 
-    @staticmethod
-    def _push_row(entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    def _push_row(self, entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        """A generic-inquiry row: key values padded with a trailing blank and the stamp in the tenant's local time
+        without an offset, as the documented examples show them."""
         type_field, number_field = KEY_FIELDS[entity]
-        modified = _parse_offset_datetime(record["LastModifiedDateTime"]).astimezone(timezone.utc)
+        modified = _parse_offset_datetime(record["LastModifiedDateTime"]).astimezone(timezone(self.render_offset))
         return {
-            type_field: record[type_field],
-            number_field: record[number_field],
+            type_field: f"{record[type_field]} ",
+            number_field: f"{record[number_field]} ",
             "Status": record["Status"],
             "Hold": record["Hold"],
             "LastModifiedDateTime": modified.replace(tzinfo=None).isoformat(timespec="milliseconds"),
         }
+
+    # ------------------------------------------------------------------------------------------- deletion
+
+    def delete_document(self, entity: str, keys: Any) -> dict[str, Any]:
+        """Delete a document, as a user on the screen would; later reads answer 404 and lists no longer hold it."""
+        with self._lock:
+            document = self._get(entity, keys)
+            key = self._record_key(entity, document.record)
+            del self._documents[entity][key]
+            self._deleted[entity][key] = document.record
+            return copy.deepcopy(document.record)
+
+    def on_list(self, hook: Callable[[str, int], None]) -> None:
+        """Call ``hook(entity, skip)`` after every list query has been answered, before the next request: the place
+        to delete or change documents between two page reads. Runs under the sandbox lock."""
+        with self._lock:
+            self._list_hooks.append(hook)
+
+    def clear_list_hooks(self) -> None:
+        with self._lock:
+            self._list_hooks.clear()
 
     # ------------------------------------------------------------------------------------------- WSGI
 
@@ -489,7 +561,10 @@ class AcumaticaSandbox(Served):
         matching = [d.record for d in self._documents[entity].values() if predicate(d.record)]
         matching.sort(key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())  # no defined order, not by time
         window = matching[skip:] if top is None else matching[skip:skip + top]
-        return [self._wire(entity, record, select, row) for row, record in enumerate(window, start=skip + 1)]
+        answer = [self._wire(entity, record, select, row) for row, record in enumerate(window, start=skip + 1)]
+        for hook in list(self._list_hooks):
+            hook(entity, skip or 0)
+        return answer
 
     def _read_one(self, request: Request, entity: str, segments: list[str]) -> dict[str, Any]:
         self._check_parameters(request, PUT_PARAMETERS)
@@ -624,6 +699,8 @@ class AcumaticaSandbox(Served):
             if select is not None and name not in select:
                 continue
             value = record.get(name)
+            if name == "LastModifiedDateTime" and value is not None:
+                value = self.render(value)
             wrapper: dict[str, Any] = {} if value is None else {"value": value}
             if errors and name in errors:
                 wrapper["error"] = errors[name]
@@ -747,7 +824,7 @@ class AcumaticaSandbox(Served):
 
     def _next_modified(self) -> str:
         """Now, strictly after every earlier modification (millisecond precision, like Acumatica)."""
-        now = datetime.now(timezone.utc)
+        now = self.now()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         self._last_modified = max(now, self._last_modified + timedelta(milliseconds=1))
         return _now_iso(self._last_modified)

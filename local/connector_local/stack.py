@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,6 +32,10 @@ JIRA_SITE = "https://acme-finance.atlassian.net"
 WEBHOOK_SECRET = "local-webhook-secret"
 PUSH_SECRET = "local-push-secret"
 """Sample secrets of the embedded default; a real deployment keeps its own in Secrets Manager."""
+SANDBOX_CLOCK_SKEW = -timedelta(hours=3, minutes=17)
+SANDBOX_RENDER_OFFSET = timedelta(hours=10)
+"""The embedded Acumatica's clock runs behind the connector's and renders stamps in a tenant's time zone, so the
+demo, ``connector local`` and the end-to-end suite disagree with the connector's clock the way a real tenant can."""
 
 PARAMETER_ENV = {
     "AcumaticaUrl": "ACUMATICA_URL",
@@ -88,7 +93,8 @@ class LocalStack:
         """Start everything. Sandboxes stand in for Acumatica/Jira unless ``ACUMATICA_URL`` / ``JIRA_API_URL`` are
         given; then the secrets must be provided as ``ACUMATICA_SECRET_JSON`` / ``JIRA_SECRET_JSON``."""
         env = dict(os.environ if env is None else env)
-        acumatica = None if env.get("ACUMATICA_URL") else AcumaticaSandbox().start()
+        acumatica = None if env.get("ACUMATICA_URL") else AcumaticaSandbox(
+            skew=SANDBOX_CLOCK_SKEW, render_offset=SANDBOX_RENDER_OFFSET).start()
         jira = None
         if not env.get("JIRA_API_URL"):
             jira = JiraSandbox(sites=[JIRA_SITE, "https://other-team.atlassian.net"],

@@ -65,6 +65,11 @@ _COMPARISONS = frozenset({"eq", "ne", "gt", "ge", "lt", "le"})
 # Key values Acumatica cannot take in a URL: ``/`` and ``|`` separate keys, and IIS strips a trailing dot.
 _URL_UNSAFE_KEY = re.compile(r"[/|]|\.$")
 _DETAIL_LIMIT = 500
+PAGE_REREAD = 50
+"""Records re-read at the start of every page after the first (at most half a page). Without ``$orderby``, a record
+deleted from a page already read shifts every later record one offset lower, so the first record of the next page
+would slide unseen into the range already read; re-reading the tail of the previous page catches up to this many
+deletions between two page reads. More than that is caught by the next pass's overlap or the weekly full pass."""
 # Left unescaped in query values for readability: quotes of string literals and the commas of $select.
 _QUERY_SAFE = "',"
 
@@ -151,14 +156,16 @@ def _json_default(value: Any) -> Any:
 
 
 def datetimeoffset_literal(dt: datetime) -> str:
-    """``datetimeoffset'2024-01-01T00:00:00.000+00:00'`` in UTC, truncated to milliseconds (Acumatica's precision).
+    """``datetimeoffset'2024-01-01T10:00:00.000+10:00'`` in the datetime's own offset, truncated to milliseconds.
 
+    The offset is kept, not converted to UTC: a filter derived from a stamp Acumatica rendered goes back in the form
+    Acumatica rendered it (OData compares datetimeoffsets by instant, so any offset means the same instant).
     Naive datetimes are refused: the instance's time zone is unknown, so an offset must always be explicit.
     Truncation only moves the instant earlier, which keeps a ``ge`` watermark filter from missing records.
     """
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError("naive datetime: Acumatica filters need an explicit offset (use an aware datetime)")
-    return f"datetimeoffset'{dt.astimezone(timezone.utc).isoformat(timespec='milliseconds')}'"
+    return f"datetimeoffset'{dt.isoformat(timespec='milliseconds')}'"
 
 
 def odata_literal(value: Any) -> str:
@@ -419,13 +426,15 @@ class AcumaticaClient:
                       page_size: int | None = None) -> Iterator[Page]:
         """Documents with ``LastModifiedDateTime ge since``, one HTTP call per page, lazily.
 
-        Acumatica has no ``$orderby``, so records can shift between pages while the poll runs: a record the previous
-        page already yielded is not yielded again (the usual shift of an insertion), and the caller's overlapping
-        watermark window catches any record that shifted into a page already read. Only one page of ids is kept,
-        so memory stays flat however long the backlog; an older repeat is harmless (same state, same dedupe id).
+        Acumatica has no ``$orderby``, so records can shift between pages while the poll runs. A deletion shifts
+        later records to lower offsets, so every page after the first starts ``PAGE_REREAD`` records early (at most
+        half a page) and the records of the previous page are not yielded again; an insertion shifts them higher, and
+        the repeats it causes are not yielded either. Only one page of ids is kept, so memory stays flat however long
+        the backlog; an older repeat is harmless (same state, same dedupe id).
         """
         prof = profile(entity)
         size = page_size or self.page_size
+        reread = min(PAGE_REREAD, size // 2)
         params = {"$filter": comparison("LastModifiedDateTime", "ge", since), "$select": ",".join(prof.select)}
         previous_page: set[str] = set()
         while True:
@@ -441,10 +450,12 @@ class AcumaticaClient:
                 document = self._document(entity, item)
                 identity = document.id or document.key.external_id
                 if identity not in previous_page and identity not in this_page:
-                    this_page.add(identity)
                     documents.append(document)
+                this_page.add(identity)
             previous_page = this_page
-            page = Page(documents=documents, next_skip=skip + len(payload), is_last=len(payload) < size)
+            is_last = len(payload) < size
+            page = Page(documents=documents, next_skip=skip + len(payload) - (0 if is_last else reread),
+                        is_last=is_last)
             yield page
             if page.is_last:
                 return

@@ -6,7 +6,7 @@ The core (``rules``, ``sync``, ``resolve``, ``adf``) imports only this module an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from .model import Document, DocumentKey, WorkMessage
@@ -115,12 +115,18 @@ class LeaseLock(Protocol):
 class Cursor:
     """Where polling of one entity stands.
 
-    ``watermark``: every document modified before it (minus the overlap window) has been queued or judged healthy.
+    ``watermark_text``: the greatest ``LastModifiedDateTime`` a completed pass read, exactly as Acumatica rendered it
+    (offset included); ``watermark`` is its instant, in that offset. Every document modified before it (minus the
+    overlap window and ``lookback``) has been queued or judged healthy. It comes from the data, never from the
+    Lambda's clock: Acumatica compares ``$filter`` with its own stamps, so only its own stamps are a safe bound
+    (``connector.watermarks``). ``lookback``: how long the pass that completed last took, by the Lambda's clock. A
+    record changed while a pass pages can land on a page already read, and its stamp can be up to that long before
+    the greatest stamp the pass read, so the next pass reaches back that much further.
     A pass in progress (``pass_from`` set) pages through ``LastModifiedDateTime >= pass_from`` and resumes at
-    ``skip``; when it completes, the watermark becomes ``pass_started`` (the time the pass began), never the largest
-    timestamp seen, since pages are unordered and records modified during the pass must be read again.
-    ``full_pass_at``: when the last pass that re-read every document began (the safety net for records a resumed
-    pass could miss: without ``$orderby``, deletions between runs shift later records to lower offsets).
+    ``skip``; ``pass_max`` is its running maximum (rendered text), kept in the checkpoint so a resumed pass does not
+    lose it. ``pass_started`` (Lambda clock) measures the pass's duration. ``full_pass_at``: when the last pass
+    that re-read every document began (the safety net for records a resumed pass could miss: without ``$orderby``,
+    deletions between runs shift later records to lower offsets).
     """
 
     watermark: datetime | None = None
@@ -128,6 +134,9 @@ class Cursor:
     pass_started: datetime | None = None
     skip: int = 0
     full_pass_at: datetime | None = None
+    watermark_text: str | None = None
+    lookback: timedelta = timedelta(0)
+    pass_max: str | None = None
 
 
 @dataclass(frozen=True)

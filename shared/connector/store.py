@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Mapping, Sequence
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
+from . import watermarks
 from .errors import TransientError
 from .model import DocumentKey, WorkMessage
 from .ports import Claim, Cursor, DocState
@@ -73,22 +74,36 @@ class DynamoStore:
     # --- cursors -----------------------------------------------------------------------------------------------
 
     def get_cursor(self, entity: str) -> Cursor:
+        """The cursor; a watermark stored without its rendered text (written from the Lambda's clock by releases
+        before the watermark came from the data) is not trusted, so the next pass reads like a first pass."""
         item = self._table.get_item(Key={"PK": f"WM#{entity}", "SK": "WM"}, ConsistentRead=True).get("Item")
         if not item:
             return Cursor()
+        text = item.get("watermark_text")
         return Cursor(
-            watermark=_parse(item.get("watermark")),
+            watermark=watermarks.parse(text) if text else None,
+            watermark_text=text,
+            lookback=timedelta(seconds=float(item.get("lookback_seconds", 0))),
             pass_from=_parse(item.get("pass_from")),
             pass_started=_parse(item.get("pass_started")),
+            pass_max=item.get("pass_max"),
             skip=int(item.get("skip", 0)),
             full_pass_at=_parse(item.get("full_pass_at")),
         )
 
     def put_cursor(self, entity: str, cursor: Cursor) -> None:
-        item = {"PK": f"WM#{entity}", "SK": "WM", "skip": cursor.skip, "updated_at": _iso(self._now())}
-        for name in ("watermark", "pass_from", "pass_started", "full_pass_at"):
+        item = {"PK": f"WM#{entity}", "SK": "WM", "skip": cursor.skip, "updated_at": _iso(self._now()),
+                "lookback_seconds": Decimal(str(cursor.lookback.total_seconds()))}
+        for name in ("pass_started", "full_pass_at"):
             if getattr(cursor, name):
                 item[name] = _iso(getattr(cursor, name))
+        if cursor.pass_from is not None:
+            item["pass_from"] = cursor.pass_from.isoformat()  # in the offset it is sent in, not converted
+        for name in ("watermark_text", "pass_max"):
+            if getattr(cursor, name):
+                item[name] = getattr(cursor, name)
+        if cursor.watermark is not None:
+            item["watermark"] = _iso(cursor.watermark)  # readable in the console; the text is what is used
         self._table.put_item(Item=item)
 
     # --- document state ----------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
-from . import content
+from . import content, watermarks
 from .errors import NotFoundError, TransientError, ValidationError
 from .model import Document, DocumentKey, Finding, WorkMessage
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
@@ -92,6 +92,8 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
     """Work through one pass of changed documents, checkpointing after every durably queued page.
 
     Stops early (``completed=False``) when the Lambda is about to run out of time; the next run resumes the same pass.
+    The watermark is the greatest stamp read (``Cursor``); ``now`` serves only budgets, the pass's duration, the
+    full-pass schedule and the initial lookback of an entity never polled.
     """
     report = PollReport(entity)
     cursor = store.get_cursor(entity)
@@ -99,15 +101,15 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
         started = now()
         full_pass_due = (options.full_pass_every is not None and cursor.full_pass_at is not None
                          and started - cursor.full_pass_at >= options.full_pass_every)
-        if cursor.watermark is not None and not full_pass_due:
-            since = cursor.watermark - options.overlap
-        elif cursor.watermark is None and options.initial_lookback is not None:
-            since = started - options.initial_lookback
+        if cursor.watermark_text is not None and not full_pass_due:
+            since = watermarks.filter_from(cursor.watermark_text, options.overlap + cursor.lookback)
+        elif cursor.watermark_text is None and options.initial_lookback is not None:
+            since = started - options.initial_lookback  # the one bound the data cannot give: nothing read yet
         else:
             since = EVERYTHING
         full_pass_at = started if since == EVERYTHING or cursor.full_pass_at is None else cursor.full_pass_at
-        cursor = Cursor(watermark=cursor.watermark, pass_from=since, pass_started=started, skip=0,
-                        full_pass_at=full_pass_at)
+        cursor = replace(cursor, pass_from=since, pass_started=started, skip=0, pass_max=None,
+                         full_pass_at=full_pass_at)
         store.put_cursor(entity, cursor)
         skip = 0
     else:
@@ -127,7 +129,7 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
         report.enqueued += len(messages)
         report.unchanged += unchanged
         report.healthy += healthy
-        cursor = replace(cursor, skip=page.next_skip)
+        cursor = replace(cursor, skip=page.next_skip, pass_max=watermarks.greatest(cursor.pass_max, page.documents))
         store.put_cursor(entity, cursor)
         remaining = seconds_left()
         slowest_page = max(slowest_page, page_started - remaining)
@@ -138,9 +140,12 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
             logger.info("stopping before the time limit; checkpoint kept",
                         extra={"entity": entity, "skip": cursor.skip, "seconds_left": round(remaining, 1)})
             return report
-    store.put_cursor(entity, Cursor(watermark=cursor.pass_started, full_pass_at=cursor.full_pass_at))
+    text = watermarks.later(cursor.watermark_text, cursor.pass_max)  # never backwards; reading nothing keeps it
+    store.put_cursor(entity, Cursor(watermark=watermarks.parse(text) if text else None, watermark_text=text,
+                                    lookback=max(timedelta(0), now() - cursor.pass_started),
+                                    full_pass_at=cursor.full_pass_at))
     report.completed = True
-    report.watermark = cursor.pass_started.isoformat()
+    report.watermark = text
     return report
 
 

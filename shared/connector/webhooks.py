@@ -97,29 +97,41 @@ def _entity_of(payload: Mapping[str, Any], row: Mapping[str, Any], queries: Mapp
 
 def push_changes(payload: Mapping[str, Any], *, correlation_id: str,
                  queries: Mapping[str, str] = DEFAULT_PUSH_QUERIES) -> list[WorkMessage]:
-    """One ``sync`` message per inserted or changed document of an Acumatica push notification."""
+    """One ``sync`` message per document an Acumatica push notification names, in ``Inserted`` or ``Deleted``.
+
+    ``Deleted`` holds the old row of an update and the only row of a document that left the inquiry's results
+    (deleted, or no longer matching its conditions): either way the worker re-reads the document and brings its issue
+    up to date. Key values are trimmed (Acumatica pads them). The dedupe id carries the inquiry and the transaction
+    id: one transaction notifies every inquiry it touches with the same ``Id``.
+    """
     notification_id = payload.get("Id")
-    inserted = payload.get("Inserted", [])
+    inserted, deleted = payload.get("Inserted", []), payload.get("Deleted", [])
     if not isinstance(notification_id, str) or not notification_id or not isinstance(inserted, list):
         raise Rejected(400, "not an Acumatica push notification (needs Id and Inserted[])")
+    if not isinstance(deleted, list):
+        raise Rejected(400, "push notification Deleted must be a list of rows")
+    query = str(payload.get("Query") or "").strip()
     messages: dict[str, WorkMessage] = {}
-    for row in inserted:
+    for row, removed in [(row, False) for row in inserted] + [(row, True) for row in deleted]:
         if not isinstance(row, dict):
             raise Rejected(400, "push notification rows must be objects")
         entity = _entity_of(payload, row, queries)
         if entity is None:
             continue
         prof = PROFILES[entity]
-        type_label, number = row.get(prof.key_fields[0]), row.get(prof.key_fields[1])
+        type_label, number = (str(row.get(name) or "").strip() for name in prof.key_fields)
         if not type_label or not number:
             continue
         by_code = {code: label for label, code in prof.type_codes.items()}
-        key = DocumentKey(entity, by_code.get(str(type_label), str(type_label)), str(number))
+        key = DocumentKey(entity, by_code.get(type_label, type_label), number)
+        if key.external_id in messages:
+            continue  # an update's Deleted row names the document its Inserted row already queued
         messages[key.external_id] = WorkMessage(
-            kind="sync", external_id=key.external_id, dedupe_id=f"push:{notification_id}:{key.external_id}",
+            kind="sync", external_id=key.external_id, dedupe_id=f"push:{query}:{notification_id}:{key.external_id}",
             correlation_id=correlation_id, source="push",
             observed_at=str(row.get("LastModifiedDateTime") or "") or None,
-            reason=f"Acumatica push notification {notification_id}",
+            reason=(f"Acumatica push notification {notification_id} from {query or 'an inquiry'}"
+                    + (": no longer in the inquiry's results" if removed else "")),
         )
     return list(messages.values())
 
@@ -148,7 +160,10 @@ def accept_jira_delivery(raw_body: bytes, headers: Mapping[str, str], *, webhook
 
 def accept_push(raw_body: bytes, headers: Mapping[str, str], *, push_secret: str, header_name: str,
                 correlation_id: str) -> tuple[str, list[WorkMessage]]:
-    """Check the shared-secret header in constant time, then parse; returns the notification id and messages."""
+    """Check the shared-secret header in constant time, then parse; returns the delivery key and the messages.
+
+    The key is the inquiry and the transaction id together (``<Query>:<Id>``): one data transaction notifies each
+    inquiry it touches with the same ``Id``, and each of those notifications is a delivery of its own."""
     if len(raw_body) > MAX_BODY_BYTES:
         raise Rejected(413, f"body larger than {MAX_BODY_BYTES} bytes")
     if not push_secret:
@@ -158,4 +173,4 @@ def accept_push(raw_body: bytes, headers: Mapping[str, str], *, push_secret: str
         raise Rejected(401, f"missing or wrong {header_name} header")
     payload = parse_json_object(raw_body)
     messages = push_changes(payload, correlation_id=correlation_id)
-    return str(payload["Id"]), messages
+    return f"{str(payload.get('Query') or '').strip()}:{payload['Id']}", messages

@@ -18,10 +18,11 @@ aware_datetimes = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetim
                                                           timezone(timedelta(hours=-8))]))
 
 
-def test_datetimeoffset_literal_is_utc_with_milliseconds_and_explicit_offset():
+def test_datetimeoffset_literal_keeps_the_offset_it_was_given_with_milliseconds():
     moment = datetime(2024, 1, 1, 2, 30, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
 
-    assert datetimeoffset_literal(moment) == "datetimeoffset'2024-01-01T00:30:00.123+00:00'"
+    assert datetimeoffset_literal(moment) == "datetimeoffset'2024-01-01T02:30:00.123+02:00'"
+    assert datetimeoffset_literal(moment.astimezone(timezone.utc)) == "datetimeoffset'2024-01-01T00:30:00.123+00:00'"
 
 
 def test_naive_datetime_is_rejected():
@@ -65,7 +66,7 @@ def test_encoded_datetime_filter_decodes_to_the_same_instant(moment):
     decoded = parse_qs(encoded)["$filter"][0]  # form decoding: a raw '+' would have become a space here
     literal = decoded.removeprefix("LastModifiedDateTime ge datetimeoffset'").removesuffix("'")
     parsed = datetime.fromisoformat(literal)
-    assert parsed.utcoffset() == timedelta(0)
+    assert parsed.utcoffset() == moment.utcoffset()  # sent back in the offset it came in
     assert timedelta(0) <= moment - parsed < timedelta(milliseconds=1)
 
 

@@ -361,7 +361,8 @@ def test_push_payload_has_acumaticas_format_with_old_and_new_rows(sandbox, token
     assert set(payload) == {"Query", "CompanyId", "Id", "TimeStamp", "AdditionalInfo", "Inserted", "Deleted"}
     assert (payload["Query"], payload["CompanyId"], payload["AdditionalInfo"]) == ("AJC-PurchaseOrders", "Company", {})
     new, old = payload["Inserted"][0], payload["Deleted"][0]
-    assert (new["Type"], new["OrderNbr"], new["Status"], new["Hold"]) == ("Normal", record["OrderNbr"], "Open", False)
+    assert (new["Type"], new["OrderNbr"], new["Status"], new["Hold"]) == ("Normal ", f"{record['OrderNbr']} ", "Open",
+                                                                          False)  # keys padded, as documented
     assert (old["Status"], old["Hold"]) == ("On Hold", True)
     ticks = payload["TimeStamp"]
     moment = datetime(1, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ticks // 10)

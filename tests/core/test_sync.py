@@ -166,7 +166,7 @@ def test_document_that_became_healthy_with_an_open_issue_is_enqueued(store, cloc
 
 
 def test_poll_stops_before_the_time_limit_and_resumes_without_skipping(store, clock):
-    docs = [make_doc(number=f"{n:06d}") for n in range(1, 101)]
+    docs = [make_doc(number=f"{n:06d}", modified=NOW - timedelta(days=3, minutes=n)) for n in range(1, 101)]
     acu, queue = FakeAcumatica(*docs), ListQueue()
     budget = iter([300.0, 290.0, 10.0] + [300.0] * 100)
     first = poll(acu, store, queue, seconds_left=lambda: next(budget), page_size=10)
@@ -175,16 +175,19 @@ def test_poll_stops_before_the_time_limit_and_resumes_without_skipping(store, cl
     assert second.completed
     assert {m.external_id for m in queue.sent} == {d.key.external_id for d in docs}
     cursor = store.get_cursor("Bill")
-    assert cursor.watermark == NOW and cursor.pass_from is None
+    newest = NOW - timedelta(days=3, minutes=1)  # wherever it sat, the resumed pass kept the running maximum
+    assert cursor.watermark == newest and cursor.pass_from is None
 
 
-def test_watermark_is_the_pass_start_minus_overlap_on_the_next_pass(store, clock):
-    acu, queue = FakeAcumatica(make_doc(modified=NOW - timedelta(minutes=5))), ListQueue()
+def test_watermark_is_the_greatest_stamp_read_minus_overlap_on_the_next_pass_not_the_lambda_clock(store, clock):
+    newest = NOW - timedelta(days=2, minutes=5)  # Acumatica's clock two days behind the Lambda's
+    acu = FakeAcumatica(make_doc(modified=newest), make_doc(number="000124", modified=newest - timedelta(hours=1)))
+    queue = ListQueue()
     poll(acu, store, queue)
     seen = []
     acu.changed_pages = lambda entity, since, **kw: (seen.append(since), iter(()))[1]
     poll(acu, store, queue)
-    assert seen == [NOW - timedelta(minutes=10)]
+    assert seen == [newest - timedelta(minutes=10)]
 
 
 def test_refused_assignee_still_creates_the_issue_unassigned(store, clock):
@@ -231,15 +234,15 @@ def test_queuing_is_audited_with_the_reason_and_the_poll_correlation_id(store, c
 
 def test_a_weekly_full_pass_finds_a_document_the_watermark_passed_by(store, clock):
     missed = make_doc(number="000777", modified=NOW - timedelta(days=3))  # e.g. shifted past a resume point
-    acu, queue = FakeAcumatica(), ListQueue()
-    when = [NOW - timedelta(days=2)]
+    acu = FakeAcumatica(make_doc(number="000001", status="Open", hold=False, modified=NOW - timedelta(days=2)))
+    queue, when = ListQueue(), [NOW - timedelta(days=2)]
     options = PollOptions(page_size=100, full_pass_every=timedelta(days=7))
 
     def run():
         return poll_entity("Bill", documents=acu, store=store, queue=queue, options=options, now=lambda: when[0],
                            seconds_left=lambda: 300.0, correlation_id="c")
 
-    run()  # first pass: nothing there yet
+    run()  # first pass: one healthy bill sets the watermark
     acu.put(missed)  # appears with a timestamp older than the watermark
     when[0] = NOW
     run()

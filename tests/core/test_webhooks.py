@@ -3,7 +3,7 @@ import json
 import pytest
 
 from connector.errors import Rejected
-from connector.webhooks import jira_resolution, parse_json_object, push_changes
+from connector.webhooks import accept_push, jira_resolution, parse_json_object, push_changes
 
 
 def issue_updated(to="Done", category="done", frm="To Do", external_id="Bill:Bill:000123", changelog_id="555"):
@@ -62,7 +62,7 @@ def test_push_notification_rows_become_sync_messages_deduped_by_notification_id(
                             {"Type": "Bill", "ReferenceNbr": "000124"}], "Deleted": []}
     messages = push_changes(json.loads(json.dumps(payload)), correlation_id="c")
     assert [m.external_id for m in messages] == ["Bill:Bill:000123", "Bill:Bill:000124"]
-    assert all(m.kind == "sync" and m.dedupe_id.startswith("push:6f1c:") for m in messages)
+    assert all(m.kind == "sync" and m.dedupe_id.startswith("push:AJC-Bills:6f1c:") for m in messages)
 
 
 def test_push_rows_for_unknown_queries_are_ignored_and_bad_shapes_rejected():
@@ -83,3 +83,33 @@ def test_a_payload_without_status_category_is_queued_for_the_worker_to_check():
     payload = issue_updated()
     del payload["issue"]["fields"]["status"]["statusCategory"]
     assert resolution(payload) is not None
+
+
+def test_push_key_values_padded_by_acumatica_are_trimmed():
+    payload = {"Query": "AJC-Bills", "Id": "t1", "Inserted": [{"Type": "Bill ", "ReferenceNbr": "000123   "}]}
+    assert [m.external_id for m in push_changes(payload, correlation_id="c")] == ["Bill:Bill:000123"]
+
+
+def test_push_deleted_rows_are_read_and_an_update_is_queued_once():
+    payload = {"Query": "AJC-Bills", "Id": "t2",
+               "Inserted": [{"Type": "Bill", "ReferenceNbr": "000123", "Status": "Balanced"}],
+               "Deleted": [{"Type": "Bill", "ReferenceNbr": "000123", "Status": "On Hold"},
+                           {"Type": "Bill", "ReferenceNbr": "000999 ", "Status": "On Hold"}]}
+    messages = push_changes(payload, correlation_id="c")
+    assert [m.external_id for m in messages] == ["Bill:Bill:000123", "Bill:Bill:000999"]
+    assert "no longer in the inquiry's results" in (messages[1].reason or "")
+    with pytest.raises(Rejected):
+        push_changes({**payload, "Deleted": "nope"}, correlation_id="c")
+
+
+def test_one_transaction_seen_by_two_inquiries_makes_two_deliveries_with_distinct_dedupe_ids():
+    row = {"Type": "Bill", "ReferenceNbr": "000123"}
+    first = {"Query": "AJC-Bills", "Id": "same-transaction", "Inserted": [row]}
+    second = {**first, "Query": "Held bills"}
+    keys, ids = set(), set()
+    for payload in (first, second):
+        key, messages = accept_push(json.dumps(payload).encode(), {"x-connector-secret": "s"}, push_secret="s",
+                                    header_name="X-Connector-Secret", correlation_id="c")
+        keys.add(key)
+        ids.update(m.dedupe_id for m in messages)
+    assert keys == {"AJC-Bills:same-transaction", "Held bills:same-transaction"} and len(ids) == 2

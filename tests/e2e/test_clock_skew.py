@@ -1,0 +1,40 @@
+"""Acumatica's clock and time zone are not the connector's: whatever they are, every change made after a poll
+reaches Jira on the next one, and once only. Scenarios run in order of a clock that only moves forward (a clock that
+jumps back is the weekly full pass's job; see the README's known limits)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+CLOCKS = [
+    ("days behind, -05:00", -timedelta(days=3), -timedelta(hours=5)),
+    ("hours behind, +10:00", -timedelta(hours=6), timedelta(hours=10)),
+    ("hours ahead, +05:30", timedelta(hours=5), timedelta(hours=5, minutes=30)),
+]
+
+
+@pytest.mark.parametrize(("skew", "offset"), [c[1:] for c in CLOCKS], ids=[c[0] for c in CLOCKS])
+def test_every_change_after_a_poll_reaches_jira_on_the_next_poll_once(stack, harness, skew, offset):
+    acumatica = stack.acumatica
+    acumatica.set_clock(skew=skew, render_offset=offset)
+    tag = f"{abs(int(skew.total_seconds())) // 3600:03d}"
+    held = acumatica.add_document("Bill", ReferenceNbr=f"7{tag}01", Amount=400, Balance=400, Hold=True)
+    healthy = acumatica.add_document("Bill", ReferenceNbr=f"7{tag}02", Amount=80, Balance=80, Hold=False)
+    harness.poll()
+    assert len(harness.issues(f"Bill:Bill:{held['ReferenceNbr']}")) == 1
+
+    acumatica.update_document("Bill", ("Bill", held["ReferenceNbr"]), Amount=425, Balance=425)
+    acumatica.update_document("Bill", ("Bill", healthy["ReferenceNbr"]), Hold=True, Status="On Hold")
+    order = acumatica.add_document("PurchaseOrder", OrderNbr=f"PO7{tag}03", Hold=True)
+    result = harness.poll()
+
+    assert harness.queued(result) == 3
+    (issue,) = harness.issues(f"Bill:Bill:{held['ReferenceNbr']}")
+    comment = str(stack.jira.comments(issue["key"])[-1]["body"])
+    assert "400.00 USD" in comment and "425.00 USD" in comment
+    assert "425.00 USD" in stack.jira.issue(issue["key"])["fields"]["summary"]
+    assert len(harness.issues(f"Bill:Bill:{healthy['ReferenceNbr']}")) == 1
+    assert len(harness.issues(f"PurchaseOrder:Normal:{order['OrderNbr']}")) == 1
+    assert harness.queued(harness.poll()) == 0  # the overlap re-reads them; nothing is queued twice
