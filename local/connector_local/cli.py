@@ -152,8 +152,9 @@ def _has_action(wiring) -> None:
     for entity in ("Bill", "PurchaseOrder"):
         if entity in wiring.settings.document_types:
             actions = wiring.acumatica.workflow_actions(entity)
-            if wiring.settings.approve_action not in actions:
-                raise LookupError(f"{entity} offers {actions}, not {wiring.settings.approve_action!r}")
+            wanted = wiring.settings.approve_actions.get(entity) or wiring.settings.approve_action
+            if wanted.casefold() not in {action.casefold() for action in actions}:
+                raise LookupError(f"{entity} offers {actions}, not {wanted!r}")
 
 
 def _has_field(wiring) -> None:

@@ -1026,7 +1026,9 @@ class JiraSandbox(Served):
             limit = max(1, min(100, int(request.args.get("maxResults", 100))))
         except ValueError:
             raise HttpError(400, ["startAt and maxResults must be integers."]) from None
-        page = copy.deepcopy(issue.changelog[start: start + limit])
+        # ChangeDetails declares from/to as non-nullable strings: an empty side is left out, as Jira does.
+        page = [{**entry, "items": [{k: v for k, v in item.items() if v is not None} for item in entry["items"]]}
+                for entry in copy.deepcopy(issue.changelog[start: start + limit])]
         here = f"{self._issue_url(issue)}/changelog"
         body: dict[str, Any] = {"self": f"{here}?startAt={start}&maxResults={limit}", "startAt": start,
                                 "maxResults": limit, "total": len(issue.changelog),

@@ -114,7 +114,8 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
     changed = reviewed_changes(state.snapshot if state else {}, doc)
     if changed:
         return settled(_reopen_for_review(doc, issue_key, changed, ctx, audit))
-    steps, why = plan(doc, ctx.approve_actions.get(key.entity) or ctx.approve_action)
+    steps, why = _named_by_the_instance(*plan(doc, ctx.approve_actions.get(key.entity) or ctx.approve_action),
+                                        key.entity, ctx)
     if not steps:
         audit("resolve", "no-action", reason=why, status=doc.status)
         tell([f"Status is {doc.status}: {why}."], False, reference)
@@ -136,6 +137,21 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
     if state is not None and state.issue_key == issue_key:
         _record(doc, state, ctx)
     return settled("done")
+
+
+def _named_by_the_instance(steps: tuple[Step, ...], why: str, entity: str,
+                           ctx: ResolveContext) -> tuple[tuple[Step, ...], str]:
+    """The approval step with the action's name as the instance spells it (``$adHocSchema`` ``_workflowActions``,
+    compared without regard to case: bills and orders may differ), or no steps when the instance offers none."""
+    wanted = ctx.approve_actions.get(entity) or ctx.approve_action
+    if not any(step.action == wanted for step in steps):
+        return steps, why
+    offered = ctx.documents.workflow_actions(entity)
+    spelled = next((name for name in offered if name.casefold() == wanted.casefold()), None)
+    if spelled is None:
+        return (), (f"Acumatica offers no workflow action {wanted!r} for {entity} (it offers "
+                    f"{', '.join(offered) or 'none'}; set ApproveActionNames)")
+    return tuple(replace(step, action=spelled) if step.action == wanted else step for step in steps), why
 
 
 def _documents_issue(key: DocumentKey, issue: IssueRef, state: DocState | None,

@@ -157,6 +157,8 @@ class SyncContext:
     labels: tuple[str, ...]
     cleared_status: str
     clock: Callable[[], float]
+    reopen_status: str = ""
+    """Status an issue moves back to when its exception returns after a resolution; empty: a To Do status."""
 
 
 def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
@@ -259,6 +261,11 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
                                                                       reopened=outcome == "reopened"))
             if finding is not None:
                 ctx.tracker.update_issue(issue_key, _content_only(doc, finding, ctx))
+                if outcome == "reopened" and not (ctx.tracker.transition_to(issue_key, ctx.reopen_status)
+                                                  if ctx.reopen_status
+                                                  else ctx.tracker.transition_to_category(issue_key, "new")):
+                    audit("transition", "unavailable", reason=f"no transition to {ctx.reopen_status or 'To Do'!r}",
+                          issue=issue_key)
             elif ctx.cleared_status and not ctx.tracker.transition_to(issue_key, ctx.cleared_status):
                 audit("transition", "unavailable", reason=f"no transition to {ctx.cleared_status!r}", issue=issue_key)
             ctx.store.finish_claim(key, COMMENT_CLAIM, "done", issue_key=issue_key)

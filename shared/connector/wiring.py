@@ -109,13 +109,16 @@ class Wiring:
         settings = self.settings
         return SyncContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                            acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
-                           labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time)
+                           labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time,
+                           reopen_status=settings.jira_reopen_status)
 
     @cached_property
     def resolve_context(self) -> ResolveContext:
         return ResolveContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                               approve_action=self.settings.approve_action, clock=time.time,
-                              resolved_statuses=self.settings.jira_resolved_statuses)
+                              resolved_statuses=self.settings.jira_resolved_statuses,
+                              reopen_status=self.settings.jira_reopen_status,
+                              approve_actions=self.settings.approve_actions)
 
     @cached_property
     def poll_options(self) -> PollOptions:

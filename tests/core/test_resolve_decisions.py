@@ -147,9 +147,19 @@ def test_the_approval_action_is_chosen_per_entity(store, clock):
     acu, jira = FakeAcumatica(doc), FakeJira()
     recorded(doc, store, jira)
     jira.move("AP-1", "Done")
-    ctx = context(acu, jira, store, clock, approve_actions={"PurchaseOrder": "Approve", "Bill": "approveBill"})
+    ctx = context(acu, jira, store, clock, approve_actions={"PurchaseOrder": "APPROVE", "Bill": "approveBill"})
     assert resolve_document(message(doc), ctx) == "done"
-    assert acu.actions == [(doc.key.external_id, "Approve")]
+    assert acu.actions == [(doc.key.external_id, "Approve")]  # as the instance's $adHocSchema spells it
+
+
+def test_an_approval_action_the_instance_does_not_offer_is_not_sent(store, clock):
+    doc = make_doc("PurchaseOrder", "PO000047", status="Pending Approval", hold=False)
+    acu, jira = FakeAcumatica(doc), FakeJira()
+    recorded(doc, store, jira)
+    jira.move("AP-1", "Done")
+    ctx = context(acu, jira, store, clock, approve_actions={"PurchaseOrder": "ApproveOrder"})
+    assert resolve_document(message(doc), ctx) == "no-action"
+    assert acu.actions == [] and "ApproveOrder" in str(jira.comments["AP-1"][-1])
 
 
 MOVES = st.lists(st.tuples(st.sampled_from(["To Do", "In Progress", "Done", "Closed"]),
