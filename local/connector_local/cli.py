@@ -20,6 +20,7 @@ OUTPUT_ENV = {
     "DeadLetterQueueUrl": "DEAD_LETTER_QUEUE_URL",
     "AcumaticaSecretArn": "ACUMATICA_SECRET_ARN",
     "JiraSecretArn": "JIRA_SECRET_ARN",
+    "WebhookSecretArn": "WEBHOOK_SECRET_ARN",
 }
 
 
@@ -95,6 +96,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
             if value:
                 secret[name] = value
         wiring.acumatica_secret.write({k: v for k, v in secret.items() if k not in ("access_token", "expires_at")})
+        _copy_verification_material(wiring, push_secret=secret.get("push_secret"))
         wiring.acumatica.check_endpoint_version()
         wiring.acumatica_tokens.access_token()
         print(f"Acumatica connected: Default/{wiring.settings.acumatica_endpoint_version} served, token stored.")
@@ -105,6 +107,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
     for name in ("client_id", "client_secret", "webhook_secret"):
         if getattr(args, name, None):
             secret[name] = getattr(args, name)
+    _copy_verification_material(wiring, webhook_secret=secret.get("webhook_secret"),
+                                client_secret=secret.get("client_secret"))
     if not args.code:
         from urllib.parse import urlencode
 
@@ -124,6 +128,15 @@ def cmd_connect(args: argparse.Namespace) -> int:
     wiring.jira_secret.write(secret)
     print(f"Jira connected: cloudId {secret['cloud_id']} for {site}; refresh token stored.")
     return 0
+
+
+def _copy_verification_material(wiring, **material: Any) -> None:
+    """The webhook function reads only its own secret: keep the copies it verifies with in step (empty values never
+    overwrite what is there)."""
+    current = wiring.webhook_secret.read()
+    wanted = {**current, **{name: value for name, value in material.items() if value}}
+    if wanted != current:
+        wiring.webhook_secret.write(wanted)
 
 
 def cmd_ping(args: argparse.Namespace) -> int:

@@ -50,6 +50,7 @@ class Settings:
     dead_letter_queue_url: str = ""
     acumatica_secret_id: str = ""
     jira_secret_id: str = ""
+    webhook_secret_id: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -117,6 +118,7 @@ class Settings:
             dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", ""),
             acumatica_secret_id=env.get("ACUMATICA_SECRET_ARN", ""),
             jira_secret_id=env.get("JIRA_SECRET_ARN", ""),
+            webhook_secret_id=env.get("WEBHOOK_SECRET_ARN", ""),
         )
 
     @property
