@@ -83,3 +83,11 @@ def test_a_payload_without_status_category_is_queued_for_the_worker_to_check():
     payload = issue_updated()
     del payload["issue"]["fields"]["status"]["statusCategory"]
     assert resolution(payload) is not None
+
+
+def test_the_message_carries_who_moved_the_issue_and_the_changelog_entry_for_the_worker_to_recheck():
+    payload = {**issue_updated(), "user": {"accountId": "557058:app", "accountType": "app"}}
+    message = resolution(payload)
+    assert (message.issue_id, message.change_id, message.actor) == ("10001", "555", "557058:app")
+    again = type(message).from_json(message.to_json())
+    assert again == message
