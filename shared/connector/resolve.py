@@ -186,6 +186,8 @@ def _refuse_foreign(key: DocumentKey, issue: IssueRef, own: str | None, why: str
     audit("resolve", "foreign-issue", reason=f"{issue.key} is not the document's own issue: {why}",
           resolved_issue=issue.key, own_issue=own)
     claim = ctx.store.claim(key, f"TOLD#{issue.id}", fingerprint="told", retake_after_seconds=TOLD_RETAKE_SECONDS)
+    if not claim.won and claim.state == "claimed":
+        raise TransientError(f"the comment to {issue.key} is being written; retrying after it settles")
     if claim.won:
         whose = (f"The connector's issue for {key.external_id} is {own}: resolve that one to act on the document."
                  if own else f"The connector has no issue for {key.external_id}, so no resolution can act on it.")

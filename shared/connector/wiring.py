@@ -122,7 +122,8 @@ class Wiring:
         return SyncContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                            acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
                            labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time,
-                           reopen_status=settings.jira_reopen_status)
+                           reopen_status=settings.jira_reopen_status,
+                           resolved_statuses=settings.jira_resolved_statuses)
 
     @cached_property
     def resolve_context(self) -> ResolveContext:
