@@ -57,7 +57,7 @@ from decimal import Decimal  # noqa: E402
 
 from connector.errors import NotFoundError, UncertainOutcome, ValidationError  # noqa: E402
 from connector.model import Document, DocumentKey  # noqa: E402
-from connector.ports import IssueDraft, IssueRef, Page  # noqa: E402
+from connector.ports import IssueDraft, IssueRef, Page, StatusChange  # noqa: E402
 
 
 def make_doc(entity: str = "Bill", number: str = "000123", *, status: str = "On Hold", hold: bool | None = None,
@@ -146,7 +146,10 @@ class FakeJira:
         self.ids = itertools.count(10001)
         self.calls: list[str] = []
         self.crash_after_create = False
-        self.statuses = {"Done": "done", "To Do": "new", "In Progress": "indeterminate"}
+        self.statuses = {"Done": "done", "To Do": "new", "In Progress": "indeterminate", "Closed": "done"}
+        self.account = "connector-account"
+        self.changelogs: dict[str, list[StatusChange]] = {}
+        self.change_ids = itertools.count(30000)
 
     def settle(self) -> None:
         self.searchable = set(self.issues)
@@ -154,7 +157,23 @@ class FakeJira:
     def _ref(self, key):
         issue = self.issues[key]
         return IssueRef(id=issue["id"], key=key, status=issue["status"],
-                        status_category=self.statuses.get(issue["status"], "new"), external_id=issue["external_id"])
+                        status_category=self.statuses.get(issue["status"], "new"), external_id=issue["external_id"],
+                        creator_account_id=issue.get("creator", self.account))
+
+    def move(self, key, status, actor="person-account"):
+        """Someone (a person unless ``actor`` says otherwise) moves the issue; the changelog records it."""
+        old = self.issues[key]["status"]
+        self.changelogs.setdefault(key, []).append(StatusChange(
+            str(next(self.change_ids)), actor, "2026-11-02T10:00:00.000+0000", old, status,
+            self.statuses.get(old, "new"), self.statuses.get(status, "new")))
+        self.issues[key]["status"] = status
+
+    def status_changes(self, key):
+        self.calls.append("changelog")
+        return list(self.changelogs.get(key, []))
+
+    def own_account_id(self):
+        return self.account
 
     def find_by_external_id(self, external_id, reconcile_ids=()):
         self.calls.append("search")
@@ -166,7 +185,8 @@ class FakeJira:
 
     def get_issue(self, key):
         self.calls.append("get")
-        return self._ref(key) if key in self.issues else None
+        key = next((k for k, issue in self.issues.items() if key in (k, issue["id"])), None)
+        return self._ref(key) if key is not None else None
 
     def create_issue(self, draft: IssueDraft):
         self.calls.append("create")
@@ -201,5 +221,13 @@ class FakeJira:
         self.calls.append("transition")
         if status_name not in self.statuses:
             return False
-        self.issues[key]["status"] = status_name
+        self.move(key, status_name, self.account)
+        return True
+
+    def transition_to_category(self, key, category_key):
+        self.calls.append("transition")
+        target = next((name for name, category in self.statuses.items() if category == category_key), None)
+        if target is None:
+            return False
+        self.move(key, target, self.account)
         return True

@@ -1,11 +1,14 @@
-"""MaintenanceFunction: on the MaintenanceSchedule, refresh the Jira webhook and check tokens and configuration."""
+"""MaintenanceFunction: on the MaintenanceSchedule, refresh the Jira webhook, check tokens and configuration, keep
+the webhook function's verification material in step, and sweep Jira for resolutions whose delivery was lost."""
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from connector.maintenance import run_maintenance
+from connector.maintenance import copy_verification_material, run_maintenance, sweep_resolutions
 from connector.wiring import Wiring
 
 logger = Logger()
@@ -22,9 +25,13 @@ class MaintenanceFailed(Exception):
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict, context) -> dict:
-    report = run_maintenance(wiring.settings, acumatica=wiring.acumatica, jira=wiring.jira,
-                             acumatica_tokens=wiring.acumatica_tokens, jira_tokens=wiring.jira_tokens,
-                             jira_secret=wiring.jira_secret, dead_letters=wiring.dead_letter_count)
+    report = run_maintenance(
+        wiring.settings, acumatica=wiring.acumatica, jira=wiring.jira, acumatica_tokens=wiring.acumatica_tokens,
+        jira_tokens=wiring.jira_tokens, jira_secret=wiring.jira_secret, dead_letters=wiring.dead_letter_count,
+        verification=lambda: copy_verification_material(wiring.jira_secret, wiring.acumatica_secret,
+                                                        wiring.webhook_secret),
+        sweep=lambda: sweep_resolutions(wiring.settings, jira=wiring.jira, store=wiring.store, queue=wiring.queue,
+                                        now=datetime.now(timezone.utc), correlation_id=context.aws_request_id))
     logger.info("maintenance", extra={"checks": report.checks, "failures": report.failures})
     metrics.add_metric(name="MaintenanceFailures", unit=MetricUnit.Count, value=len(report.failures))
     if report.failures:

@@ -27,7 +27,8 @@ STACK_NAME = "local"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account: ARNs built with !Sub match the ones moto hands out
 WORK_QUEUE = "WorkQueue"
-LOCAL_OUTPUTS = ("WorkQueueUrl", "DeadLetterQueueUrl", "TableName", "AcumaticaSecretArn", "JiraSecretArn")
+LOCAL_OUTPUTS = ("WorkQueueUrl", "DeadLetterQueueUrl", "TableName", "AcumaticaSecretArn", "JiraSecretArn",
+                 "WebhookSecretArn")
 _DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 _PSEUDO_PARAMETERS = {
     "AWS::StackName": STACK_NAME,

@@ -20,6 +20,7 @@ OUTPUT_ENV = {
     "DeadLetterQueueUrl": "DEAD_LETTER_QUEUE_URL",
     "AcumaticaSecretArn": "ACUMATICA_SECRET_ARN",
     "JiraSecretArn": "JIRA_SECRET_ARN",
+    "WebhookSecretArn": "WEBHOOK_SECRET_ARN",
 }
 
 
@@ -131,6 +132,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
         print(connect.connect_acumatica(wiring, given, acumatica_token_obtainer(wiring.settings.acumatica_url,
                                                                                  session)))
+        _copy_verification_material(wiring, push_secret=wiring.acumatica_secret.read().get("push_secret"))
         return 0
     from connector.jira import exchange_authorization_code, resolve_cloud_id
 
@@ -145,7 +147,19 @@ def cmd_connect(args: argparse.Namespace) -> int:
         code, state = connect.catch_redirect(args.redirect_uri)
     site = args.site or wiring.settings.jira_site_url
     print(connect.finish_jira(wiring, code, state or "", site, exchange_authorization_code, resolve_cloud_id, session))
+    stored = wiring.jira_secret.read()
+    _copy_verification_material(wiring, webhook_secret=stored.get("webhook_secret"),
+                                client_secret=stored.get("client_secret"))
     return 0
+
+
+def _copy_verification_material(wiring, **material: Any) -> None:
+    """The webhook function reads only its own secret: keep the copies it verifies with in step (empty values never
+    overwrite what is there)."""
+    current = wiring.webhook_secret.read()
+    wanted = {**current, **{name: value for name, value in material.items() if value}}
+    if wanted != current:
+        wiring.webhook_secret.write(wanted)
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
@@ -212,8 +226,9 @@ def _has_action(wiring) -> None:
     for entity in ("Bill", "PurchaseOrder"):
         if entity in wiring.settings.document_types:
             actions = wiring.acumatica.workflow_actions(entity)
-            if wiring.settings.approve_action not in actions:
-                raise LookupError(f"{entity} offers {actions}, not {wiring.settings.approve_action!r}")
+            wanted = wiring.settings.approve_actions.get(entity) or wiring.settings.approve_action
+            if wanted.casefold() not in {action.casefold() for action in actions}:
+                raise LookupError(f"{entity} offers {actions}, not {wanted!r}")
 
 
 def _has_field(wiring) -> None:

@@ -12,6 +12,9 @@ bugs that break a connector in production:
 - transitions are global, with status categories; resolving an issue delivers ``jira:issue_updated`` to admin
   webhooks (``X-Hub-Signature``) and dynamic webhooks (HS256 JWT), with retries and a stable
   ``X-Atlassian-Webhook-Identifier``; dynamic webhooks expire after 30 days of the sandbox clock;
+- every change has a changelog entry with its author (``GET /issue/{key}/changelog``, oldest first, paged); the
+  connector's own transitions are delivered to webhooks like a person's, with the connector as ``user``; issues have
+  a ``creator``, and people clone issues (custom fields copied) and edit the external-id field by hand;
 - faults on demand: failing or slow responses and a request-rate limit with ``Retry-After``.
 
 The base URL serves both the auth endpoints and the API, so locally ``JIRA_AUTH_URL = JIRA_API_URL = sandbox.url``.
@@ -66,6 +69,7 @@ STATUSES = {  # name -> (id, category key, id of the global transition into it, 
     "Done": ("10001", "done", "31", "Done"),
     "Won't Do": ("10002", "done", "41", "Won't do"),
     "Blocked": ("10003", "indeterminate", "51", "Block"),
+    "Closed": ("10004", "done", "61", "Close"),
 }
 RESOLUTIONS = {"Done": "10000", "Won't Do": "10001", "Duplicate": "10002"}
 ISSUE_TYPES = {"Task": "10001", "Bug": "10002"}
@@ -422,6 +426,10 @@ class JiraSandbox(Served):
         self._webhooks: dict[int, dict[str, Any]] = {}
         self._admin_webhooks: list[dict[str, Any]] = []
         self._deliveries: deque[dict[str, Any]] = deque(maxlen=JOURNAL_LIMIT)
+        self._outbox: list[Delivery] = []
+        """Deliveries planned while serving a request, sent after its lock is released (as Jira sends them later)."""
+        self.drop_deliveries = False
+        """When set, changes are made but no webhook is delivered (Jira gave up, or never sent it)."""
         self._faults: list[Fault] = []
         self._rate_limit: tuple[int, float] | None = None
         self._request_times: list[float] = []
@@ -500,14 +508,17 @@ class JiraSandbox(Served):
     # issues -----------------------------------------------------------------------------------------------------------
 
     def seed_issue(self, summary: str, *, external_id: str | None = None, status: str = "To Do",
-                   labels: Iterable[str] = (), age_seconds: float = 86400) -> str:
-        """An issue that existed before the test (already indexed for search); returns its key."""
+                   labels: Iterable[str] = (), age_seconds: float = 86400, creator: str = CONNECTOR_ACCOUNT) -> str:
+        """An issue that existed before the test (already indexed for search); returns its key.
+
+        ``creator`` defaults to the connector's account; give ``PERSON_ACCOUNT`` for an issue a person made."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; the sandbox has {sorted(STATUSES)}")
         with self._lock:
             created = self.now() - age_seconds
             issue = self._new_issue({"summary": summary, "description": None, "labels": list(labels),
-                                     "assignee": None, self.external_id_field: external_id}, created=created)
+                                     "assignee": None, self.external_id_field: external_id,
+                                     "creator": creator, "reporter": creator}, created=created)
             issue.fields["status"] = status
             issue.fields["resolution"], issue.fields["resolutiondate"] = self._resolution_for(status, None, None)
             issue.indexed_at, issue.index_snapshot = created, None
@@ -536,8 +547,9 @@ class JiraSandbox(Served):
         with self._lock:
             return copy.deepcopy(self._find_issue(key).changelog)
 
-    def resolve_issue(self, key: str, status: str = "Done") -> list[dict[str, Any]]:
-        """A person moves the issue to ``status``; the ``jira:issue_updated`` webhooks are delivered before returning.
+    def resolve_issue(self, key: str, status: str = "Done", *, actor: str = PERSON_ACCOUNT) -> list[dict[str, Any]]:
+        """``actor`` (a person by default) moves the issue to ``status``; the ``jira:issue_updated`` webhooks are
+        delivered before returning (none while ``drop_deliveries`` is set).
 
         Returns the delivery attempts made (see ``deliveries``).
         """
@@ -545,8 +557,35 @@ class JiraSandbox(Served):
             issue = self._find_issue(key)
             if status not in STATUSES:
                 raise ValueError(f"unknown status {status!r}; the sandbox has {sorted(STATUSES)}")
-            change = self._move(issue, status, PERSON_ACCOUNT)
+            change = self._move(issue, status, actor)
             planned = self._plan_deliveries(issue, change)
+        return self._send_all(planned)
+
+    def clone_issue(self, key: str, *, actor: str = PERSON_ACCOUNT) -> str:
+        """What Jira's *Clone* does for a person: a new issue (``CLONE - `` summary, initial status) that keeps the
+        description, labels and custom fields, the external-id field included; created by ``actor``."""
+        with self._lock:
+            source = self._find_issue(key)
+            copied = {name: copy.deepcopy(source.fields.get(name))
+                      for name in ("description", "labels", "assignee", self.external_id_field)}
+            clone = self._new_issue({**copied, "summary": f"CLONE - {source.fields['summary']}"[:255],
+                                     "creator": actor, "reporter": actor}, created=self.now())
+            return clone.key
+
+    def edit_issue(self, key: str, fields: Mapping[str, Any], *, actor: str = PERSON_ACCOUNT) -> None:
+        """A person edits fields in the UI (e.g. types another document's id into the external-id field)."""
+        with self._lock:
+            issue = self._find_issue(key)
+            errors: dict[str, str] = {}
+            values = self._validated_fields(fields, errors)
+            if errors:
+                raise ValueError(errors)
+            items = [{"field": name, "fieldtype": "custom" if name.startswith("customfield_") else "jira",
+                      "fieldId": name, "from": None, "fromString": _display(issue.fields.get(name)), "to": None,
+                      "toString": _display(value)} for name, value in values.items()]
+            self._write(issue, values, self._changelog_entry(actor, items))
+
+    def _send_all(self, planned: list[Delivery]) -> list[dict[str, Any]]:
         attempts: list[dict[str, Any]] = []
         for delivery in planned:
             attempts.extend(self._deliver(delivery))
@@ -615,8 +654,10 @@ class JiraSandbox(Served):
             response = _json_response(error.status, error.body, error.headers)
         with self._lock:
             self._record(request, request_body, response)
+            outbox, self._outbox = self._outbox, []
         if delay:
             time.sleep(delay)
+        self._send_all(outbox)
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:
@@ -640,11 +681,13 @@ class JiraSandbox(Served):
     def _api(self, request: Request, path: str, *, main_site: bool) -> Response:
         routes: list[tuple[str, str, Callable[..., Response]]] = [
             ("GET", r"/myself", self._myself),
+            ("GET", r"/status", self._statuses),
             ("GET", r"/field", self._fields),
             ("GET", r"/project/(?P<key>[^/]+)", self._project),
             ("POST", r"/issue", self._create_issue),
             ("GET", r"/issue/(?P<key>[^/]+)", self._get_issue),
             ("PUT", r"/issue/(?P<key>[^/]+)", self._edit_issue),
+            ("GET", r"/issue/(?P<key>[^/]+)/changelog", self._list_changelog),
             ("GET", r"/issue/(?P<key>[^/]+)/comment", self._list_comments),
             ("POST", r"/issue/(?P<key>[^/]+)/comment", self._add_comment),
             ("GET", r"/issue/(?P<key>[^/]+)/transitions", self._list_transitions),
@@ -665,7 +708,7 @@ class JiraSandbox(Served):
                 continue
             path_known = True
             if method == request.method:
-                if not main_site and handler not in (self._myself, self._fields):
+                if not main_site and handler not in (self._myself, self._fields, self._statuses):
                     raise HttpError(404, ["No project could be found on this site."])
                 return handler(request, **match.groupdict())
         if path_known:
@@ -804,6 +847,10 @@ class JiraSandbox(Served):
     def _myself(self, request: Request) -> Response:
         return _json_response(200, self._user_json(CONNECTOR_ACCOUNT))
 
+    def _statuses(self, request: Request) -> Response:
+        """``GET /status``: every status the user can see, with its category (``StatusDetails[]``)."""
+        return _json_response(200, [self._status_json(name) for name in STATUSES])
+
     def _project(self, request: Request, key: str) -> Response:
         if key not in (self.project_key, self.project_id):
             raise HttpError(404, [f"No project could be found with key '{key}'."])
@@ -814,7 +861,8 @@ class JiraSandbox(Served):
     def _fields(self, request: Request) -> Response:
         system = [("summary", "Summary", "string"), ("description", "Description", "string"),
                   ("status", "Status", "status"), ("labels", "Labels", "array"), ("assignee", "Assignee", "user"),
-                  ("reporter", "Reporter", "user"), ("project", "Project", "project"),
+                  ("reporter", "Reporter", "user"), ("creator", "Creator", "user"),
+                  ("project", "Project", "project"), ("resolutiondate", "Resolved", "datetime"),
                   ("issuetype", "Issue Type", "issuetype"), ("resolution", "Resolution", "resolution"),
                   ("created", "Created", "datetime"), ("updated", "Updated", "datetime")]
         fields = [{"id": fid, "key": fid, "name": name, "custom": False, "orderable": True, "navigable": True,
@@ -970,6 +1018,25 @@ class JiraSandbox(Served):
                 errors[name] = f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
         return values
 
+    def _list_changelog(self, request: Request, key: str) -> Response:
+        """``GET /issue/{key}/changelog``: ``PageBeanChangelog``, oldest first, ``startAt``/``maxResults`` paging."""
+        issue = self._find_issue_or_404(key)
+        try:
+            start = max(0, int(request.args.get("startAt", 0)))
+            limit = max(1, min(100, int(request.args.get("maxResults", 100))))
+        except ValueError:
+            raise HttpError(400, ["startAt and maxResults must be integers."]) from None
+        # ChangeDetails declares from/to as non-nullable strings: an empty side is left out, as Jira does.
+        page = [{**entry, "items": [{k: v for k, v in item.items() if v is not None} for item in entry["items"]]}
+                for entry in copy.deepcopy(issue.changelog[start: start + limit])]
+        here = f"{self._issue_url(issue)}/changelog"
+        body: dict[str, Any] = {"self": f"{here}?startAt={start}&maxResults={limit}", "startAt": start,
+                                "maxResults": limit, "total": len(issue.changelog),
+                                "isLast": start + limit >= len(issue.changelog), "values": page}
+        if not body["isLast"]:
+            body["nextPage"] = f"{here}?startAt={start + limit}&maxResults={limit}"
+        return _json_response(200, body)
+
     def _list_comments(self, request: Request, key: str) -> Response:
         issue = self._find_issue_or_404(key)
         start = int(request.args.get("startAt", 0))
@@ -1026,7 +1093,8 @@ class JiraSandbox(Served):
             issue.comments.append({"self": f"{self._issue_url(issue)}/comment/{comment_id}", "id": comment_id,
                                    "author": author, "body": comment, "updateAuthor": author, "created": stamp,
                                    "updated": stamp, "jsdPublic": True})
-        self._move(issue, target, CONNECTOR_ACCOUNT, resolution)
+        change = self._move(issue, target, CONNECTOR_ACCOUNT, resolution)
+        self._outbox.extend(self._plan_deliveries(issue, change))  # Jira tells webhooks of the app's own moves too
         return Response(status=204)
 
     # REST: search -----------------------------------------------------------------------------------------------------
@@ -1158,7 +1226,9 @@ class JiraSandbox(Served):
     # webhook deliveries -----------------------------------------------------------------------------------------------
 
     def _plan_deliveries(self, issue: Issue, change: Mapping[str, Any]) -> list[Delivery]:
-        planned = []
+        planned: list[Delivery] = []
+        if self.drop_deliveries:
+            return planned
         moment = self.now()
         changed_fields = {item["fieldId"] for item in change["items"]}
         for hook in self._admin_webhooks:
@@ -1239,7 +1309,7 @@ class JiraSandbox(Served):
     def _new_issue(self, fields: dict[str, Any], *, created: float) -> Issue:
         issue_id = next(self._issue_ids)
         values = {"status": "To Do", "resolution": None, "resolutiondate": None, "issuetype": "Task",
-                  "reporter": CONNECTOR_ACCOUNT, "created": created, "updated": created,
+                  "reporter": CONNECTOR_ACCOUNT, "creator": CONNECTOR_ACCOUNT, "created": created, "updated": created,
                   "statuscategorychangedate": created, **fields}
         issue = Issue(issue_id, f"{self.project_key}-{next(self._issue_numbers)}", values,
                       indexed_at=created + self.search_lag_seconds, index_snapshot=None)
@@ -1314,7 +1384,8 @@ class JiraSandbox(Served):
                 raise JqlError("ORDER BY is not supported in webhook JQL filters.")
             self._check_clauses(clause, for_search)
             for name, _ in order:
-                if self._field_of(name) not in ("created", "updated", "issuekey", "status", "summary"):
+                if self._field_of(name) not in ("created", "updated", "resolutiondate", "issuekey", "status",
+                                                "summary"):
                     raise JqlError(f"Field '{name}' cannot be used in ORDER BY here.")
         except JqlError as error:
             raise HttpError(400, [str(error)]) from None
@@ -1326,6 +1397,7 @@ class JiraSandbox(Served):
                    "issuetype": "issuetype", "type": "issuetype", "status": "status",
                    "statuscategory": "statuscategory", "assignee": "assignee", "reporter": "reporter",
                    "labels": "labels", "summary": "summary", "created": "created", "updated": "updated",
+                   "resolved": "resolutiondate", "resolutiondate": "resolutiondate",
                    f"cf[{self.external_id_field_number}]": self.external_id_field,
                    self.external_id_field_name.lower(): self.external_id_field}
         if lowered in aliases:
@@ -1364,7 +1436,7 @@ class JiraSandbox(Served):
             return
         if operator in ("~", "!~"):
             raise JqlError(f"The operator '{operator}' is not supported by the '{name}' field.")
-        if target in ("created", "updated"):
+        if target in ("created", "updated", "resolutiondate"):
             if operator not in (">", ">=", "<", "<=", "is", "is not"):
                 raise JqlError(f"The operator '{operator.upper()}' is not supported by the '{name}' field here.")
             if value is not None:
@@ -1401,10 +1473,12 @@ class JiraSandbox(Served):
             if operator in ("is", "is not"):
                 return (not actual) == (operator == "is")
             return _text_matches(value, actual) == (operator == "~")
-        if target in ("created", "updated"):
+        if target in ("created", "updated", "resolutiondate"):
             stamp = fields.get(target)
             if operator in ("is", "is not"):
                 return (stamp is None) == (operator == "is")
+            if stamp is None:  # an unresolved issue has no resolution date: no comparison matches
+                return False
             bound = _jql_time(value, moment)
             return {">": stamp > bound, ">=": stamp >= bound, "<": stamp < bound, "<=": stamp <= bound}[operator]
         candidates = self._comparable(target, issue, fields)
@@ -1437,7 +1511,7 @@ class JiraSandbox(Served):
         target = self._field_of(name)
         if target == "issuekey":
             return issue.id
-        if target in ("created", "updated"):
+        if target in ("created", "updated", "resolutiondate"):
             return fields.get(target) or 0
         return str(fields.get(target) or "")
 
@@ -1474,6 +1548,7 @@ class JiraSandbox(Served):
             "labels": list(fields.get("labels") or []),
             "assignee": self._user_json(fields["assignee"]) if fields.get("assignee") else None,
             "reporter": self._user_json(fields["reporter"]),
+            "creator": self._user_json(fields.get("creator") or CONNECTOR_ACCOUNT),
             "status": self._status_json(fields["status"]),
             "resolution": {"self": f"{self._site_api()}/resolution/{RESOLUTIONS[resolution]}",
                            "id": RESOLUTIONS[resolution], "name": resolution, "description": ""}

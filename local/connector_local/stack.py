@@ -52,8 +52,10 @@ PARAMETER_ENV = {
     "MaxReceiveCount": "MAX_RECEIVE_COUNT",
     "JiraSiteUrl": "JIRA_SITE_URL",
     "JiraClearedStatus": "JIRA_CLEARED_STATUS",
+    "JiraReopenStatus": "JIRA_REOPEN_STATUS",
     "OwnerMap": "OWNER_MAP",
     "ApproveActionName": "APPROVE_ACTION_NAME",
+    "ApproveActionNames": "APPROVE_ACTION_NAMES",
     "PushSecretHeader": "PUSH_SECRET_HEADER",
     "PollOverlapMinutes": "POLL_OVERLAP_MINUTES",
     "InitialLookbackDays": "INITIAL_LOOKBACK_DAYS",
@@ -178,6 +180,10 @@ class LocalStack:
             jira_secret = json.loads(env.get("JIRA_SECRET_JSON") or "{}")
         secrets.put_secret_value(SecretId=self.aws.outputs["AcumaticaSecretArn"], SecretString=json.dumps(acumatica_secret))
         secrets.put_secret_value(SecretId=self.aws.outputs["JiraSecretArn"], SecretString=json.dumps(jira_secret))
+        verification = {"webhook_secret": jira_secret.get("webhook_secret", ""),
+                        "client_secret": jira_secret.get("client_secret", ""),
+                        "push_secret": acumatica_secret.get("push_secret", "")}
+        secrets.put_secret_value(SecretId=self.aws.outputs["WebhookSecretArn"], SecretString=json.dumps(verification))
 
     # --- what AWS would do -------------------------------------------------------------------------------------
 

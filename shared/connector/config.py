@@ -34,6 +34,9 @@ class Settings:
     document_types: tuple[str, ...] = ("Bill", "PurchaseOrder", "Check")
     owner_map: Mapping[str, str] = field(default_factory=dict)
     approve_action: str = "Approve"
+    approve_actions: Mapping[str, str] = field(default_factory=dict)
+    """Entity → approval action (``ApproveActionNames``), for instances whose bills and orders name it differently."""
+    jira_reopen_status: str = ""
     push_secret_header: str = "X-Connector-Secret"
     poll_overlap_minutes: int = 10
     poll_page_size: int = 500
@@ -47,6 +50,7 @@ class Settings:
     dead_letter_queue_url: str = ""
     acumatica_secret_id: str = ""
     jira_secret_id: str = ""
+    webhook_secret_id: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -67,6 +71,16 @@ class Settings:
             raise ConfigurationError(f"OWNER_MAP is not a JSON object: {exc}") from None
         if not isinstance(owner_map, dict):
             raise ConfigurationError("OWNER_MAP must be a JSON object of Acumatica owner or vendor -> Jira accountId")
+
+        try:
+            approve_actions = json.loads(env.get("APPROVE_ACTION_NAMES") or "{}")
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"APPROVE_ACTION_NAMES is not a JSON object: {exc}") from None
+        if not isinstance(approve_actions, dict) or not all(
+                entity in PROFILES and isinstance(name, str) and name.strip()
+                for entity, name in approve_actions.items()):
+            raise ConfigurationError(f"APPROVE_ACTION_NAMES must be a JSON object of entity ({', '.join(PROFILES)}) "
+                                     "-> workflow action name")
 
         def integer(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
             raw = env.get(name) or str(default)
@@ -98,6 +112,8 @@ class Settings:
             document_types=document_types,
             owner_map={str(k): str(v) for k, v in owner_map.items()},
             approve_action=env.get("APPROVE_ACTION_NAME") or "Approve",
+            approve_actions={str(k): str(v).strip() for k, v in approve_actions.items()},
+            jira_reopen_status=env.get("JIRA_REOPEN_STATUS", ""),
             push_secret_header=env.get("PUSH_SECRET_HEADER") or "X-Connector-Secret",
             poll_overlap_minutes=integer("POLL_OVERLAP_MINUTES", 10, 0, 1440),
             poll_page_size=integer("POLL_PAGE_SIZE", 500, 1, 10000),
@@ -111,6 +127,7 @@ class Settings:
             dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", ""),
             acumatica_secret_id=env.get("ACUMATICA_SECRET_ARN", ""),
             jira_secret_id=env.get("JIRA_SECRET_ARN", ""),
+            webhook_secret_id=env.get("WEBHOOK_SECRET_ARN", ""),
         )
 
     @property

@@ -38,7 +38,7 @@ from .errors import (
     ValidationError,
 )
 from .http import make_session, retry_after_seconds, transport_error
-from .ports import IssueDraft, IssueRef
+from .ports import IssueDraft, IssueRef, StatusChange
 from .tokens import ObtainTokens
 
 logger = logging.getLogger(__name__)
@@ -255,6 +255,8 @@ class JiraClient:
         self._tokens = tokens
         self._session = session or make_session()
         self._timeout = timeout
+        self._account_id: str | None = None
+        self._categories: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"JiraClient(base={self._base!r}, project={self._project_key!r})"
@@ -266,7 +268,8 @@ class JiraClient:
         jql = external_id_jql(self._project_key, self._field_number, external_id)
         matches = [
             issue
-            for issue in self.search_issues(jql, fields=(self._field, "status", "summary"), reconcile_ids=reconcile_ids)
+            for issue in self.search_issues(jql, fields=(self._field, "status", "summary", "creator"),
+                                            reconcile_ids=reconcile_ids)
             if issue.external_id == external_id
         ]
         if not matches:
@@ -277,7 +280,7 @@ class JiraClient:
         return min(matches, key=lambda issue: (len(issue.id), issue.id))  # numeric ids: shorter is older
 
     def get_issue(self, key: str) -> IssueRef | None:
-        response = self._call("GET", f"/issue/{key}", params={"fields": f"status,summary,{self._field}"})
+        response = self._call("GET", f"/issue/{key}", params={"fields": f"status,summary,creator,{self._field}"})
         if response.status_code == 404:
             return None
         return self._issue_ref(self._ok(response, "GET", f"/issue/{key}"))
@@ -315,6 +318,57 @@ class JiraClient:
         return self._transition(
             key, lambda to: str((to.get("statusCategory") or {}).get("key", "")).casefold() == wanted
         )
+
+    def status_changes(self, key: str) -> list[StatusChange]:
+        """Status moves from ``GET /issue/{key}/changelog`` (oldest first, ``startAt`` paging), with the category of
+        each side: who moved the issue, from what, to what, as Jira recorded it (the issue's current fields cannot
+        tell a person's resolution from the connector's own move, or Done → Closed from To Do → Done)."""
+        path = f"/issue/{key}/changelog"
+        changes: list[StatusChange] = []
+        start = 0
+        while True:
+            page = self._ok(self._call("GET", path, params={"startAt": start, "maxResults": 100}), "GET", path)
+            values = page.get("values") or []
+            for entry in values:
+                for item in entry.get("items") or []:
+                    if (item.get("fieldId") or item.get("field")) != "status":
+                        continue
+                    changes.append(StatusChange(
+                        id=str(entry.get("id", "")),
+                        author_account_id=str((entry.get("author") or {}).get("accountId") or ""),
+                        created=str(entry.get("created") or ""),
+                        from_status=str(item.get("fromString") or ""), to_status=str(item.get("toString") or ""),
+                        from_category=self._category_of(item.get("from"), item.get("fromString")),
+                        to_category=self._category_of(item.get("to"), item.get("toString"))))
+            start += len(values)
+            if page.get("isLast", True) or not values:
+                return changes
+
+    def own_account_id(self) -> str:
+        """The connector's accountId, read once per container from ``/myself`` (it never changes for a grant)."""
+        if self._account_id is None:
+            account = str(self.myself().get("accountId") or "")
+            if not account:
+                raise PermanentError("Jira /myself answered without an accountId")
+            self._account_id = account
+        return self._account_id
+
+    def _category_of(self, status_id: Any, status_name: Any) -> str:
+        """The status category key of a changelog status (by id, else by name), from ``GET /status`` (cached; read
+        again once when a status is unknown, since admins add statuses)."""
+        wanted = [str(v).casefold() for v in (status_id, status_name) if v]
+        if not wanted:
+            return ""
+        for attempt in range(2):
+            found = next((self._categories[w] for w in wanted if w in self._categories), None)
+            if found is not None or attempt:
+                return found or ""
+            for status in self._ok(self._call("GET", "/status"), "GET", "/status") or []:
+                category = str((status.get("statusCategory") or {}).get("key", ""))
+                for name in (status.get("id"), status.get("name")):
+                    if name:
+                        self._categories[str(name).casefold()] = category
+        return ""
 
     # search ---------------------------------------------------------------------------------------------------------
 
@@ -478,6 +532,8 @@ class JiraClient:
             status_category=str((status.get("statusCategory") or {}).get("key", "")),
             external_id=external_id if isinstance(external_id, str) else None,
             fields=fields,
+            creator_account_id=(fields.get("creator") or {}).get("accountId") if isinstance(
+                fields.get("creator"), Mapping) else None,
         )
 
     def _call(

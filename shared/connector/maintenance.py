@@ -1,16 +1,28 @@
 """Daily upkeep: keep the Jira dynamic webhook alive (it expires after 30 days), keep both OAuth refresh chains in
-use, and check that the configuration still matches both systems. Each check reports on its own; one failing does
-not skip the others.
+use, check that the configuration still matches both systems, keep the webhook function's copy of the verification
+material in step, and sweep Jira for resolutions whose delivery never arrived. Each check reports on its own; one
+failing does not skip the others.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from .config import Settings
-from .ports import SecretStore
+from .jira import escape_jql_string
+from .model import DocumentKey, WorkMessage
+from .ports import Cursor, SecretStore, StateStore, WorkQueue
+
+SWEEP_CURSOR = "jira-resolutions"
+"""Cursor name (``WM#jira-resolutions``) of the resolution sweep: its watermark is when the last sweep began."""
+SWEEP_OVERLAP = timedelta(hours=1)
+"""Re-read before the last sweep: Jira search is eventually consistent, and a re-read decision ends as a duplicate."""
+FIRST_SWEEP = timedelta(days=2)
+"""How far back the very first sweep looks (longer than Jira's 30 minutes of delivery retries, and than a day)."""
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +40,74 @@ class MaintenanceReport:
             self.failures[name] = f"{type(exc).__name__}: {exc}"
 
 
+def resolution_sweep_jql(settings: Settings, minutes: int) -> str:
+    """Issues of the project in a resolved status, changed in the last ``minutes`` (a move into a resolved status
+    updates the issue). Relative time, so neither side's time zone or clock offset matters."""
+    if settings.jira_resolved_statuses:
+        names = ", ".join(f'"{escape_jql_string(name)}"' for name in settings.jira_resolved_statuses)
+        resolved = f"status IN ({names})"
+    else:
+        resolved = "statusCategory = Done"
+    return (f'project = "{escape_jql_string(settings.jira_project_key)}" AND {resolved} '
+            f'AND updated >= "-{minutes}m" ORDER BY updated ASC')
+
+
+def sweep_resolutions(settings: Settings, *, jira: Any, store: StateStore, queue: WorkQueue, now: datetime,
+                      correlation_id: str) -> str:
+    """Queue a ``resolve`` for every issue that reached a resolved status since the last sweep.
+
+    Jira stops retrying a delivery after about 30 minutes and never retries a 4xx, and a private app's dynamic
+    webhooks reach only its owner: a decision can be lost. The worker puts each one through the same checks and the
+    same decision-keyed claims as a delivery, so webhook and sweep never act twice; already handled decisions end
+    as duplicates without reading Acumatica. The watermark moves only after every message is durably queued."""
+    cursor = store.get_cursor(SWEEP_CURSOR)
+    since = cursor.watermark - SWEEP_OVERLAP if cursor.watermark else now - FIRST_SWEEP
+    minutes = max(1, math.ceil((now - since).total_seconds() / 60))
+    messages: dict[str, WorkMessage] = {}
+    for issue in jira.search_issues(resolution_sweep_jql(settings, minutes), fields=("status", "summary")):
+        try:
+            key = DocumentKey.parse((issue.external_id or "").strip())
+        except ValueError:
+            continue
+        messages[issue.id] = WorkMessage(
+            kind="resolve", external_id=key.external_id, dedupe_id=f"sweep:{issue.id}:{now:%Y%m%dT%H%M}",
+            correlation_id=correlation_id, source="sweep", issue_key=issue.key, issue_id=issue.id,
+            status_name=issue.status or None, reason=f"{issue.key} found in {issue.status} by the resolution sweep")
+    batch = list(messages.values())
+    queue.send(batch)
+    store.audit_queued(batch)
+    store.put_cursor(SWEEP_CURSOR, Cursor(watermark=now))
+    return f"{len(batch)} resolved issue(s) of the last {minutes} minutes queued for the worker's checks"
+
+
+def copy_verification_material(jira_secret: SecretStore, acumatica_secret: SecretStore,
+                               webhook_secret: SecretStore) -> str:
+    """The webhook function may read only its own secret: copy the Jira webhook secret, the OAuth client secret
+    (dynamic-webhook JWTs) and the Acumatica push secret into it when they changed (also fills it after an upgrade
+    from a version that read both whole secrets). Empty values never overwrite what is there."""
+    jira, acumatica = jira_secret.read(), acumatica_secret.read()
+    material = {"webhook_secret": jira.get("webhook_secret"), "client_secret": jira.get("client_secret"),
+                "push_secret": acumatica.get("push_secret")}
+    current = webhook_secret.read()
+    wanted = {**current, **{name: value for name, value in material.items() if value}}
+    if wanted == current:
+        return "webhook verification material is current"
+    webhook_secret.write(wanted)
+    return "webhook verification material copied: " + ", ".join(
+        sorted(name for name in material if wanted.get(name) != current.get(name)))
+
+
 def webhook_jql(settings: Settings) -> str:
     """A filter within the JQL subset dynamic webhooks accept (project, =)."""
     return f'project = "{settings.jira_project_key}"'
 
 
 def run_maintenance(settings: Settings, *, acumatica: Any, jira: Any, acumatica_tokens: Any, jira_tokens: Any,
-                    jira_secret: SecretStore, dead_letters: Callable[[], int]) -> MaintenanceReport:
-    """``dead_letters`` counts the messages waiting in the DLQ (visible or in flight)."""
+                    jira_secret: SecretStore, dead_letters: Callable[[], int],
+                    verification: Callable[[], str] | None = None,
+                    sweep: Callable[[], str] | None = None) -> MaintenanceReport:
+    """``dead_letters`` counts the messages waiting in the DLQ (visible or in flight); ``verification`` keeps the
+    webhook function's secret in step and ``sweep`` queues lost resolutions (both run when given)."""
     report = MaintenanceReport()
 
     def acumatica_version() -> str:
@@ -72,4 +144,8 @@ def run_maintenance(settings: Settings, *, acumatica: Any, jira: Any, acumatica_
 
     report.run("jira_webhook", webhook)
     report.run("dead_letter_queue", dead_letter_queue)
+    if verification is not None:
+        report.run("webhook_verification_material", verification)
+    if sweep is not None:
+        report.run("resolution_sweep", sweep)
     return report

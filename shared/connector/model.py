@@ -101,6 +101,12 @@ class WorkMessage:
     status_name: str | None = None
     observed_at: str | None = None
     reason: str | None = None
+    issue_id: str | None = None
+    """``resolve``: the issue's numeric id (stable when the key changes on a project move)."""
+    change_id: str | None = None
+    """``resolve``: the changelog entry the delivery announced (the worker re-reads the changelog itself)."""
+    actor: str | None = None
+    """``resolve``: the accountId the delivery names as the change's ``user`` (the worker re-checks it)."""
 
     @property
     def key(self) -> DocumentKey:

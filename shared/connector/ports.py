@@ -64,6 +64,26 @@ class IssueRef:
     status_category: str = ""
     external_id: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
+    creator_account_id: str | None = None
+    """Who created the issue: the connector's own account for the issues it made, a person for a clone or a
+    hand-made issue (``None`` when Jira did not say)."""
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One status move from the issue's changelog, as Jira recorded it at the time of the change.
+
+    ``id`` is the changelog entry's id (the ``changelog.id`` of the delivery that announced it); the categories are
+    the status categories (``new``, ``indeterminate``, ``done``) of the statuses moved from and to.
+    """
+
+    id: str
+    author_account_id: str
+    created: str
+    from_status: str
+    to_status: str
+    from_category: str = ""
+    to_category: str = ""
 
 
 class IssueTracker(Protocol):
@@ -89,6 +109,15 @@ class IssueTracker(Protocol):
 
         Returns ``False`` when no available transition reaches that status (nothing is changed then).
         """
+
+    def transition_to_category(self, key: str, category_key: str) -> bool:
+        """Move the issue into a status of category ``category_key`` (``new``, ``indeterminate``, ``done``)."""
+
+    def status_changes(self, key: str) -> list[StatusChange]:
+        """Every status move of the issue, oldest first (the changelog at the time of asking)."""
+
+    def own_account_id(self) -> str:
+        """The accountId the connector acts as in Jira (``/myself``): its own changes are never decisions."""
 
 
 class SecretStore(Protocol):

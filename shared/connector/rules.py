@@ -145,6 +145,19 @@ ACTION_POLICY: Mapping[str, Mapping[str, tuple[Step, ...]]] = {
 }
 
 
+REVIEWED_FIELDS = ("amount", "vendor", "total")
+"""What a person's decision is about: if one of these changed after the issue last showed it, the decision was made
+about another document (status, hold and errors are what the decision is expected to change or fix)."""
+
+
+def reviewed_changes(shown: Mapping[str, str], doc: Document) -> list[tuple[str, str, str]]:
+    """``(field, shown, now)`` for each reviewed field whose value differs from what the issue last showed.
+
+    Nothing to compare (the ledger lost its snapshot) is no difference: the issue is then the only record."""
+    now = snapshot(doc, None)
+    return [(name, shown[name], now[name]) for name in REVIEWED_FIELDS if name in shown and shown[name] != now[name]]
+
+
 def plan(doc: Document, approve_action: str) -> tuple[tuple[Step, ...], str]:
     """The steps a resolution may take for ``doc`` as it is now, and a sentence saying what or why not."""
     steps = ACTION_POLICY.get(doc.key.entity, {}).get(doc.status, ())

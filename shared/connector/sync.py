@@ -18,7 +18,7 @@ from . import content, watermarks
 from .errors import NotFoundError, TransientError, ValidationError
 from .model import Document, DocumentKey, Finding, WorkMessage
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
-from .rules import changes, classify, fingerprint, snapshot
+from .rules import changes, classify, fingerprint, is_resolved, snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +162,9 @@ class SyncContext:
     labels: tuple[str, ...]
     cleared_status: str
     clock: Callable[[], float]
+    reopen_status: str = ""
+    """Status an issue moves back to when its exception returns after a resolution; empty: a To Do status."""
+    resolved_statuses: tuple[str, ...] = ()
 
 
 def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
@@ -264,6 +267,8 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
                                                                       reopened=outcome == "reopened"))
             if finding is not None:
                 ctx.tracker.update_issue(issue_key, _content_only(doc, finding, ctx))
+                if outcome == "reopened":
+                    _reopen_if_resolved(issue_key, ctx, audit)
             elif ctx.cleared_status and not ctx.tracker.transition_to(issue_key, ctx.cleared_status):
                 audit("transition", "unavailable", reason=f"no transition to {ctx.cleared_status!r}", issue=issue_key)
             ctx.store.finish_claim(key, COMMENT_CLAIM, "done", issue_key=issue_key)
@@ -277,6 +282,19 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
     audit("issue", outcome, reason=finding.reason if finding else f"cleared: status {doc.status}", issue=issue_key,
           changes={name: f"{old} -> {new}" for name, old, new in changed})
     return outcome
+
+
+def _reopen_if_resolved(issue_key: str, ctx: SyncContext, audit: Callable[..., None]) -> None:
+    """An exception back after a resolution: a resolved issue would hide it, so it moves back to ``reopen_status``
+    (else a To Do status). An issue nobody resolved stays where people put it."""
+    issue = ctx.tracker.get_issue(issue_key)
+    if issue is None or not is_resolved(issue.status, issue.status_category, ctx.resolved_statuses):
+        return
+    moved = (ctx.tracker.transition_to(issue_key, ctx.reopen_status) if ctx.reopen_status
+             else ctx.tracker.transition_to_category(issue_key, "new"))
+    if not moved:
+        audit("transition", "unavailable", reason=f"no transition to {ctx.reopen_status or 'a To Do status'!r}",
+              issue=issue_key)
 
 
 def _auditor(store: StateStore, key: DocumentKey, correlation_id: str) -> Callable[..., None]:

@@ -73,10 +73,13 @@ def jira_resolution(payload: Mapping[str, Any], *, delivery_id: str, external_id
         return None
     change = changelog.get("id")
     dedupe = f"resolve:{issue.get('id') or issue['key']}:{change}" if change else f"resolve:{delivery_id}"
+    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
     return WorkMessage(kind="resolve", external_id=external_id.strip(), dedupe_id=dedupe,
                        correlation_id=correlation_id, source="jira", issue_key=str(issue["key"]),
                        status_name=to_name or None, observed_at=str(payload.get("timestamp") or "") or None,
-                       reason=f"{issue['key']} moved to {to_name or 'a resolved status'} in Jira")
+                       reason=f"{issue['key']} moved to {to_name or 'a resolved status'} in Jira",
+                       issue_id=str(issue.get("id") or "") or None, change_id=str(change) if change else None,
+                       actor=str(user.get("accountId") or "") or None)
 
 
 _QUERY_HINTS = (("purchase", "PurchaseOrder"), ("order", "PurchaseOrder"), ("bill", "Bill"), ("invoice", "Bill"),

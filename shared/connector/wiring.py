@@ -19,6 +19,11 @@ from .sync import PollOptions, SyncContext
 from .tokens import RotatingTokens
 
 
+VERIFICATION_KEYS = ("webhook_secret", "client_secret", "push_secret")
+"""What the webhook secret holds: Jira's webhook secret, the OAuth client secret (dynamic-webhook JWTs) and the
+Acumatica push secret, copied from the two credential secrets."""
+
+
 class Wiring:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self._env = env
@@ -51,6 +56,13 @@ class Wiring:
         from .secrets import SecretsManagerSecret
 
         return SecretsManagerSecret.from_id(self._required("jira_secret_id", "JIRA_SECRET_ARN"))
+
+    @cached_property
+    def webhook_secret(self):
+        """The verification material the webhook function reads (written by ``connect`` and maintenance)."""
+        from .secrets import SecretsManagerSecret
+
+        return SecretsManagerSecret.from_id(self._required("webhook_secret_id", "WEBHOOK_SECRET_ARN"))
 
     @cached_property
     def http(self):
@@ -109,13 +121,17 @@ class Wiring:
         settings = self.settings
         return SyncContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                            acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
-                           labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time)
+                           labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time,
+                           reopen_status=settings.jira_reopen_status,
+                           resolved_statuses=settings.jira_resolved_statuses)
 
     @cached_property
     def resolve_context(self) -> ResolveContext:
         return ResolveContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                               approve_action=self.settings.approve_action, clock=time.time,
-                              resolved_statuses=self.settings.jira_resolved_statuses)
+                              resolved_statuses=self.settings.jira_resolved_statuses,
+                              reopen_status=self.settings.jira_reopen_status,
+                              approve_actions=self.settings.approve_actions)
 
     @cached_property
     def poll_options(self) -> PollOptions:
@@ -175,12 +191,12 @@ class Wiring:
         return str(value)
 
     def webhook_secrets(self) -> dict[str, Any]:
-        """Secret material for verifying deliveries, cached for five minutes (Powertools parameters)."""
+        """Secret material for verifying deliveries, cached for five minutes (Powertools parameters).
+
+        Read from the webhook function's own secret only: the internet-facing function must not be able to read the
+        Acumatica credentials or the Jira refresh token (its IAM policy grants neither)."""
         from aws_lambda_powertools.utilities import parameters
 
-        jira = parameters.get_secret(self._required("jira_secret_id", "JIRA_SECRET_ARN"), transform="json",
-                                     max_age=300)
-        acumatica = parameters.get_secret(self._required("acumatica_secret_id", "ACUMATICA_SECRET_ARN"),
-                                          transform="json", max_age=300)
-        return {"webhook_secret": jira.get("webhook_secret") or "", "client_secret": jira.get("client_secret") or "",
-                "push_secret": acumatica.get("push_secret") or ""}
+        material = parameters.get_secret(self._required("webhook_secret_id", "WEBHOOK_SECRET_ARN"), transform="json",
+                                         max_age=300)
+        return {name: material.get(name) or "" for name in VERIFICATION_KEYS}

@@ -51,3 +51,66 @@ def test_dead_letters_and_a_failing_check_are_reported_without_skipping_the_othe
     assert "connector replay" in report.failures["dead_letter_queue"]
     assert "jira_webhook" in report.checks
 
+
+
+class Searching(Healthy):
+    """Jira's search as the sweep sees it: resolved issues, some carrying no usable external id."""
+
+    def __init__(self, issues):
+        self.issues, self.queries = issues, []
+
+    def search_issues(self, jql, fields=()):
+        self.queries.append(jql)
+        return iter(self.issues)
+
+
+class Queue:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, messages):
+        self.sent.extend(messages)
+
+
+def test_the_sweep_queues_resolved_issues_since_the_last_sweep_and_moves_its_watermark(store):
+    from connector.maintenance import SWEEP_CURSOR, sweep_resolutions
+    from connector.ports import IssueRef
+
+    jira = Searching([IssueRef("10001", "AP-1", "Done", "done", "Bill:Bill:000123"),
+                      IssueRef("10002", "AP-2", "Done", "done", "not an id"), IssueRef("10003", "AP-3", "Done")])
+    queue, first = Queue(), datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+    sweep_resolutions(SETTINGS, jira=jira, store=store, queue=queue, now=first, correlation_id="c")
+    assert [(m.kind, m.external_id, m.issue_key, m.issue_id, m.source) for m in queue.sent] == [
+        ("resolve", "Bill:Bill:000123", "AP-1", "10001", "sweep")]
+    assert 'statusCategory = Done AND updated >= "-2880m"' in jira.queries[0]
+    assert store.get_cursor(SWEEP_CURSOR).watermark == first
+    sweep_resolutions(SETTINGS, jira=jira, store=store, queue=queue, now=first.replace(hour=18), correlation_id="c")
+    assert 'updated >= "-420m"' in jira.queries[1]  # six hours since, plus the overlap
+    named = Settings(**{**SETTINGS.__dict__, "jira_resolved_statuses": ("Approved", 'Say "yes"')})
+    sweep_resolutions(named, jira=jira, store=store, queue=queue, now=first.replace(hour=19), correlation_id="c")
+    assert 'status IN ("Approved", "Say \\"yes\\"")' in jira.queries[2]
+
+
+def test_a_failed_search_keeps_the_watermark_so_nothing_is_skipped(store):
+    from connector.maintenance import SWEEP_CURSOR, sweep_resolutions
+
+    class Down(Healthy):
+        def search_issues(self, jql, fields=()):
+            raise RuntimeError("Jira is down")
+
+    report = run_maintenance(SETTINGS, acumatica=Healthy(), jira=Down(), acumatica_tokens=Healthy(),
+                             jira_tokens=Healthy(), jira_secret=MemorySecret({}), dead_letters=lambda: 0,
+                             sweep=lambda: sweep_resolutions(SETTINGS, jira=Down(), store=store, queue=Queue(),
+                                                             now=datetime.now(timezone.utc), correlation_id="c"))
+    assert "resolution_sweep" in report.failures and store.get_cursor(SWEEP_CURSOR).watermark is None
+
+
+def test_verification_material_is_copied_into_the_webhook_secret_and_never_blanked():
+    from connector.maintenance import copy_verification_material
+
+    jira = MemorySecret({"client_secret": "cs", "webhook_secret": "ws", "refresh_token": "rt"})
+    acumatica = MemorySecret({"password": "pw", "push_secret": ""})
+    webhook = MemorySecret({"push_secret": "ps"})
+    assert "copied" in copy_verification_material(jira, acumatica, webhook)
+    assert webhook.read() == {"webhook_secret": "ws", "client_secret": "cs", "push_secret": "ps"}
+    assert "current" in copy_verification_material(jira, acumatica, webhook) and webhook.writes == 1

@@ -12,8 +12,10 @@ from tests.fakes import FakeAcumatica, FakeJira, make_doc
 
 def setup(doc, store, clock):
     acu, jira = FakeAcumatica(doc), FakeJira()
-    jira.issues["AP-1"] = {"id": "10001", "external_id": doc.key.external_id, "status": "Done"}
+    jira.issues["AP-1"] = {"id": "10001", "external_id": doc.key.external_id, "status": "To Do"}
     jira.comments["AP-1"] = []
+    jira.settle()
+    jira.move("AP-1", "Done")
     ctx = ResolveContext(documents=acu, tracker=jira, store=store, approve_action="Approve", clock=clock)
     return acu, jira, ctx
 
@@ -140,5 +142,5 @@ def test_configured_resolved_statuses_replace_the_done_category(store, clock):
     ctx = replace(ctx, resolved_statuses=("Approved",))
     assert resolve_document(resolve_msg(doc), ctx) == "not-resolved"  # "Done" is not a configured name
     jira.statuses["Approved"] = "indeterminate"
-    jira.issues["AP-1"]["status"] = "Approved"
+    jira.move("AP-1", "Approved")
     assert resolve_document(resolve_msg(doc), ctx) == "done"

@@ -118,6 +118,33 @@ def test_cleared_exception_comments_and_transitions_when_configured(store, clock
     assert "no longer an exception" in str(jira.comments[key][-1])
 
 
+def test_an_exception_back_after_a_resolution_reopens_the_issue(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    ctx = context(acu, jira, store, clock)
+    sync_document(sync_msg(), ctx)
+    (key,) = jira.issues
+    acu.put(make_doc(status="Open", hold=False))
+    sync_document(sync_msg(dedupe="d2"), ctx)
+    jira.move(key, "Done")  # a person resolved it meanwhile
+    acu.put(make_doc(status="On Hold", hold=True, amount="1300.00"))
+    assert sync_document(sync_msg(dedupe="d3"), ctx) == "reopened"
+    assert jira.statuses[jira.issues[key]["status"]] == "new"
+    assert "needs attention again" in str(jira.comments[key][-1])
+
+
+def test_an_exception_back_on_an_issue_nobody_resolved_leaves_its_status_alone(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    ctx = context(acu, jira, store, clock)
+    sync_document(sync_msg(), ctx)
+    (key,) = jira.issues
+    jira.move(key, "In Progress")
+    acu.put(make_doc(status="Open", hold=False))
+    sync_document(sync_msg(dedupe="d2"), ctx)
+    acu.put(make_doc(status="On Hold", hold=True, amount="1300.00"))
+    assert sync_document(sync_msg(dedupe="d3"), ctx) == "reopened"
+    assert jira.issues[key]["status"] == "In Progress"
+
+
 def test_healthy_document_never_creates_an_issue(store, clock):
     acu, jira = FakeAcumatica(make_doc(status="Open", hold=False)), FakeJira()
     assert sync_document(sync_msg(), context(acu, jira, store, clock)) == "healthy"

@@ -113,3 +113,11 @@ def test_one_transaction_seen_by_two_inquiries_makes_two_deliveries_with_distinc
         keys.add(key)
         ids.update(m.dedupe_id for m in messages)
     assert keys == {"AJC-Bills:same-transaction", "Held bills:same-transaction"} and len(ids) == 2
+
+
+def test_the_message_carries_who_moved_the_issue_and_the_changelog_entry_for_the_worker_to_recheck():
+    payload = {**issue_updated(), "user": {"accountId": "557058:app", "accountType": "app"}}
+    message = resolution(payload)
+    assert (message.issue_id, message.change_id, message.actor) == ("10001", "555", "557058:app")
+    again = type(message).from_json(message.to_json())
+    assert again == message

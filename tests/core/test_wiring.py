@@ -11,3 +11,20 @@ def test_the_acumatica_request_budget_reaches_the_client_from_the_environment():
            "ACUMATICA_REQUESTS_PER_MINUTE": "60"}
     assert Wiring(env).acumatica._limiter._per_minute == 60
     assert Wiring({**env, "ACUMATICA_REQUESTS_PER_MINUTE": "0"}).acumatica._limiter._per_minute is None
+
+
+def test_approval_actions_per_entity_and_the_reopen_status_reach_the_contexts():
+    import pytest
+
+    from connector.config import Settings
+    from connector.errors import ConfigurationError
+
+    env = {"ACUMATICA_URL": "https://acme.example.com", "JIRA_PROJECT_KEY": "AP",
+           "JIRA_EXTERNAL_ID_FIELD": "customfield_10050", "APPROVE_ACTION_NAMES": '{"Bill": "approve"}',
+           "JIRA_REOPEN_STATUS": "Reopened", "WEBHOOK_SECRET_ARN": "arn:webhook"}
+    settings = Settings.from_env(env)
+    assert settings.approve_actions == {"Bill": "approve"} and settings.jira_reopen_status == "Reopened"
+    assert settings.webhook_secret_id == "arn:webhook"
+    for bad in ('{"Invoice": "approve"}', '["approve"]', '{"Bill": ""}', "{nope"):
+        with pytest.raises(ConfigurationError, match="APPROVE_ACTION_NAMES"):
+            Settings.from_env({**env, "APPROVE_ACTION_NAMES": bad})

@@ -85,6 +85,19 @@ def test_connect_acumatica_stores_credentials_and_proves_them(stack, capsys):
     assert "connected" in out and stack.acumatica.users["admin"] not in out
 
 
+def test_connect_fills_the_webhook_functions_own_secret(stack, capsys):
+    assert main(["connect", "acumatica", "--client-id", stack.acumatica.client_id,
+                 "--client-secret", stack.acumatica.client_secret, "--username", "admin",
+                 "--password", stack.acumatica.users["admin"], "--push-secret", "rotated-push-secret"]) == 0
+    assert main(["connect", "jira", "--client-id", stack.jira.client_id, "--client-secret", stack.jira.client_secret,
+                 "--webhook-secret", "rotated-webhook-secret"]) == 0
+    capsys.readouterr()
+    material = json.loads(stack.aws.client("secretsmanager").get_secret_value(
+        SecretId=stack.aws.outputs["WebhookSecretArn"])["SecretString"])
+    assert material == {"webhook_secret": "rotated-webhook-secret", "client_secret": stack.jira.client_secret,
+                        "push_secret": "rotated-push-secret"}
+
+
 def test_every_command_has_help(capsys):
     for command in ("demo", "local", "connect", "ping", "replay", "audit", "status"):
         with pytest.raises(SystemExit) as done:

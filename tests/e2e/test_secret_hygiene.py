@@ -14,7 +14,7 @@ from connector_local.stack import LocalStack
 def _secret_values(stack) -> set[str]:
     client = stack.aws.client("secretsmanager")
     values: set[str] = set()
-    for output in ("AcumaticaSecretArn", "JiraSecretArn"):
+    for output in ("AcumaticaSecretArn", "JiraSecretArn", "WebhookSecretArn"):
         secret = json.loads(client.get_secret_value(SecretId=stack.aws.outputs[output])["SecretString"])
         values.update(str(v) for k, v in secret.items()
                       if k in ("client_secret", "password", "access_token", "refresh_token", "webhook_secret",

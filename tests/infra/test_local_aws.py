@@ -79,6 +79,7 @@ def test_message_received_max_receive_count_times_lands_in_the_dlq(aws: LocalAws
 @pytest.mark.parametrize("output, keys", [
     ("AcumaticaSecretArn", {"client_id", "client_secret", "username", "password", "refresh_token", "push_secret"}),
     ("JiraSecretArn", {"client_id", "client_secret", "refresh_token", "cloud_id", "webhook_secret"}),
+    ("WebhookSecretArn", {"webhook_secret", "client_secret", "push_secret"}),
 ])
 def test_secrets_hold_the_template_placeholders(aws: LocalAws, output: str, keys: set[str]) -> None:
     secret = aws.client("secretsmanager").get_secret_value(SecretId=aws.outputs[output])
@@ -87,7 +88,7 @@ def test_secrets_hold_the_template_placeholders(aws: LocalAws, output: str, keys
 
 def test_outputs_resolve_locally_except_the_api_url(aws: LocalAws) -> None:
     assert set(aws.outputs) == {"WorkQueueUrl", "DeadLetterQueueUrl", "TableName", "AcumaticaSecretArn",
-                                "JiraSecretArn"}
+                                "JiraSecretArn", "WebhookSecretArn"}
     assert all(value.startswith(("http://127.0.0.1", "arn:aws:", "local-")) for value in aws.outputs.values())
 
 

@@ -39,7 +39,8 @@ CONTRACT_PARAMETERS = {
     "LogLevel": "INFO",
     "AlarmEmail": "",
 }
-CONTRACT_OUTPUTS = {"ApiUrl", "WorkQueueUrl", "DeadLetterQueueUrl", "TableName", "AcumaticaSecretArn", "JiraSecretArn"}
+CONTRACT_OUTPUTS = {"ApiUrl", "WorkQueueUrl", "DeadLetterQueueUrl", "TableName", "AcumaticaSecretArn", "JiraSecretArn",
+                    "WebhookSecretArn"}
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +170,9 @@ def _secret_access(template: dict[str, Any], logical_id: str) -> tuple[set[str],
 @pytest.mark.parametrize("logical_id, reads, writes", [
     ("PollerFunction", {"AcumaticaSecret"}, {"AcumaticaSecret"}),
     ("WorkerFunction", {"AcumaticaSecret", "JiraSecret"}, {"AcumaticaSecret", "JiraSecret"}),
-    ("WebhookFunction", {"AcumaticaSecret", "JiraSecret"}, set()),
-    ("MaintenanceFunction", {"AcumaticaSecret", "JiraSecret"}, {"AcumaticaSecret", "JiraSecret"}),
+    ("WebhookFunction", {"WebhookSecret"}, set()),
+    ("MaintenanceFunction", {"AcumaticaSecret", "JiraSecret", "WebhookSecret"},
+     {"AcumaticaSecret", "JiraSecret", "WebhookSecret"}),
 ])
 def test_each_function_reaches_only_the_secrets_it_needs(template: dict[str, Any], logical_id: str,
                                                          reads: set[str], writes: set[str]) -> None:
@@ -190,3 +192,83 @@ def test_every_function_and_the_layer_have_a_makefile_build_target(template: dic
     for logical_id in (*FUNCTIONS, "ConnectorLayer"):
         assert template["Resources"][logical_id]["Metadata"]["BuildMethod"] == "makefile"
         assert re.search(rf"^(\S+ )*build-{logical_id}( \S+)*:", makefile, re.MULTILINE), logical_id
+
+
+# What each SAM policy template grants (docs.aws.amazon.com/serverless-application-model, policy template list).
+POLICY_TEMPLATE_ACTIONS = {
+    "DynamoDBCrudPolicy": {"dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Scan",
+                           "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem",
+                           "dynamodb:DescribeTable", "dynamodb:ConditionCheckItem"},
+    "SQSSendMessagePolicy": {"sqs:SendMessage*"},
+    "AWSSecretsManagerGetSecretValuePolicy": {"secretsmanager:GetSecretValue"},
+}
+CRUD = POLICY_TEMPLATE_ACTIONS["DynamoDBCrudPolicy"]
+READ_SECRET, WRITE_SECRET = "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"
+GRANTS = {
+    "PollerFunction": {"ConnectorTable": CRUD, "WorkQueue": {"sqs:SendMessage*"},
+                       "AcumaticaSecret": {READ_SECRET, WRITE_SECRET}},
+    "WorkerFunction": {"ConnectorTable": CRUD, "WorkQueue": {"sqs:SendMessage*"},
+                       "AcumaticaSecret": {READ_SECRET, WRITE_SECRET}, "JiraSecret": {READ_SECRET, WRITE_SECRET}},
+    "WebhookFunction": {"ConnectorTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                           "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"},
+                        "WorkQueue": {"sqs:SendMessage*"}, "WebhookSecret": {READ_SECRET}},
+    "MaintenanceFunction": {"ConnectorTable": CRUD, "WorkQueue": {"sqs:SendMessage*", "sqs:GetQueueAttributes"},
+                            "DeadLetterQueue": {"sqs:GetQueueAttributes"},
+                            "AcumaticaSecret": {READ_SECRET, WRITE_SECRET}, "JiraSecret": {READ_SECRET, WRITE_SECRET},
+                            "WebhookSecret": {READ_SECRET, WRITE_SECRET}},
+}
+"""Every function held to its list: resource (logical id) -> the actions it may perform there, nothing more."""
+
+
+def _target(value: Any) -> str:
+    """The logical id a policy argument or statement resource names (``!Ref X``, ``!GetAtt X.Arn``)."""
+    if isinstance(value, dict) and "Ref" in value:
+        return value["Ref"]
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        attribute = value["Fn::GetAtt"]
+        return attribute[0] if isinstance(attribute, list) else attribute.split(".")[0]
+    raise AssertionError(f"policy resource {value!r} names no resource of the stack")
+
+
+def _grants(template: dict[str, Any], logical_id: str) -> dict[str, set[str]]:
+    grants: dict[str, set[str]] = {}
+    for policy in _function(template, logical_id)["Policies"]:
+        if "Statement" in policy:
+            for statement in policy["Statement"]:
+                assert statement["Effect"] == "Allow"
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                resources = statement["Resource"] if isinstance(statement["Resource"], list) \
+                    else [statement["Resource"]]
+                for resource in resources:
+                    grants.setdefault(_target(resource), set()).update(actions)
+            continue
+        ((name, arguments),) = policy.items()
+        (argument,) = arguments.values()
+        grants.setdefault(_target(argument), set()).update(POLICY_TEMPLATE_ACTIONS[name])
+    return grants
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_each_function_is_held_to_its_action_list(template: dict[str, Any], logical_id: str) -> None:
+    assert _grants(template, logical_id) == GRANTS[logical_id]
+
+
+def test_the_internet_facing_function_cannot_read_credentials_or_tokens(template: dict[str, Any]) -> None:
+    grants = _grants(template, "WebhookFunction")
+    assert "AcumaticaSecret" not in grants and "JiraSecret" not in grants
+    assert not any(action.startswith("secretsmanager:") and action != READ_SECRET
+                   for actions in grants.values() for action in actions)
+    assert "dynamodb:Scan" not in grants["ConnectorTable"] and "dynamodb:Query" not in grants["ConnectorTable"]
+    environment = {**template["Globals"]["Function"]["Environment"]["Variables"],
+                   **_function(template, "WebhookFunction").get("Environment", {}).get("Variables", {})}
+    assert environment["WEBHOOK_SECRET_ARN"] == {"Ref": "WebhookSecret"}
+
+
+def test_the_webhook_functions_table_access_is_limited_to_its_own_records(template: dict[str, Any]) -> None:
+    """Item rights (delete included) only on the idempotency records' static partition; batch writes (the audit of
+    queued work) only on document partitions: never cursors, locks, the issue ledger or the recent-ids list."""
+    (policy,) = [p for p in _function(template, "WebhookFunction")["Policies"] if "Statement" in p]
+    conditions = {statement["Sid"]: statement["Condition"] for statement in policy["Statement"]}
+    assert conditions["DeliveryIdempotencyRecords"] == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["IDEMPOTENCY#deliveries"]}}
+    assert conditions["AuditQueuedWork"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["DOC#*"]}}

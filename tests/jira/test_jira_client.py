@@ -202,7 +202,7 @@ def test_find_pages_with_next_page_token_and_checks_the_exact_value(client):
     bodies = [body_of(call) for call in responses.calls]
     assert len(bodies) == 2
     assert bodies[0]["jql"] == external_id_jql("AP", "10050", wanted)
-    assert set(bodies[0]["fields"]) == {FIELD, "status", "summary"}
+    assert set(bodies[0]["fields"]) == {FIELD, "status", "summary", "creator"}
     assert bodies[0]["reconcileIssues"] == bodies[1]["reconcileIssues"] == [10007]
     assert "nextPageToken" not in bodies[0] and bodies[1]["nextPageToken"] == "page-2"
 
@@ -307,7 +307,7 @@ def test_comment_posts_the_adf_body_and_returns_its_id(client):
 @responses.activate
 def test_get_issue_reads_status_and_category_and_none_when_missing(client):
     responses.get(f"{BASE}/issue/AP-1", json=issue_json("10001", "AP-1", "Bill:Bill:1", "Won't Do", "done"),
-                  match=[matchers.query_param_matcher({"fields": f"status,summary,{FIELD}"})])
+                  match=[matchers.query_param_matcher({"fields": f"status,summary,creator,{FIELD}"})])
     responses.get(f"{BASE}/issue/AP-404", status=404, json={"errorMessages": ["Issue does not exist"]})
     issue = client.get_issue("AP-1")
     assert (issue.status, issue.status_category, issue.external_id) == ("Won't Do", "done", "Bill:Bill:1")

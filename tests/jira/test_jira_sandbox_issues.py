@@ -244,3 +244,49 @@ def test_create_timing_out_is_uncertain_and_settled_by_searching(sandbox, make_c
     assert len(created) == 1  # it did happen
     assert client.find_by_external_id("Bill:Bill:000700", reconcile_ids=[created[0]["id"]]).key == created[0]["key"]
 
+
+
+def test_status_changes_tell_who_moved_the_issue_and_between_which_categories(sandbox, make_client):
+    client, _, _ = make_client(sandbox)
+    ref = client.create_issue(draft("Bill:Bill:000700"))
+    sandbox.resolve_issue(ref.key, "Done")  # a person
+    sandbox.resolve_issue(ref.key, "Closed")
+    assert client.transition_to(ref.key, "To Do")  # the connector
+    changes = client.status_changes(ref.key)
+    assert [(c.from_status, c.to_status, c.from_category, c.to_category) for c in changes] == [
+        ("To Do", "Done", "new", "done"), ("Done", "Closed", "done", "done"), ("Closed", "To Do", "done", "new")]
+    me = client.own_account_id()
+    assert [c.author_account_id == me for c in changes] == [False, False, True]
+    assert len({c.id for c in changes}) == 3
+    assert client.get_issue(ref.key).creator_account_id == me
+
+
+def test_changelog_pages_oldest_first(sandbox, make_client):
+    client, _, _ = make_client(sandbox)
+    ref = client.create_issue(draft("Bill:Bill:000701"))
+    for _ in range(60):
+        sandbox.resolve_issue(ref.key, "Done")
+        sandbox.resolve_issue(ref.key, "To Do")
+    assert len(client.status_changes(ref.key)) == 120
+    assert [e["path"].endswith("/changelog") for e in sandbox.exchanges()].count(True) == 2
+
+
+def test_a_clone_keeps_the_external_id_but_is_created_by_the_person(sandbox, make_client):
+    client, _, _ = make_client(sandbox)
+    ref = client.create_issue(draft("Bill:Bill:000702"))
+    clone = sandbox.clone_issue(ref.key)
+    copied = client.get_issue(clone)
+    assert copied.external_id == "Bill:Bill:000702" and copied.creator_account_id == PERSON_ACCOUNT
+    assert copied.status == "To Do"
+    sandbox.edit_issue(clone, {sandbox.external_id_field: "Bill:Bill:999999"})
+    assert client.get_issue(clone).external_id == "Bill:Bill:999999"
+    assert sandbox.changelog(clone)[-1]["author"]["accountId"] == PERSON_ACCOUNT
+
+
+def test_resolved_is_searchable_by_resolution_date(sandbox, make_client):
+    client, _, _ = make_client(sandbox)
+    ref = client.create_issue(draft("Bill:Bill:000703"))
+    jql = f'project = "{sandbox.project_key}" AND resolved >= "-10m"'
+    assert ref.key not in [i.key for i in client.search_issues(jql, reconcile_ids=[ref.id])]
+    sandbox.resolve_issue(ref.key, "Done")
+    assert ref.key in [i.key for i in client.search_issues(jql, reconcile_ids=[ref.id])]
