@@ -500,9 +500,16 @@ class AcumaticaClient:
             if not location:
                 raise UncertainOutcome(f"Acumatica accepted {action} on {key} without a status Location; re-read it")
             self._await_completion(url, location, key, action)
+        elif response.status_code >= 500:
+            # The action may have started before the server or a gateway failed: settle by status, never resend.
+            raise UncertainOutcome(f"Acumatica answered {response.status_code} to {action} on {key}; it may have "
+                                   "run: re-read the document to settle it", retry_after_seconds(response))
         elif response.status_code != 204:
             raise self._error_for(response, f"{action} on {key}")
-        document = self.get(key)
+        try:
+            document = self.get(key)
+        except TransientError as exc:  # the action completed: a failed re-read must not read as "nothing happened"
+            raise UncertainOutcome(f"{action} on {key} completed but re-reading it failed ({exc}); re-read it") from None
         if document is None:
             raise NotFoundError(f"{key} vanished after {action}")
         logger.info("Acumatica %s: %s completed, status now %s", key, action, document.status)

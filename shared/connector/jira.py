@@ -35,6 +35,7 @@ from .errors import (
     PermanentError,
     ReconnectNeeded,
     TransientError,
+    UncertainOutcome,
     ValidationError,
 )
 from .http import make_session, retry_after_seconds, transport_error
@@ -289,7 +290,15 @@ class JiraClient:
         fields = {"project": {"key": self._project_key}, "issuetype": {"name": self._issue_type},
                   **self._fields_of(draft)}
         response = self._call("POST", "/issue", json={"fields": fields})
-        created = self._ok(response, "POST", "/issue", expected=(201,))
+        try:
+            created = self._ok(response, "POST", "/issue", expected=(201,))
+        except TransientError as exc:
+            # A 5xx (a gateway timing out on a create it forwarded) or an unreadable 201 may stand for a created
+            # issue; a 429 or 409 is a refusal that created nothing and may be retried at once.
+            if response.status_code in (409, 429):
+                raise
+            raise UncertainOutcome(f"{exc}; the issue may have been created: search before creating again",
+                                   exc.retry_after) from None
         logger.info("created Jira issue %s", created.get("key"))
         return IssueRef(id=str(created["id"]), key=str(created["key"]), external_id=draft.external_id,
                         fields={k: v for k, v in fields.items() if k not in ("project", "issuetype")})

@@ -131,6 +131,12 @@ def _run_step(step: Step, doc: Document, ctx: ResolveContext, audit: Callable[..
         ctx.store.finish_claim(key, claim_name, "failed", reason=str(exc)[:500])
         audit("action", "failed", reason=str(exc)[:500], action=step.action)
         return f"Failed: {step.action} was refused by Acumatica: {exc}"
+    except TransientError as exc:
+        # Not sent (token, connection never made) or refused (429 after its retries): nothing happened, so the claim
+        # is given back at once and the retry acts, instead of waiting SETTLE_AFTER_SECONDS for a settled nothing.
+        ctx.store.finish_claim(key, claim_name, "failed", reason=f"not sent or refused: {exc}"[:500])
+        audit("action", "not-done", reason=str(exc)[:500], action=step.action)
+        raise
     ctx.store.finish_claim(key, claim_name, "done", status_after=after.status)
     audit("action", "done", reason=f"{doc.status} -> {after.status}", action=step.action)
     logger.info("action done", extra={"external_id": key.external_id, "action": step.action, "status": after.status})

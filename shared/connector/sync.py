@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
 from . import content
-from .errors import NotFoundError, TransientError, ValidationError
+from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome, ValidationError
 from .model import Document, DocumentKey, Finding, WorkMessage
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
 from .rules import changes, classify, fingerprint, snapshot
@@ -218,17 +218,27 @@ def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str
     key = doc.key
     claim = ctx.store.claim(key, CREATE_CLAIM, fingerprint="issue", retake_after_seconds=CREATE_RETAKE_SECONDS)
     issue: IssueRef | None = None
-    if not claim.won and claim.state == "done" and claim.details.get("issue_key"):
-        issue = IssueRef(id=str(claim.details.get("issue_id", "")), key=str(claim.details["issue_key"]))
-    else:
-        issue = ctx.tracker.find_by_external_id(key.external_id, ctx.store.recent_issue_ids())
-        if issue is None and not claim.won:
-            raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles")
-    if issue is not None:
-        outcome = "adopted"
-        ctx.tracker.update_issue(issue.key, _content_only(doc, finding, ctx))
-    else:
-        issue = _create(doc, finding, ctx, audit)
+    try:
+        if not claim.won and claim.state == "done" and claim.details.get("issue_key"):
+            issue = IssueRef(id=str(claim.details.get("issue_id", "")), key=str(claim.details["issue_key"]))
+        else:
+            issue = ctx.tracker.find_by_external_id(key.external_id, ctx.store.recent_issue_ids())
+            if issue is None and not claim.won:
+                raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles")
+        if issue is not None:
+            outcome = "adopted"
+            ctx.tracker.update_issue(issue.key, _content_only(doc, finding, ctx))
+    except Exception as exc:
+        _release_unused_claim(claim.won, key, ctx, exc)
+        raise
+    if issue is None:
+        try:
+            issue = _create(doc, finding, ctx, audit)
+        except (PermanentError, TransientError) as exc:
+            if isinstance(exc, UncertainOutcome):
+                raise  # Jira may have created it: the claim stays until search can tell (CREATE_RETAKE_SECONDS)
+            _release_unused_claim(claim.won, key, ctx, exc)
+            raise
         outcome = "created"
     ctx.store.finish_claim(key, CREATE_CLAIM, "done", issue_key=issue.key, issue_id=issue.id)
     ctx.store.link_issue(issue.key, issue.id, key)
@@ -237,6 +247,19 @@ def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str
     audit("issue", outcome, reason=finding.reason, issue=issue.key, rule=finding.rule, status=doc.status)
     logger.info("issue %s", outcome, extra={"external_id": key.external_id, "issue": issue.key, "rule": finding.rule})
     return outcome
+
+
+def _release_unused_claim(won: bool, key: DocumentKey, ctx: SyncContext, exc: Exception) -> None:
+    """Give the creation claim back when nothing can have been created, so the next attempt may create at once.
+
+    A claim exists to bridge Jira's search lag after a create whose outcome is unknown. A failure before the create
+    was sent (search 5xx, token failure) or a definite refusal of it (4xx, a 429 after its retries, a connection
+    never made) created nothing: holding the claim would answer "in flight" for CREATE_RETAKE_SECONDS and walk the
+    message to the DLQ without an issue. A claim this attempt did not win belongs to someone else and is kept.
+    """
+    if not won:
+        return
+    ctx.store.finish_claim(key, CREATE_CLAIM, "failed", reason=f"nothing created: {type(exc).__name__}: {exc}"[:500])
 
 
 def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], fp: str, state: DocState,
