@@ -45,7 +45,7 @@ from .errors import (
     UncertainOutcome,
     ValidationError,
 )
-from .http import make_session, retry_after_seconds, transport_error
+from .http import gates_of, make_session, retry_after_seconds, transport_error
 from .model import Document, DocumentKey
 from .ports import Page
 from .tokens import ObtainTokens, RotatingTokens
@@ -361,7 +361,8 @@ class AcumaticaClient:
         self._tokens = tokens
         self._session = session or make_session()
         # A 500 from an action's status URL is the action's failure, not a glitch: answer it at once, unretried.
-        self._status_session = make_session(retry_statuses=(429, 502, 503, 504))
+        # Polling an action's status: its own retry statuses, the same system's gate (one Retry-After for all).
+        self._status_session = make_session(retry_statuses=(429, 502, 503, 504), gates=gates_of(self._session))
         self.page_size = page_size
         self._action_timeout = action_timeout_seconds
         self._sleep = sleep

@@ -53,10 +53,17 @@ class Wiring:
         return SecretsManagerSecret.from_id(self._required("jira_secret_id", "JIRA_SECRET_ARN"))
 
     @cached_property
+    def gates(self):
+        """The container's Retry-After gates, one per system, shared by every request (``bind`` per invocation)."""
+        from .http import RetryGates
+
+        return RetryGates()
+
+    @cached_property
     def http(self):
         from .http import make_session
 
-        return make_session()
+        return make_session(gates=self.gates)
 
     @cached_property
     def acumatica_tokens(self) -> RotatingTokens:
