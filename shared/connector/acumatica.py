@@ -34,6 +34,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 
 from .documents import profile, to_document
+from . import timings
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -217,7 +218,7 @@ def acumatica_token_obtainer(
     session: requests.Session | None = None,
     *,
     clock: Callable[[], float] = time.time,
-    timeout_seconds: float = 30.0,
+    timeout_seconds: float = timings.ACUMATICA_TOKEN_TIMEOUT_SECONDS,
 ) -> ObtainTokens:
     """The ``obtain`` callable of ``RotatingTokens`` for an Acumatica instance.
 
@@ -350,7 +351,7 @@ class AcumaticaClient:
         page_size: int = 500,
         action_timeout_seconds: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
-        request_timeout_seconds: float = 60.0,
+        request_timeout_seconds: float = timings.ACUMATICA_TIMEOUT[1],
         max_concurrent_requests: int = 4,
         requests_per_minute: int | None = None,
     ) -> None:
@@ -361,13 +362,13 @@ class AcumaticaClient:
         self._tokens = tokens
         self._session = session or make_session()
         # A 500 from an action's status URL is the action's failure, not a glitch: answer it at once, unretried.
-        # Polling an action's status: its own retry statuses, the same system's gate (one Retry-After for all).
+        # It waits at the same Retry-After gate as every other request to this Acumatica.
         self._status_session = make_session(retry_statuses=(429, 502, 503, 504), gates=gates_of(self._session))
         self.page_size = page_size
         self._action_timeout = action_timeout_seconds
         self._sleep = sleep
         # Throttled requests are delayed by Acumatica rather than refused, so the read timeout is generous.
-        self._timeout = (10.0, request_timeout_seconds)
+        self._timeout = (timings.ACUMATICA_TIMEOUT[0], request_timeout_seconds)
         self._limiter = RequestLimiter(max_concurrent_requests, requests_per_minute, sleep=sleep)
         self._version_guard = threading.Lock()
         self._version_checked = False

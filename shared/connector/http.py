@@ -33,6 +33,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.util.retry import Retry
 
+from . import timings
 from .errors import ConnectorError, RetryLater, TransientError, UncertainOutcome
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -68,7 +69,7 @@ class RetryGates:
     with the Lambda context); ``reserve_seconds`` is kept for finishing the record after the wait.
     """
 
-    def __init__(self, *, longest_wait: float = 30.0, reserve_seconds: float = 10.0,
+    def __init__(self, *, longest_wait: float = timings.LONGEST_WAIT_IN_PLACE_SECONDS, reserve_seconds: float = 10.0,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.longest_wait = longest_wait
         self.reserve_seconds = reserve_seconds
@@ -161,7 +162,7 @@ class PoliteRetry(Retry):
 
 def make_session(
     *,
-    total: int = 4,
+    total: int = timings.HTTP_RETRIES,
     backoff_factor: float = 0.5,
     backoff_max: float = 20.0,
     gates: RetryGates | None = None,

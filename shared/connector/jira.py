@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import requests
 
+from . import timings
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -44,7 +45,7 @@ from .tokens import ObtainTokens
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = (5.0, 30.0)
+DEFAULT_TIMEOUT = timings.JIRA_TIMEOUT
 """(connect, read) seconds for every call."""
 
 SEARCH_PAGE_SIZE = 50

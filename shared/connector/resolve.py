@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from . import content
+from . import content, timings
 from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome
 from .model import Document, WorkMessage
 from .ports import DocState, DocumentSource, IssueTracker, StateStore
@@ -20,8 +20,7 @@ from .rules import REMOVE_HOLD, Step, classify, fingerprint, is_resolved, plan, 
 
 logger = logging.getLogger(__name__)
 
-SETTLE_AFTER_SECONDS = 900.0
-"""An action claim in flight for longer than this outlived any worker (timeout 120 s): its attempt was interrupted."""
+SETTLE_AFTER_SECONDS = timings.SETTLE_AFTER_SECONDS
 NEVER = 10.0**12
 
 

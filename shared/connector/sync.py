@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
-from . import content
+from . import content, timings
 from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome, ValidationError
 from .model import Document, DocumentKey, Finding, WorkMessage
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
@@ -25,11 +25,8 @@ logger = logging.getLogger(__name__)
 EVERYTHING = datetime(1970, 1, 1, tzinfo=timezone.utc)
 CREATE_CLAIM = "CREATE"
 COMMENT_CLAIM = "COMMENT"
-CREATE_RETAKE_SECONDS = 900.0
-"""A creation claim older than this belongs to a crashed attempt (longer than the worker's timeout, and long enough
-for Jira search to have caught up), so it may be retaken after searching for the issue it may have created."""
-COMMENT_RETAKE_SECONDS = 600.0
-"""An update claim older than this belongs to a crashed attempt; retaking it risks a repeated comment, never an issue."""
+CREATE_RETAKE_SECONDS = timings.CREATE_RETAKE_SECONDS
+COMMENT_RETAKE_SECONDS = timings.COMMENT_RETAKE_SECONDS
 
 
 @dataclass(frozen=True)
