@@ -271,15 +271,31 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
         return "recorded"
     outcome = "cleared" if finding is None else ("reopened" if not state.open else "updated")
     comment_claim = ctx.store.claim(key, COMMENT_CLAIM, fingerprint=fp, retake_after_seconds=COMMENT_RETAKE_SECONDS)
-    if not comment_claim.won and comment_claim.state == "claimed":
+    # An earlier attempt on this same state that failed after its comment marked the claim: never comment twice.
+    commented = comment_claim.details.get("commented") == fp
+    if not comment_claim.won and comment_claim.state == "claimed" and not commented:
         raise TransientError(f"an update of {issue_key} is in flight; retrying after it settles")
     try:
-        if comment_claim.won:
-            ctx.tracker.add_comment(issue_key, content.change_comment(doc, finding, changed,
-                                                                      reopened=outcome == "reopened"))
-            if finding is not None:
-                ctx.tracker.update_issue(issue_key, _content_only(doc, finding, ctx))
-            elif ctx.cleared_status and not ctx.tracker.transition_to(issue_key, ctx.cleared_status):
+        if comment_claim.won or commented:
+            if finding is not None:  # idempotent, and first: failing here has told nobody anything yet
+                try:
+                    ctx.tracker.update_issue(issue_key, _content_only(doc, finding, ctx))
+                except Exception as exc:
+                    if not commented and not isinstance(exc, NotFoundError):
+                        _release_comment_claim(key, ctx, exc)
+                    raise
+            if not commented:
+                body = content.change_comment(doc, finding, changed, reopened=outcome == "reopened")
+                try:
+                    ctx.tracker.add_comment(issue_key, body)
+                except (PermanentError, TransientError) as exc:
+                    if isinstance(exc, (UncertainOutcome, NotFoundError)):
+                        raise
+                    _release_comment_claim(key, ctx, exc)  # refused: nothing was posted, retry at once
+                    raise
+                ctx.store.finish_claim(key, COMMENT_CLAIM, "claimed", commented=fp)
+            if finding is None and ctx.cleared_status and not ctx.tracker.transition_to(issue_key,
+                                                                                       ctx.cleared_status):
                 audit("transition", "unavailable", reason=f"no transition to {ctx.cleared_status!r}", issue=issue_key)
             ctx.store.finish_claim(key, COMMENT_CLAIM, "done", issue_key=issue_key)
     except NotFoundError:
@@ -292,6 +308,10 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
     audit("issue", outcome, reason=finding.reason if finding else f"cleared: status {doc.status}", issue=issue_key,
           changes={name: f"{old} -> {new}" for name, old, new in changed})
     return outcome
+
+
+def _release_comment_claim(key: DocumentKey, ctx: SyncContext, exc: Exception) -> None:
+    ctx.store.finish_claim(key, COMMENT_CLAIM, "failed", reason=f"nothing posted: {type(exc).__name__}: {exc}"[:500])
 
 
 def _auditor(store: StateStore, key: DocumentKey, correlation_id: str) -> Callable[..., None]:

@@ -155,3 +155,66 @@ def test_an_action_refused_with_429_releases_its_claim_and_the_retry_acts_once(s
     clock.advance(QUICK_REDELIVERY)
     assert resolve_document(message, ctx) == "done"
     assert fake_acu.actions == [(doc.key.external_id, "ReleaseBill")]
+
+
+# --- the update path comments once -------------------------------------------------------------------------------
+
+
+def issue_then_change(store, clock, *, cleared_status=""):
+    """A document with its issue, then changed so the next sync comments; returns the pieces for the scenario."""
+    acu, fake = FakeAcumatica(make_doc()), FakeJira()
+    jira = Faults(fake)
+    ctx = SyncContext(documents=acu, tracker=jira, store=store, acumatica_url="https://acme.example.com",
+                      owner_map={}, labels=("acumatica",), cleared_status=cleared_status, clock=clock)
+    assert sync_document(msg(), ctx) == "created"
+    (issue_key,) = fake.issues
+    return acu, fake, jira, ctx, issue_key
+
+
+def test_a_failure_after_the_comment_never_comments_twice(store, clock):
+    acu, fake, jira, ctx, issue_key = issue_then_change(store, clock, cleared_status="Done")
+    acu.put(make_doc(status="Open", hold=False))  # exception cleared: comment, then transition
+    jira.fail("transition_to", lambda: TransientError("Jira POST /transitions answered 503"))
+    with pytest.raises(TransientError):
+        sync_document(msg(), ctx)
+    clock.advance(QUICK_REDELIVERY)
+    assert sync_document(msg(), ctx) == "cleared"
+    assert len(fake.comments[issue_key]) == 1 and fake.issues[issue_key]["status"] == "Done"
+
+
+def test_a_retaken_update_claim_remembers_its_comment(store, clock):
+    acu, fake, jira, ctx, issue_key = issue_then_change(store, clock, cleared_status="Done")
+    acu.put(make_doc(status="Open", hold=False))
+    jira.fail("transition_to", lambda: RuntimeError("worker crashed after commenting"))
+    with pytest.raises(RuntimeError):
+        sync_document(msg(), ctx)
+    clock.advance(601)  # the claim is retaken
+    assert sync_document(msg(), ctx) == "cleared"
+    assert len(fake.comments[issue_key]) == 1
+
+
+@pytest.mark.parametrize("method, failure", [
+    ("add_comment", lambda: TransientError("Jira POST /comment answered 429", retry_after=3.0)),
+    ("update_issue", lambda: TransientError("Jira PUT /issue answered 503")),
+], ids=["comment-429", "update-503-before-the-comment"])
+def test_an_update_refused_before_anything_was_posted_is_retried_at_once(store, clock, method, failure):
+    acu, fake, jira, ctx, issue_key = issue_then_change(store, clock)
+    acu.put(make_doc(amount="1300.00"))  # still an exception, changed amount: update and comment
+    jira.fail(method, failure)
+    with pytest.raises(TransientError):
+        sync_document(msg(), ctx)
+    clock.advance(QUICK_REDELIVERY)
+    assert sync_document(msg(), ctx) == "updated"
+    assert len(fake.comments[issue_key]) == 1
+
+
+def test_a_comment_that_may_have_been_posted_is_not_posted_again_quickly(store, clock):
+    acu, fake, jira, ctx, issue_key = issue_then_change(store, clock)
+    acu.put(make_doc(amount="1300.00"))
+    jira.fail("add_comment", lambda: UncertainOutcome("Jira POST /comment got no answer"), after=True)
+    with pytest.raises(UncertainOutcome):
+        sync_document(msg(), ctx)
+    clock.advance(QUICK_REDELIVERY)
+    with pytest.raises(TransientError, match="in flight"):
+        sync_document(msg(), ctx)
+    assert len(fake.comments[issue_key]) == 1
