@@ -1,7 +1,9 @@
 """WorkerFunction: performs queued work (``sync`` and ``resolve``), one document at a time per FIFO group.
 
-A failed record is reported as a batch item failure (with the rest of its message group, so order is kept); SQS
-brings it back, and after MaxReceiveCount attempts moves it, body intact, to the dead-letter queue for replay.
+What happens to a failed record is decided by ``connector.worker.WorkRunner``: work that cannot succeed goes to the
+dead-letter queue at once with its reason; other failures are reported as batch item failures (with the rest of
+their message group, so order is kept) and come back, after any ``Retry-After`` they asked for. A batch whose
+records all failed is reported the same way, not raised: it is the work failing, not the function.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from connector.errors import ReconnectNeeded
-from connector.model import WorkMessage
-from connector.resolve import resolve_document
-from connector.sync import sync_document
+from connector.worker import Received
 from connector.wiring import Wiring
 
 logger = Logger()
@@ -22,36 +22,28 @@ metrics = Metrics()
 tracer = Tracer()
 wiring = Wiring()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-
-
-def outcome_metric(kind: str, outcome: str) -> str:
-    """``sync`` + ``issue-missing`` -> ``SyncIssueMissing``: the dashboard's metric names are built here."""
-    return f"{kind.capitalize()}{outcome.title().replace('-', '')}"
+processor.raise_on_entire_batch_failure = False
 
 
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> str:
-    message = WorkMessage.from_json(record.body)
-    logger.append_keys(correlation_id=message.correlation_id, external_id=message.external_id, kind=message.kind)
+    received = Received.from_record(record)
+    logger.append_keys(message_id=received.message_id)
     try:
-        if message.kind == "sync":
-            outcome = sync_document(message, wiring.sync_context)
-        else:
-            outcome = resolve_document(message, wiring.resolve_context)
-    except ReconnectNeeded:
-        metrics.add_metric(name="ReconnectNeeded", unit=MetricUnit.Count, value=1)
-        logger.exception("re-connect needed; the message will reach the DLQ after its retries")
-        raise
+        result = wiring.work_runner.run(received)
     except Exception:
         logger.exception("work failed; the message will be retried")
         raise
-    metrics.add_metric(name=outcome_metric(message.kind, outcome), unit=MetricUnit.Count, value=1)
-    logger.info("work done", extra={"outcome": outcome, "receive_count": record.attributes.approximate_receive_count})
-    return outcome
+    if result.error == ReconnectNeeded.__name__:
+        metrics.add_metric(name="ReconnectNeeded", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=result.metric, unit=MetricUnit.Count, value=1)
+    logger.info("work done", extra={"outcome": result.outcome, "receive_count": received.receive_count})
+    return result.outcome
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict, context) -> dict:
+    wiring.begin_invocation(lambda: context.get_remaining_time_in_millis() / 1000)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -34,6 +34,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 
 from .documents import profile, to_document
+from . import timings
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -45,7 +46,7 @@ from .errors import (
     UncertainOutcome,
     ValidationError,
 )
-from .http import make_session, retry_after_seconds, transport_error
+from .http import gates_of, make_session, retry_after_seconds, transport_error
 from .model import Document, DocumentKey
 from .ports import Page
 from .tokens import ObtainTokens, RotatingTokens
@@ -224,7 +225,7 @@ def acumatica_token_obtainer(
     session: requests.Session | None = None,
     *,
     clock: Callable[[], float] = time.time,
-    timeout_seconds: float = 30.0,
+    timeout_seconds: float = timings.ACUMATICA_TOKEN_TIMEOUT_SECONDS,
 ) -> ObtainTokens:
     """The ``obtain`` callable of ``RotatingTokens`` for an Acumatica instance.
 
@@ -357,7 +358,7 @@ class AcumaticaClient:
         page_size: int = 500,
         action_timeout_seconds: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
-        request_timeout_seconds: float = 60.0,
+        request_timeout_seconds: float = timings.ACUMATICA_TIMEOUT[1],
         max_concurrent_requests: int = 4,
         requests_per_minute: int | None = None,
     ) -> None:
@@ -368,12 +369,13 @@ class AcumaticaClient:
         self._tokens = tokens
         self._session = session or make_session()
         # A 500 from an action's status URL is the action's failure, not a glitch: answer it at once, unretried.
-        self._status_session = make_session(retry_statuses=(429, 502, 503, 504))
+        # It waits at the same Retry-After gate as every other request to this Acumatica.
+        self._status_session = make_session(retry_statuses=(429, 502, 503, 504), gates=gates_of(self._session))
         self.page_size = page_size
         self._action_timeout = action_timeout_seconds
         self._sleep = sleep
         # Throttled requests are delayed by Acumatica rather than refused, so the read timeout is generous.
-        self._timeout = (10.0, request_timeout_seconds)
+        self._timeout = (timings.ACUMATICA_TIMEOUT[0], request_timeout_seconds)
         self._limiter = RequestLimiter(max_concurrent_requests, requests_per_minute, sleep=sleep)
         self._version_guard = threading.Lock()
         self._version_checked = False
@@ -511,9 +513,16 @@ class AcumaticaClient:
             if not location:
                 raise UncertainOutcome(f"Acumatica accepted {action} on {key} without a status Location; re-read it")
             self._await_completion(url, location, key, action)
+        elif response.status_code >= 500:
+            # The action may have started before the server or a gateway failed: settle by status, never resend.
+            raise UncertainOutcome(f"Acumatica answered {response.status_code} to {action} on {key}; it may have "
+                                   "run: re-read the document to settle it", retry_after_seconds(response))
         elif response.status_code != 204:
             raise self._error_for(response, f"{action} on {key}")
-        document = self.get(key)
+        try:
+            document = self.get(key)
+        except TransientError as exc:  # the action completed: a failed re-read must not read as "nothing happened"
+            raise UncertainOutcome(f"{action} on {key} completed but re-reading it failed ({exc}); re-read it") from None
         if document is None:
             raise NotFoundError(f"{key} vanished after {action}")
         logger.info("Acumatica %s: %s completed, status now %s", key, action, document.status)

@@ -21,6 +21,17 @@ class TransientError(ConnectorError):
         self.retry_after = retry_after
 
 
+class RetryLater(TransientError):
+    """A system asked for a wait (``Retry-After``) longer than this invocation may spend waiting in place.
+
+    The wait is never shortened: nothing is sent to that system before it has passed, and the worker puts the record
+    back on the queue with its visibility set to at least ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, retry_after)
+        self.retry_after: float = retry_after
+
+
 class PermanentError(ConnectorError):
     """Retrying the same request cannot succeed; the message belongs in the DLQ with this reason."""
 

@@ -2,11 +2,17 @@
 
 What is retried, and why:
 - connection failures (nothing was sent): every method;
-- 429: every method, since a throttled request was not processed; ``Retry-After`` is honoured as a *minimum* wait
-  (Jira sometimes sends ``0``: clamped to 1 s) and capped, so a Lambda never sleeps away its time budget; when the
-  retries run out the 429 reaches the caller, which raises ``TransientError`` and lets SQS bring the work back later;
+- 429: every method, since a throttled request was not processed;
 - 5xx and read timeouts: only idempotent methods. A POST that timed out may have happened (a created issue, a released
   bill): the caller settles that by re-reading, never by resending.
+
+``Retry-After`` is honoured per system, not per request: every session carries ``RetryGates``, one gate per host,
+shared by every request through that session (the container's clients and token endpoints share one session). After
+a 429, or a 503 with ``Retry-After``, no request to that host leaves before the wait has passed: urllib3's own retry
+waits at the gate, and so does the next document's first request. The wait is a minimum and never shortened (Jira
+sometimes sends ``0``: clamped to 1 s). A wait longer than the gates may spend in place (``longest_wait``, and the
+Lambda's remaining time less a reserve) is not slept at all: ``RetryLater`` carries it to the worker, which puts the
+record back on the queue for at least that long.
 
 What is left after the retries becomes a typed error: ``transport_error`` for a call that got no answer,
 ``retry_after_seconds`` for the wait a throttled or failing answer asked for.
@@ -16,29 +22,119 @@ from __future__ import annotations
 
 import email.utils
 import math
+import threading
+import time
 from datetime import datetime, timezone
+from typing import Callable
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.util.retry import Retry
 
-from .errors import ConnectorError, TransientError, UncertainOutcome
+from . import timings
+from .errors import ConnectorError, RetryLater, TransientError, UncertainOutcome
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
+GATED_STATUSES = frozenset({429, 503})
+"""Answers whose ``Retry-After`` speaks for the whole system (throttled, or down for a while), not for one request."""
+
+
+class RetryGate:
+    """The earliest moment a request may leave for one system; thread-safe, monotonic clock."""
+
+    def __init__(self, system: str, clock: Callable[[], float]) -> None:
+        self.system = system
+        self._clock = clock
+        self._not_before = 0.0
+        self._guard = threading.Lock()
+
+    def hold(self, seconds: float) -> None:
+        """Nothing leaves for ``seconds`` from now (a later hold never shortens an earlier, longer one)."""
+        with self._guard:
+            self._not_before = max(self._not_before, self._clock() + seconds)
+
+    def remaining(self) -> float:
+        with self._guard:
+            return max(0.0, self._not_before - self._clock())
+
+
+class RetryGates:
+    """The gates of one container, by host, and how long a request may wait at one in place.
+
+    ``bind(seconds_left)`` ties the waiting to the current invocation's remaining time (the worker and poller call it
+    with the Lambda context); ``reserve_seconds`` is kept for finishing the record after the wait.
+    """
+
+    def __init__(self, *, longest_wait: float = timings.LONGEST_WAIT_IN_PLACE_SECONDS, reserve_seconds: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.longest_wait = longest_wait
+        self.reserve_seconds = reserve_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._seconds_left: Callable[[], float] | None = None
+        self._gates: dict[str, RetryGate] = {}
+        self._guard = threading.Lock()
+
+    def bind(self, seconds_left: Callable[[], float] | None) -> None:
+        self._seconds_left = seconds_left
+
+    def for_url(self, url: str) -> RetryGate:
+        host = (urlsplit(url).hostname or url).lower()
+        with self._guard:
+            if host not in self._gates:
+                self._gates[host] = RetryGate(host, self._clock)
+            return self._gates[host]
+
+    def affordable(self) -> float:
+        """The longest wait to spend in place now: ``longest_wait``, bounded by the invocation's remaining time."""
+        if self._seconds_left is None:
+            return self.longest_wait
+        return max(0.0, min(self.longest_wait, self._seconds_left() - self.reserve_seconds))
+
+    def pass_through(self, gate: RetryGate) -> None:
+        """Wait until ``gate`` opens, or raise ``RetryLater`` (sending nothing) if that is longer than affordable."""
+        wait = gate.remaining()
+        if wait <= 0:
+            return
+        if wait > self.affordable():
+            raise RetryLater(f"{gate.system} asked to wait {wait:.0f} s before the next request; "
+                             "the work goes back on the queue until then", retry_after=wait)
+        self._sleep(wait)
+
+    def observe(self, gate: RetryGate, status: int, seconds: float | None) -> None:
+        if status in GATED_STATUSES and seconds is not None:
+            gate.hold(seconds)
+
+
+_passing = threading.local()
+"""The gate of the request being sent on this thread, for ``PoliteRetry`` (urllib3 rebuilds it on every attempt)."""
+
+
+class GatedAdapter(HTTPAdapter):
+    """Every request waits at its system's gate first; a 429/503 answer with ``Retry-After`` closes the gate."""
+
+    def __init__(self, gates: RetryGates, **kwargs) -> None:
+        self.gates = gates
+        super().__init__(**kwargs)
+
+    def send(self, request, *args, **kwargs):
+        gate = self.gates.for_url(request.url)
+        self.gates.pass_through(gate)
+        _passing.current = (self.gates, gate)
+        try:
+            response = super().send(request, *args, **kwargs)
+        finally:
+            _passing.current = None
+        self.gates.observe(gate, response.status_code, retry_after_seconds(response, minimum=1.0))
+        return response
+
+
 class PoliteRetry(Retry):
-    """urllib3 ``Retry`` that also retries 429 for POST and treats ``Retry-After`` as a bounded minimum."""
-
-    def __init__(self, *args, retry_after_cap: float = 30.0, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.retry_after_cap = retry_after_cap
-
-    def new(self, **kwargs):  # urllib3 rebuilds the object on every attempt; keep our extra setting
-        retry = super().new(**kwargs)
-        retry.retry_after_cap = self.retry_after_cap
-        return retry
+    """urllib3 ``Retry`` that also retries 429 for POST and waits out ``Retry-After`` at the system's gate."""
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         if status_code == 429 and self.total:
@@ -47,22 +143,36 @@ class PoliteRetry(Retry):
 
     def get_retry_after(self, response) -> float | None:
         seconds = super().get_retry_after(response)
+        return None if seconds is None else max(seconds, 1.0)
+
+    def sleep_for_retry(self, response) -> bool:
+        """Hold the gate for the full wait, then pass it (or raise ``RetryLater``): the retry never goes early."""
+        seconds = self.get_retry_after(response)
         if seconds is None:
-            return None
-        return min(max(seconds, 1.0), self.retry_after_cap)
+            return False
+        current = getattr(_passing, "current", None)
+        if current is None:  # used outside a GatedAdapter: plain urllib3 behaviour
+            time.sleep(seconds)
+            return True
+        gates, gate = current
+        gate.hold(seconds)
+        gates.pass_through(gate)
+        return True
 
 
 def make_session(
     *,
-    total: int = 4,
+    total: int = timings.HTTP_RETRIES,
     backoff_factor: float = 0.5,
     backoff_max: float = 20.0,
-    retry_after_cap: float = 30.0,
+    gates: RetryGates | None = None,
     pool_size: int = 4,
     user_agent: str = "acumatica-jira-connector/0.1",
     retry_statuses: tuple[int, ...] = (429, 500, 502, 503, 504),
 ) -> requests.Session:
-    """A session whose retries follow the module's rules; ``total=0`` disables retries (tests, benchmarks)."""
+    """A session whose retries follow the module's rules; ``total=0`` disables retries (tests, benchmarks).
+
+    Sessions made with the same ``gates`` share them (``gates_of`` hands out a session's own)."""
     retry = PoliteRetry(
         total=total,
         connect=total,
@@ -77,14 +187,20 @@ def make_session(
         respect_retry_after_header=True,
         raise_on_status=False,
         raise_on_redirect=False,
-        retry_after_cap=retry_after_cap,
     )
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
+    adapter = GatedAdapter(gates or RetryGates(), max_retries=retry, pool_connections=pool_size,
+                           pool_maxsize=pool_size)
     session = requests.Session()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = user_agent
     return session
+
+
+def gates_of(session: requests.Session) -> RetryGates | None:
+    """The gates a ``make_session`` session waits at (``None`` for any other session)."""
+    adapter = session.get_adapter("https://")
+    return adapter.gates if isinstance(adapter, GatedAdapter) else None
 
 
 def retry_after_seconds(response: requests.Response, minimum: float = 0.0) -> float | None:

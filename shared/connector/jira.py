@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import requests
 
+from . import timings
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -35,6 +36,7 @@ from .errors import (
     PermanentError,
     ReconnectNeeded,
     TransientError,
+    UncertainOutcome,
     ValidationError,
 )
 from .http import make_session, retry_after_seconds, transport_error
@@ -43,7 +45,7 @@ from .tokens import ObtainTokens
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = (5.0, 30.0)
+DEFAULT_TIMEOUT = timings.JIRA_TIMEOUT
 """(connect, read) seconds for every call."""
 
 SEARCH_PAGE_SIZE = 50
@@ -291,8 +293,8 @@ class JiraClient:
             raise ValidationError("a Jira issue needs a summary", {"summary": "required"})
         fields = {"project": {"key": self._project_key}, "issuetype": {"name": self._issue_type},
                   **self._fields_of(draft)}
-        response = self._call("POST", "/issue", json={"fields": fields})
-        created = self._ok(response, "POST", "/issue", expected=(201,))
+        created = self._created(self._call("POST", "/issue", json={"fields": fields}), "/issue",
+                                "the issue may have been created: search before creating again")
         logger.info("created Jira issue %s", created.get("key"))
         return IssueRef(id=str(created["id"]), key=str(created["key"]), external_id=draft.external_id,
                         fields={k: v for k, v in fields.items() if k not in ("project", "issuetype")})
@@ -305,7 +307,8 @@ class JiraClient:
 
     def add_comment(self, key: str, body: dict[str, Any]) -> str:
         path = f"/issue/{key}/comment"
-        return str(self._ok(self._call("POST", path, json={"body": body}), "POST", path, expected=(201,))["id"])
+        return str(self._created(self._call("POST", path, json={"body": body}), path,
+                                 "the comment may have been added: do not post it again blindly")["id"])
 
     def transition_to(self, key: str, status_name: str) -> bool:
         """Move the issue to ``status_name`` (case-insensitive) through whichever transition leads there."""
@@ -567,6 +570,18 @@ class JiraClient:
                                   may_have_happened=method == "POST" and not read_only) from exc
         _note_rate_limits(response, method, path)
         return response
+
+    def _created(self, response: requests.Response, path: str, consequence: str) -> Any:
+        """The body of a ``201`` to a POST that creates something; an answer that may hide a creation is uncertain.
+
+        A 5xx (a gateway timing out on a create it forwarded) or an unreadable 201 may stand for something created:
+        ``UncertainOutcome``. A 429 or 409 is a refusal that created nothing and may be retried at once."""
+        try:
+            return self._ok(response, "POST", path, expected=(201,))
+        except TransientError as exc:
+            if response.status_code in (409, 429):
+                raise
+            raise UncertainOutcome(f"{exc}; {consequence}", exc.retry_after) from None
 
     def _ok(self, response: requests.Response, method: str, path: str, expected: tuple[int, ...] = (200,)) -> Any:
         if response.status_code not in expected:

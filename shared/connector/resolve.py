@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
-from . import content
+from . import content, timings
 from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome
 from .model import Document, DocumentKey, WorkMessage
 from .ports import DocState, DocumentSource, IssueRef, IssueTracker, StateStore, StatusChange
@@ -35,8 +35,7 @@ from .rules import REMOVE_HOLD, Step, classify, fingerprint, is_resolved, plan, 
 
 logger = logging.getLogger(__name__)
 
-SETTLE_AFTER_SECONDS = 900.0
-"""An action claim in flight for longer than this outlived any worker (timeout 120 s): its attempt was interrupted."""
+SETTLE_AFTER_SECONDS = timings.SETTLE_AFTER_SECONDS
 NEVER = 10.0**12
 DECISION_MARK = "DECISION"
 """Record of the last decision whose handling reached its end (acted, refused for a reason, or reopened)."""
@@ -285,6 +284,12 @@ def _run_step(step: Step, doc: Document, ctx: ResolveContext, audit: Callable[..
         ctx.store.finish_claim(key, claim_name, "failed", reason=str(exc)[:500])
         audit("action", "failed", reason=str(exc)[:500], action=step.action)
         return f"Failed: {step.action} was refused by Acumatica: {exc}"
+    except TransientError as exc:
+        # Not sent (token, connection never made) or refused (429 after its retries): nothing happened, so the claim
+        # is given back at once and the retry acts, instead of waiting SETTLE_AFTER_SECONDS for a settled nothing.
+        ctx.store.finish_claim(key, claim_name, "failed", reason=f"not sent or refused: {exc}"[:500])
+        audit("action", "not-done", reason=str(exc)[:500], action=step.action)
+        raise
     ctx.store.finish_claim(key, claim_name, "done", status_after=after.status)
     audit("action", "done", reason=f"{doc.status} -> {after.status}", action=step.action)
     logger.info("action done", extra={"external_id": key.external_id, "action": step.action, "status": after.status})

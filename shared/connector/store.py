@@ -177,13 +177,16 @@ class DynamoStore:
             | (Attr("state").eq("claimed") & Attr("claimed_at").lt(Decimal(str(now - retake_after_seconds))))
         )
         try:
-            self._table.put_item(Item=item, ConditionExpression=condition)
+            previous = self._table.put_item(Item=item, ConditionExpression=condition,
+                                            ReturnValues="ALL_OLD").get("Attributes") or {}
         except ClientError as exc:
             if not _condition_failed(exc):
                 raise
             held = self.get_claim(key, name)
             return held or Claim(False, "claimed", now, {})
-        return Claim(True, "claimed", now, {})
+        # A retaken claim hands on what its crashed attempt recorded (``commented``), so the retake does not redo it.
+        carried = _plain(previous) if previous.get("state") == "claimed" else {}
+        return Claim(True, "claimed", now, carried)
 
     def get_claim(self, key: DocumentKey, name: str) -> Claim | None:
         item = self._table.get_item(Key={"PK": key.pk, "SK": f"CLAIM#{name}"}, ConsistentRead=True).get("Item")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
-from . import content, watermarks
-from .errors import NotFoundError, TransientError, ValidationError
+from . import content, timings, watermarks
+from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome, ValidationError
 from .model import Document, DocumentKey, Finding, WorkMessage
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
 from .rules import changes, classify, fingerprint, is_resolved, snapshot
@@ -25,11 +25,8 @@ logger = logging.getLogger(__name__)
 EVERYTHING = datetime(1970, 1, 1, tzinfo=timezone.utc)
 CREATE_CLAIM = "CREATE"
 COMMENT_CLAIM = "COMMENT"
-CREATE_RETAKE_SECONDS = 900.0
-"""A creation claim older than this belongs to a crashed attempt (longer than the worker's timeout, and long enough
-for Jira search to have caught up), so it may be retaken after searching for the issue it may have created."""
-COMMENT_RETAKE_SECONDS = 600.0
-"""An update claim older than this belongs to a crashed attempt; retaking it risks a repeated comment, never an issue."""
+CREATE_RETAKE_SECONDS = timings.CREATE_RETAKE_SECONDS
+COMMENT_RETAKE_SECONDS = timings.COMMENT_RETAKE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -226,17 +223,27 @@ def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str
     key = doc.key
     claim = ctx.store.claim(key, CREATE_CLAIM, fingerprint="issue", retake_after_seconds=CREATE_RETAKE_SECONDS)
     issue: IssueRef | None = None
-    if not claim.won and claim.state == "done" and claim.details.get("issue_key"):
-        issue = IssueRef(id=str(claim.details.get("issue_id", "")), key=str(claim.details["issue_key"]))
-    else:
-        issue = ctx.tracker.find_by_external_id(key.external_id, ctx.store.recent_issue_ids())
-        if issue is None and not claim.won:
-            raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles")
-    if issue is not None:
-        outcome = "adopted"
-        ctx.tracker.update_issue(issue.key, _content_only(doc, finding, ctx))
-    else:
-        issue = _create(doc, finding, ctx, audit)
+    try:
+        if not claim.won and claim.state == "done" and claim.details.get("issue_key"):
+            issue = IssueRef(id=str(claim.details.get("issue_id", "")), key=str(claim.details["issue_key"]))
+        else:
+            issue = ctx.tracker.find_by_external_id(key.external_id, ctx.store.recent_issue_ids())
+            if issue is None and not claim.won:
+                raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles")
+        if issue is not None:
+            outcome = "adopted"
+            ctx.tracker.update_issue(issue.key, _content_only(doc, finding, ctx))
+    except Exception as exc:
+        _release_unused_claim(claim.won, key, ctx, exc)
+        raise
+    if issue is None:
+        try:
+            issue = _create(doc, finding, ctx, audit)
+        except (PermanentError, TransientError) as exc:
+            if isinstance(exc, UncertainOutcome):
+                raise  # Jira may have created it: the claim stays until search can tell (CREATE_RETAKE_SECONDS)
+            _release_unused_claim(claim.won, key, ctx, exc)
+            raise
         outcome = "created"
     ctx.store.finish_claim(key, CREATE_CLAIM, "done", issue_key=issue.key, issue_id=issue.id)
     ctx.store.link_issue(issue.key, issue.id, key)
@@ -245,6 +252,19 @@ def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str
     audit("issue", outcome, reason=finding.reason, issue=issue.key, rule=finding.rule, status=doc.status)
     logger.info("issue %s", outcome, extra={"external_id": key.external_id, "issue": issue.key, "rule": finding.rule})
     return outcome
+
+
+def _release_unused_claim(won: bool, key: DocumentKey, ctx: SyncContext, exc: Exception) -> None:
+    """Give the creation claim back when nothing can have been created, so the next attempt may create at once.
+
+    A claim exists to bridge Jira's search lag after a create whose outcome is unknown. A failure before the create
+    was sent (search 5xx, token failure) or a definite refusal of it (4xx, a 429 after its retries, a connection
+    never made) created nothing: holding the claim would answer "in flight" for CREATE_RETAKE_SECONDS and walk the
+    message to the DLQ without an issue. A claim this attempt did not win belongs to someone else and is kept.
+    """
+    if not won:
+        return
+    ctx.store.finish_claim(key, CREATE_CLAIM, "failed", reason=f"nothing created: {type(exc).__name__}: {exc}"[:500])
 
 
 def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], fp: str, state: DocState,
@@ -259,17 +279,33 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
         return "recorded"
     outcome = "cleared" if finding is None else ("reopened" if not state.open else "updated")
     comment_claim = ctx.store.claim(key, COMMENT_CLAIM, fingerprint=fp, retake_after_seconds=COMMENT_RETAKE_SECONDS)
-    if not comment_claim.won and comment_claim.state == "claimed":
+    # An earlier attempt on this same state that failed after its comment marked the claim: never comment twice.
+    commented = comment_claim.details.get("commented") == fp
+    if not comment_claim.won and comment_claim.state == "claimed" and not commented:
         raise TransientError(f"an update of {issue_key} is in flight; retrying after it settles")
     try:
-        if comment_claim.won:
-            ctx.tracker.add_comment(issue_key, content.change_comment(doc, finding, changed,
-                                                                      reopened=outcome == "reopened"))
-            if finding is not None:
-                ctx.tracker.update_issue(issue_key, _content_only(doc, finding, ctx))
-                if outcome == "reopened":
-                    _reopen_if_resolved(issue_key, ctx, audit)
-            elif ctx.cleared_status and not ctx.tracker.transition_to(issue_key, ctx.cleared_status):
+        if comment_claim.won or commented:
+            if finding is not None:  # idempotent, and first: failing here has told nobody anything yet
+                try:
+                    ctx.tracker.update_issue(issue_key, _content_only(doc, finding, ctx))
+                except Exception as exc:
+                    if not commented and not isinstance(exc, NotFoundError):
+                        _release_comment_claim(key, ctx, exc)
+                    raise
+            if not commented:
+                body = content.change_comment(doc, finding, changed, reopened=outcome == "reopened")
+                try:
+                    ctx.tracker.add_comment(issue_key, body)
+                except (PermanentError, TransientError) as exc:
+                    if isinstance(exc, (UncertainOutcome, NotFoundError)):
+                        raise
+                    _release_comment_claim(key, ctx, exc)  # refused: nothing was posted, retry at once
+                    raise
+                ctx.store.finish_claim(key, COMMENT_CLAIM, "claimed", commented=fp)
+            if outcome == "reopened":
+                _reopen_if_resolved(issue_key, ctx, audit)
+            if finding is None and ctx.cleared_status and not ctx.tracker.transition_to(issue_key,
+                                                                                       ctx.cleared_status):
                 audit("transition", "unavailable", reason=f"no transition to {ctx.cleared_status!r}", issue=issue_key)
             ctx.store.finish_claim(key, COMMENT_CLAIM, "done", issue_key=issue_key)
     except NotFoundError:
@@ -295,6 +331,10 @@ def _reopen_if_resolved(issue_key: str, ctx: SyncContext, audit: Callable[..., N
     if not moved:
         audit("transition", "unavailable", reason=f"no transition to {ctx.reopen_status or 'a To Do status'!r}",
               issue=issue_key)
+
+
+def _release_comment_claim(key: DocumentKey, ctx: SyncContext, exc: Exception) -> None:
+    ctx.store.finish_claim(key, COMMENT_CLAIM, "failed", reason=f"nothing posted: {type(exc).__name__}: {exc}"[:500])
 
 
 def _auditor(store: StateStore, key: DocumentKey, correlation_id: str) -> Callable[..., None]:

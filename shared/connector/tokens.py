@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any, Callable, Mapping
 
+from . import timings
 from .errors import TransientError
 from .ports import LeaseLock, SecretStore
 
@@ -33,8 +34,8 @@ class RotatingTokens:
         lock: LeaseLock,
         obtain: ObtainTokens,
         refresh_margin_seconds: float = 120.0,
-        lease_seconds: float = 30.0,
-        wait_seconds: float = 25.0,
+        lease_seconds: float = timings.TOKEN_LEASE_SECONDS,
+        wait_seconds: float = timings.TOKEN_WAIT_SECONDS,
         poll_seconds: float = 0.25,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,

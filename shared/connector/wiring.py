@@ -65,10 +65,17 @@ class Wiring:
         return SecretsManagerSecret.from_id(self._required("webhook_secret_id", "WEBHOOK_SECRET_ARN"))
 
     @cached_property
+    def gates(self):
+        """The container's Retry-After gates, one per system, shared by every request (``bind`` per invocation)."""
+        from .http import RetryGates
+
+        return RetryGates()
+
+    @cached_property
     def http(self):
         from .http import make_session
 
-        return make_session()
+        return make_session(gates=self.gates)
 
     @cached_property
     def acumatica_tokens(self) -> RotatingTokens:
@@ -144,6 +151,29 @@ class Wiring:
                                              if settings.initial_lookback_days > 0 else None),
                            full_pass_every=(timedelta(days=settings.full_pass_days)
                                             if settings.full_pass_days > 0 else None))
+
+    @cached_property
+    def work_runner(self):
+        """Runs and sorts the worker's records: sync or resolve by kind, failures to the queue, the DLQ or retry."""
+        import boto3
+
+        from .resolve import resolve_document
+        from .sync import sync_document
+        from .worker import WorkRunner
+
+        def perform(message: WorkMessage) -> str:
+            if message.kind == "sync":
+                return sync_document(message, self.sync_context)
+            return resolve_document(message, self.resolve_context)
+
+        return WorkRunner(perform=perform, store=self.store, sqs=boto3.client("sqs"),
+                          queue_url=self._required("work_queue_url", "WORK_QUEUE_URL"),
+                          dead_letter_url=self._required("dead_letter_queue_url", "DEAD_LETTER_QUEUE_URL"))
+
+    def begin_invocation(self, seconds_left) -> None:
+        """Bound this invocation's waits (Retry-After gates) and records by the Lambda's remaining time."""
+        self.gates.bind(seconds_left)
+        self.work_runner.begin(seconds_left)
 
     def dead_letter_count(self) -> int:
         """Messages in the DLQ, visible or in flight (the daily health check reports them)."""

@@ -74,11 +74,16 @@ def test_refused_owner_map_assignee_still_creates_the_issue(stack, harness):
 def test_failures_reach_the_dlq_and_a_replay_creates_the_issue_exactly_once(stack, harness):
     stack.acumatica.add_document("Bill", Type="Bill", ReferenceNbr="100050", Vendor="V100", Amount=3, Balance=3,
                                  Hold=True)
-    # The API user is locked out for this document's reads: every attempt fails until an admin fixes it.
-    stack.acumatica.fail_next(2 * stack.aws.max_receive_count, status=401, path_contains="/Bill/Bill/100050")
+    # The API user is locked out for this document's reads: refused even with a fresh token, which no retry can
+    # change, so the first attempt sends the message to the DLQ with its reason (not after MaxReceiveCount tries).
+    stack.acumatica.fail_next(2, status=401, path_contains="/Bill/Bill/100050")
     harness.poll()
     assert harness.issues("Bill:Bill:100050") == []
     assert harness.depth("DeadLetterQueueUrl") == 1
+    (dead,) = harness.sqs.receive_message(QueueUrl=stack.aws.outputs["DeadLetterQueueUrl"], VisibilityTimeout=0,
+                                          MessageAttributeNames=["All"])["Messages"]
+    assert "AuthenticationError" in dead["MessageAttributes"]["FailureReason"]["StringValue"]
+    # An admin fixes the API user; the replay then creates the issue.
     result = redrive_dead_letters(harness.sqs, stack.aws.outputs["DeadLetterQueueUrl"],
                                   stack.aws.outputs["WorkQueueUrl"], poll_seconds=0.1)
     assert result.moved == 1

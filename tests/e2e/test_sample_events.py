@@ -56,13 +56,19 @@ def test_acumatica_push_sample_is_accepted_and_a_tampered_copy_rejected(stack):
     assert stack.functions["WebhookFunction"].invoke(event)["statusCode"] == 401
 
 
-def test_malformed_worker_message_is_reported_failed_and_does_not_block_other_documents(stack):
+def test_malformed_worker_message_goes_to_the_dlq_at_once_and_does_not_block_other_documents(stack):
     event = sample("worker-sqs-batch.json")
     broken, healthy = event["Records"]
     broken["body"], broken["attributes"]["MessageGroupId"] = "{not json", "Bill:Bill:999999"
     event["Records"] = [broken, healthy]
     response = stack.functions["WorkerFunction"].invoke(event)
-    assert response == {"batchItemFailures": [{"itemIdentifier": broken["messageId"]}]}
+    assert response == {"batchItemFailures": []}  # no retry can parse it: dead-lettered, not retried five times
+    sqs, dlq = stack.aws.client("sqs"), stack.aws.outputs["DeadLetterQueueUrl"]
+    (dead,) = sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"],
+                                  MessageSystemAttributeNames=["All"])["Messages"]
+    assert dead["Body"] == "{not json" and dead["Attributes"]["MessageGroupId"] == "Bill:Bill:999999"
+    assert "not a work message" in dead["MessageAttributes"]["FailureReason"]["StringValue"]
+    sqs.delete_message(QueueUrl=dlq, ReceiptHandle=dead["ReceiptHandle"])
 
 
 def test_a_binary_body_is_refused_as_unsigned_or_malformed_never_a_server_error(stack):

@@ -7,7 +7,6 @@ the statuses the webhook rejects with), never from a list kept beside the dashbo
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from cfnlint.decode import decode
 
 from connector.jira import RECONNECT_METRIC
+from connector.worker import DEAD_LETTERED, Result
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "AcumaticaJiraConnector"
@@ -30,12 +30,9 @@ def template() -> dict[str, Any]:
     return body
 
 
-def _outcome_metric():
-    spec = importlib.util.spec_from_file_location("_worker_app_for_metrics", ROOT / "functions/worker/app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.outcome_metric
+def _outcome_metric(kind: str, outcome: str) -> str:
+    """The name the worker emits for an outcome (``connector.worker.Result.metric``)."""
+    return Result(kind, outcome).metric
 
 
 def _returned_outcomes(path: Path) -> set[str]:
@@ -66,9 +63,9 @@ def emitted_metric_names() -> set[str]:
     for module in (ROOT / "shared/connector").glob("*.py"):
         statuses |= set(re.findall(r"Rejected\(\s*(\d{3})", module.read_text()))
     names |= {f"Rejected{status}" for status in statuses}
-    outcome_metric = _outcome_metric()
-    names |= {outcome_metric("sync", o) for o in _returned_outcomes(ROOT / "shared/connector/sync.py")}
-    names |= {outcome_metric("resolve", o) for o in _returned_outcomes(ROOT / "shared/connector/resolve.py")}
+    for kind, module in (("sync", "sync.py"), ("resolve", "resolve.py")):
+        outcomes = _returned_outcomes(ROOT / "shared/connector" / module) | {DEAD_LETTERED}
+        names |= {_outcome_metric(kind, outcome) for outcome in outcomes}
     return names
 
 

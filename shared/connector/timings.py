@@ -1,0 +1,68 @@
+"""Every timing the connector's guarantees rest on, in one place, with the reason each has its value.
+
+The guarantees hold only while these agree with each other and with template.yaml (function timeouts, the work
+queue's visibility timeout and retention, ``MaxReceiveCount``): tests/infra/test_timings.py reads the template and
+asserts the inequalities below, so a change to one number that breaks another fails the build, not production.
+
+- a claim's retake window outlives any worker (the attempt that holds it is really gone), yet is short enough that
+  a message waiting on it is retried after it expires, before ``MaxReceiveCount`` sends it to the DLQ;
+- the visibility timeout is at least six worker timeouts (Lambda's guidance for SQS event sources);
+- the token lease outlasts the slowest refresh, timeouts and throttling waits included, so the lock is a lock;
+- the worker starts a record only while the time left covers the slowest record it has seen (at least
+  ``RECORD_RESERVE_SECONDS``).
+"""
+
+from __future__ import annotations
+
+WORKER_TIMEOUT_SECONDS = 120
+POLLER_TIMEOUT_SECONDS = 300
+WEBHOOK_TIMEOUT_SECONDS = 10
+MAINTENANCE_TIMEOUT_SECONDS = 120
+
+VISIBILITY_TIMEOUT_SECONDS = 720
+"""Work queue: a failed attempt comes back after this long (six worker timeouts)."""
+MESSAGE_RETENTION_SECONDS = 345_600
+DEAD_LETTER_RETENTION_SECONDS = 1_209_600
+MAX_RECEIVE_COUNT_DEFAULT = 5
+MAX_RECEIVE_COUNT_MIN = 3
+"""Below three attempts a single claim waiting out its retake window would send a healthy document to the DLQ."""
+LONGEST_VISIBILITY_SECONDS = 43_200
+"""SQS's ceiling for ``ChangeMessageVisibility``: a longer ``Retry-After`` brings the work back after 12 h, when the
+system answers again with what is left of its wait."""
+
+CREATE_RETAKE_SECONDS = 900.0
+"""A creation claim older than this belongs to a crashed attempt (longer than the worker's timeout, and long enough
+for Jira search to have caught up), so it may be retaken after searching for the issue it may have created."""
+COMMENT_RETAKE_SECONDS = 600.0
+"""An update claim older than this belongs to a crashed attempt; retaking it risks a repeated comment, never an issue."""
+SETTLE_AFTER_SECONDS = 900.0
+"""An action claim in flight for longer than this outlived any worker: its attempt was interrupted."""
+JIRA_SEARCH_LAG_SECONDS = 300.0
+"""The longest Jira search has been seen to lag a create; a creation claim must outlast it."""
+
+JIRA_TIMEOUT = (5.0, 30.0)
+"""(connect, read) seconds for Jira's REST API and token endpoint."""
+ACUMATICA_TIMEOUT = (10.0, 60.0)
+"""Acumatica delays throttled requests rather than refusing them, so its read timeout is generous."""
+ACUMATICA_TOKEN_TIMEOUT_SECONDS = 30.0
+HTTP_RETRIES = 4
+"""urllib3 retries per call (``connector.http.make_session``)."""
+LONGEST_WAIT_IN_PLACE_SECONDS = 30.0
+"""The longest ``Retry-After`` a request waits out in the container; a longer one sends the work back to the queue."""
+
+TOKEN_LEASE_SECONDS = 330.0
+"""Outlasts the slowest refresh (``slowest_token_refresh``): a holder that is merely slow never loses the lease."""
+TOKEN_WAIT_SECONDS = 25.0
+"""How long another container waits for the holder's new token before giving the work back to the queue."""
+
+RECORD_RESERVE_SECONDS = 30.0
+"""The least time a record is started with; the worker also keeps the slowest record seen so far in reserve."""
+
+
+def slowest_token_refresh() -> float:
+    """Worst case of one refresh: every attempt slow and throttled, each wait spent in place, then the function's
+    own timeout, since a refresh cannot outlive the function that runs it (the lease then lapses, as it should)."""
+    attempts = HTTP_RETRIES + 1
+    slowest_attempt = max(sum(JIRA_TIMEOUT), 2 * ACUMATICA_TOKEN_TIMEOUT_SECONDS)
+    by_calls = attempts * slowest_attempt + HTTP_RETRIES * LONGEST_WAIT_IN_PLACE_SECONDS
+    return min(by_calls, max(WORKER_TIMEOUT_SECONDS, POLLER_TIMEOUT_SECONDS, MAINTENANCE_TIMEOUT_SECONDS))
