@@ -14,6 +14,7 @@ that: a private bytecode cache (``PYTHONPYCACHEPREFIX``) holding everything exce
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import Result
+from connector.signatures import sign_hub
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = tuple(sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py")))
@@ -32,6 +34,22 @@ TOOLING_BOTO3_MS = 180.0
 RUNTIME_PACKAGES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six"})
 """Top-level packages the Lambda Python runtime provides (with bytecode); everything else the handlers import from
 site-packages, and the connector itself, comes from the layer."""
+
+_COLD_REQUEST = (
+    "import json, sys, time\n"
+    "event = json.loads(sys.stdin.read())\n"
+    "class Context:\n"
+    "    function_name = 'local-webhook'; function_version = '$LATEST'; memory_limit_in_mb = 512\n"
+    "    invoked_function_arn = 'arn:aws:lambda:us-east-1:123456789012:function:local-webhook'\n"
+    "    aws_request_id = 'cold-request'\n"
+    "    def get_remaining_time_in_millis(self): return 10000\n"
+    "started = time.perf_counter()\n"
+    "import {module} as function\n"
+    "answer = function.handler(event, Context())\n"
+    "print(json.dumps({{'ms': (time.perf_counter() - started) * 1000, 'status': answer['statusCode']}}))\n"
+)
+"""A fresh interpreter answering one request: the event is read first, then the clock runs from the handler
+module's import to the handler's return (Lambda's init phase plus the first invocation)."""
 
 _TIMED_IMPORT = (
     "import time, importlib; started = time.perf_counter(); importlib.import_module({module!r}); "
@@ -155,3 +173,66 @@ def run(config: Config) -> Result:
     result.notes.append(f"this machine's boto3 import is {boto3_ms / TOOLING_BOTO3_MS:.0%} of TOOLING.md's figure; "
                         "scale the handler figures by that to compare machines")
     return result
+
+
+# ------------------------------------------------------------------------------------------ whole cold request
+
+WEBHOOK_SECRET = "bench-coldstart-webhook-secret"
+WEBHOOK_EVENT = ROOT / "events" / "jira-webhook.json"
+PLAIN_HANDLER = ROOT / "bench" / "plain_boto3_webhook.py"
+
+
+@dataclass(frozen=True)
+class ColdRequests:
+    """Median milliseconds of a fresh interpreter answering one valid signed resolution delivery."""
+
+    connector_ms: float
+    plain_ms: float
+    connector_statuses: tuple[int, ...]
+    plain_statuses: tuple[int, ...]
+
+
+def _signed_delivery(number: int) -> dict:
+    """The sample HTTP API event, with a delivery id of its own (each request is new work) and re-signed."""
+    event = json.loads(WEBHOOK_EVENT.read_text())
+    raw = event["body"].encode("utf-8")
+    event["headers"]["x-atlassian-webhook-identifier"] = f"bench-cold-{number}"
+    event["headers"]["x-hub-signature"] = sign_hub(WEBHOOK_SECRET, raw)
+    event["requestContext"]["requestId"] = f"bench-cold-{number}"
+    return event
+
+
+def _cold_request(module: str, directory: Path, env: dict[str, str], event: dict) -> tuple[float, int]:
+    completed = subprocess.run([sys.executable, "-c", _COLD_REQUEST.format(module=module)], cwd=directory, env=env,
+                               input=json.dumps(event), capture_output=True, text=True, timeout=120, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"the cold {module} request in {directory} failed:\n{completed.stderr[-2000:]}")
+    answer = json.loads(completed.stdout.strip().splitlines()[-1])
+    return float(answer["ms"]), int(answer["status"])
+
+
+def cold_webhook_requests(repeats: int, directory: Path = ROOT / "functions" / "webhook") -> ColdRequests:
+    """Start moto with the template's table, queue and secrets; then, alternately, the WebhookFunction and the
+    plain-boto3 handler each answer one delivery in a fresh interpreter (alternating spreads machine noise evenly)."""
+    from connector_local.aws import LocalAws
+
+    parameters = {"AcumaticaUrl": "https://acumatica.invalid", "JiraProjectKey": "AP",
+                  "JiraExternalIdField": "customfield_10050", "DocumentTypes": "Bill"}
+    with LocalAws.start(parameters=parameters) as aws:
+        secrets = aws.client("secretsmanager")
+        secrets.put_secret_value(SecretId=aws.outputs["JiraSecretArn"], SecretString=json.dumps(
+            {"webhook_secret": WEBHOOK_SECRET, "client_id": "bench", "client_secret": "bench-client-secret"}))
+        secrets.put_secret_value(SecretId=aws.outputs["AcumaticaSecretArn"],
+                                 SecretString=json.dumps({"push_secret": "bench-push-secret"}))
+        function_env = {**_environment("webhook", directory), **aws.function_environment("WebhookFunction"),
+                        **aws.aws_environment()}
+        plain_env = {**_environment("plain", PLAIN_HANDLER.parent), **aws.aws_environment(),
+                     **{name: function_env[name] for name in ("TABLE_NAME", "WORK_QUEUE_URL", "JIRA_SECRET_ARN")}}
+        connector: list[tuple[float, int]] = []
+        plain: list[tuple[float, int]] = []
+        for number in range(max(repeats, 1)):
+            connector.append(_cold_request("app", directory, function_env, _signed_delivery(2 * number)))
+            plain.append(_cold_request(PLAIN_HANDLER.stem, PLAIN_HANDLER.parent, plain_env,
+                                       _signed_delivery(2 * number + 1)))
+    return ColdRequests(statistics.median(ms for ms, _ in connector), statistics.median(ms for ms, _ in plain),
+                        tuple(status for _, status in connector), tuple(status for _, status in plain))

@@ -6,7 +6,7 @@ brings it back, and after MaxReceiveCount attempts moves it, body intact, to the
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -15,16 +15,16 @@ from connector.errors import ReconnectNeeded
 from connector.model import WorkMessage
 from connector.resolve import resolve_document
 from connector.sync import sync_document
+from connector.telemetry import capture_lambda_handler, capture_method
 from connector.wiring import Wiring
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 wiring = Wiring()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 
 
-@tracer.capture_method
+@capture_method
 def record_handler(record: SQSRecord) -> str:
     message = WorkMessage.from_json(record.body)
     logger.append_keys(correlation_id=message.correlation_id, external_id=message.external_id, kind=message.kind)
@@ -48,6 +48,6 @@ def record_handler(record: SQSRecord) -> str:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 def handler(event: dict, context) -> dict:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -9,14 +9,16 @@ from __future__ import annotations
 import os
 import time
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 from .config import Settings
 from .errors import ConfigurationError
 from .model import WorkMessage
-from .resolve import ResolveContext
-from .sync import PollOptions, SyncContext
 from .tokens import RotatingTokens
+
+if TYPE_CHECKING:  # the webhook never syncs or resolves: it does not import that code
+    from .resolve import ResolveContext
+    from .sync import PollOptions, SyncContext
 
 
 class Wiring:
@@ -106,6 +108,8 @@ class Wiring:
 
     @cached_property
     def sync_context(self) -> SyncContext:
+        from .sync import SyncContext
+
         settings = self.settings
         return SyncContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                            acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
@@ -113,6 +117,8 @@ class Wiring:
 
     @cached_property
     def resolve_context(self) -> ResolveContext:
+        from .resolve import ResolveContext
+
         return ResolveContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                               approve_action=self.settings.approve_action, clock=time.time,
                               resolved_statuses=self.settings.jira_resolved_statuses)
@@ -120,6 +126,8 @@ class Wiring:
     @cached_property
     def poll_options(self) -> PollOptions:
         from datetime import timedelta
+
+        from .sync import PollOptions
 
         settings = self.settings
         return PollOptions(page_size=settings.poll_page_size,
@@ -148,11 +156,14 @@ class Wiring:
 
     @cached_property
     def _enqueue_once(self):
+        import boto3
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
 
+        # A client of boto3's default session, which the store and queue use too: left to itself Powertools builds a
+        # session of its own, and every new session reads botocore's endpoint and service data from disk again.
         persistence = DynamoDBPersistenceLayer(
             table_name=self._required("table_name", "TABLE_NAME"), key_attr="PK", sort_key_attr="SK",
-            static_pk_value="IDEMPOTENCY#deliveries", expiry_attr="expires_at")
+            static_pk_value="IDEMPOTENCY#deliveries", expiry_attr="expires_at", boto3_client=boto3.client("dynamodb"))
 
         @idempotent_function(data_keyword_argument="delivery", persistence_store=persistence,
                              config=self.delivery_idempotency)
@@ -174,13 +185,23 @@ class Wiring:
             raise ConfigurationError(f"{variable} is not set")
         return str(value)
 
-    def webhook_secrets(self) -> dict[str, Any]:
-        """Secret material for verifying deliveries, cached for five minutes (Powertools parameters)."""
-        from aws_lambda_powertools.utilities import parameters
+    def webhook_secrets(self, source: Literal["jira", "acumatica"]) -> dict[str, Any]:
+        """Secret material for verifying one source's deliveries, cached for five minutes (Powertools parameters).
 
-        jira = parameters.get_secret(self._required("jira_secret_id", "JIRA_SECRET_ARN"), transform="json",
-                                     max_age=300)
-        acumatica = parameters.get_secret(self._required("acumatica_secret_id", "ACUMATICA_SECRET_ARN"),
-                                          transform="json", max_age=300)
-        return {"webhook_secret": jira.get("webhook_secret") or "", "client_secret": jira.get("client_secret") or "",
-                "push_secret": acumatica.get("push_secret") or ""}
+        Only the delivering system's secret is read: a cold request pays for one Secrets Manager call, not two."""
+        if source == "jira":
+            jira = self._cached_secrets.get(self._required("jira_secret_id", "JIRA_SECRET_ARN"), transform="json",
+                                            max_age=300)
+            return {"webhook_secret": jira.get("webhook_secret") or "",
+                    "client_secret": jira.get("client_secret") or ""}
+        acumatica = self._cached_secrets.get(self._required("acumatica_secret_id", "ACUMATICA_SECRET_ARN"),
+                                             transform="json", max_age=300)
+        return {"push_secret": acumatica.get("push_secret") or ""}
+
+    @cached_property
+    def _cached_secrets(self):
+        """Powertools' caching secrets provider over a client of boto3's default session (see ``_enqueue_once``)."""
+        import boto3
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        return SecretsProvider(boto3_client=boto3.client("secretsmanager"))
