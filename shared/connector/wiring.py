@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 from .config import Settings
 from .errors import ConfigurationError
 from .model import WorkMessage
-from .tokens import RotatingTokens
 
-if TYPE_CHECKING:  # the webhook never syncs or resolves: it does not import that code
+if TYPE_CHECKING:  # the webhook never syncs, resolves or refreshes tokens: it does not import that code
     from .resolve import ResolveContext
     from .sync import PollOptions, SyncContext
+    from .tokens import RotatingTokens
 
 
 class Wiring:
@@ -63,6 +63,7 @@ class Wiring:
     @cached_property
     def acumatica_tokens(self) -> RotatingTokens:
         from .acumatica import acumatica_token_obtainer
+        from .tokens import RotatingTokens
 
         return RotatingTokens(name="acumatica", secrets=self.acumatica_secret, lock=self.store,
                               obtain=acumatica_token_obtainer(self.settings.acumatica_url, self.http))
@@ -70,6 +71,7 @@ class Wiring:
     @cached_property
     def jira_tokens(self) -> RotatingTokens:
         from .jira import jira_token_obtainer
+        from .tokens import RotatingTokens
 
         return RotatingTokens(name="jira", secrets=self.jira_secret, lock=self.store,
                               obtain=jira_token_obtainer(self.settings.jira_auth_url, self.http))
