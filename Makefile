@@ -37,21 +37,33 @@ clean:
 SAM_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 LAMBDA_PYTHON_VERSION := 3.13
 LAMBDA_PLATFORM := manylinux2014_x86_64
+# An interpreter of the runtime's version compiles the artifacts: /opt and /var/task are read-only on Lambda, so bytecode
+# the build does not ship is recompiled at every cold start. PATH first, then pyenv; empty when neither has one.
+LAMBDA_PYTHON ?= $(shell for p in python$(LAMBDA_PYTHON_VERSION) $(HOME)/.pyenv/versions/$(LAMBDA_PYTHON_VERSION)*/bin/python$(LAMBDA_PYTHON_VERSION); do \
+	"$$p" -c 'import sys; sys.exit(f"{sys.version_info[0]}.{sys.version_info[1]}" != "$(LAMBDA_PYTHON_VERSION)")' 2>/dev/null \
+	&& { command -v "$$p"; break; }; done)
+# unchecked-hash: the artifacts never change after the build, so the runtime uses each .pyc without stat-ing or
+# hashing its source (zip extraction does not keep the source timestamps a default .pyc is checked against).
+COMPILE = $(if $(LAMBDA_PYTHON),"$(LAMBDA_PYTHON)" -m compileall -q -j 0 --invalidation-mode unchecked-hash,\
+	echo "warning: no python$(LAMBDA_PYTHON_VERSION) found: shipping no bytecode, so every cold start compiles" \
+	"the layer (see README, Cold starts)" >&2; :)
 
 .PHONY: build-PollerFunction build-WorkerFunction build-WebhookFunction build-MaintenanceFunction build-ConnectorLayer
 
 build-PollerFunction build-WorkerFunction build-WebhookFunction build-MaintenanceFunction:
 	cp -R . "$(ARTIFACTS_DIR)"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
+	$(COMPILE) "$(ARTIFACTS_DIR)"
 
 # The runtime ships boto3 and botocore: the copies pip pulls in (via aws-xray-sdk) would shadow them and mismatch
 # the runtime's boto3, so they are removed.
 build-ConnectorLayer:
 	mkdir -p "$(ARTIFACTS_DIR)/python"
 	cp -R connector "$(ARTIFACTS_DIR)/python/"
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target "$(ARTIFACTS_DIR)/python" \
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --target "$(ARTIFACTS_DIR)/python" \
 		--only-binary=:all: --implementation cp --python-version $(LAMBDA_PYTHON_VERSION) \
 		--platform $(LAMBDA_PLATFORM) -r "$(SAM_ROOT)/shared/requirements.txt"
 	cd "$(ARTIFACTS_DIR)/python" && rm -rf bin botocore botocore-*.dist-info jmespath jmespath-*.dist-info \
 		dateutil python_dateutil-*.dist-info six.py six-*.dist-info
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
+	$(COMPILE) "$(ARTIFACTS_DIR)/python"

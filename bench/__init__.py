@@ -20,6 +20,10 @@ class Figure:
     value: float | int | str
     unit: str = ""
     note: str = ""
+    goal: str = ""
+    """The target this figure is judged against (``"<= 1.3x"``), empty when it is context, not a goal."""
+    met: bool | None = None
+    """Whether the goal is met; ``None`` when there is no goal. A missed goal is a finding, not a failed check."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,9 @@ class Result:
     def passed(self) -> bool:
         return all(check.passed for check in self.checks)
 
-    def add(self, name: str, value: float | int | str, unit: str = "", note: str = "") -> None:
-        self.figures.append(Figure(name, value, unit, note))
+    def add(self, name: str, value: float | int | str, unit: str = "", note: str = "", *, goal: str = "",
+            met: bool | None = None) -> None:
+        self.figures.append(Figure(name, value, unit, note, goal, met))
 
     def check(self, name: str, passed: bool, detail: str = "") -> None:
         self.checks.append(Check(name, passed, detail))

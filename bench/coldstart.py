@@ -1,112 +1,298 @@
-"""coldstart: how long each ``functions/<name>/app.py`` takes to import in a fresh interpreter (the init phase).
+"""coldstart: what a Lambda cold start costs, measured beside ``import boto3`` and a plain-boto3 handler in the same run.
 
-Each import runs in a new subprocess, from the function's directory as Lambda runs it, with the environment Lambda
-sets (``LAMBDA_TASK_ROOT``, ``AWS_LAMBDA_FUNCTION_NAME``, region) so Powertools behaves as deployed: the template
-sets ``Tracing: Active``, so the Tracer is enabled and patches boto3 and requests at import. The "X-Ray off" figure
-shows what that patching costs. A baseline calibrates this machine against docs/TOOLING.md, which measured
-``import boto3`` at about 0.18 s and Powertools + requests + boto3 (clients created at import) at about 0.41 s.
+Two figures per runtime, each in fresh interpreters, median of several:
 
-The figures use this machine's bytecode caches. The layer Lambda gets has none: ``make build-ConnectorLayer`` deletes
-every ``__pycache__`` (the ones pip writes are for the build interpreter, not the runtime's), and ``/opt`` is
-read-only, so every cold start compiles the layer's modules from source. The "no layer bytecode" figure reproduces
-that: a private bytecode cache (``PYTHONPYCACHEPREFIX``) holding everything except the layer's packages.
+- **import**: each ``functions/<name>/app.py`` imported from the function's directory with the environment Lambda
+  sets (``LAMBDA_TASK_ROOT``, ``AWS_LAMBDA_FUNCTION_NAME``, region, and the template's default
+  ``XRayTracing: PassThrough``, i.e. ``POWERTOOLS_TRACE_DISABLED=true``), as a ratio to ``import boto3`` timed the
+  same way. A handler that defers boto3 to its first request is also shown with boto3 added ("+ boto3"), since the
+  request will pay for it anyway.
+- **whole cold request**: a fresh interpreter imports the WebhookFunction and answers one valid signed resolution
+  delivery against moto's server holding the template's table, queue and secrets (verify, conditional put, FIFO
+  send), beside ``bench/plain_boto3_webhook.py`` doing the same honest work. Moving an import into the first request
+  cannot improve this figure; removing work the request does not need can.
+
+Runtimes: the **source tree** (this virtualenv's interpreter, the connector installed in development mode, bytecode
+cached by earlier runs) and the **built artifacts** (``make build-ConnectorLayer`` and ``make build-<Function>`` into a
+scratch directory, run by an interpreter of the Lambda runtime's version with the layer and a bytecode-compiled
+boto3 on ``PYTHONPATH``, as ``/opt/python`` and the runtime's own boto3 are on Lambda). The built layer is timed with
+the ``.pyc`` the build ships and with them removed, which is what every cold start paid before the build compiled.
 """
 
 from __future__ import annotations
 
+import glob
+import importlib.metadata
+import json
+import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import Result
+from connector.signatures import sign_hub
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = tuple(sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py")))
-TOOLING_FIGURE_MS = 410.0
-TOOLING_BOTO3_MS = 180.0
-RUNTIME_PACKAGES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six"})
-"""Top-level packages the Lambda Python runtime provides (with bytecode); everything else the handlers import from
-site-packages, and the connector itself, comes from the layer."""
+LAMBDA_PYTHON_VERSION = "3.13"
+LAMBDA_PLATFORM = "manylinux2014_x86_64"
+IMPORT_GOAL = 1.3
+REQUEST_GOAL = 1.5
+WEBHOOK_SECRET = "bench-coldstart-webhook-secret"
+WEBHOOK_EVENT = ROOT / "events" / "jira-webhook.json"
+PLAIN_HANDLER = ROOT / "bench" / "plain_boto3_webhook.py"
 
 _TIMED_IMPORT = (
-    "import time, importlib; started = time.perf_counter(); importlib.import_module({module!r}); "
-    "print((time.perf_counter() - started) * 1000)"
+    "import importlib, json, sys, time; started = time.perf_counter()\n"
+    "for module in {modules!r}: importlib.import_module(module)\n"
+    "elapsed = (time.perf_counter() - started) * 1000\n"
+    "print(json.dumps({{'ms': elapsed, 'boto3': 'boto3' in sys.modules}}))"
 )
+
+_COLD_REQUEST = (
+    "import json, sys, time\n"
+    "event = json.loads(sys.stdin.read())\n"
+    "class Context:\n"
+    "    function_name = 'local-webhook'; function_version = '$LATEST'; memory_limit_in_mb = 512\n"
+    "    invoked_function_arn = 'arn:aws:lambda:us-east-1:123456789012:function:local-webhook'\n"
+    "    aws_request_id = 'cold-request'\n"
+    "    def get_remaining_time_in_millis(self): return 10000\n"
+    "started = time.perf_counter()\n"
+    "import {module} as function\n"
+    "answer = function.handler(event, Context())\n"
+    "print(json.dumps({{'ms': (time.perf_counter() - started) * 1000, 'status': answer['statusCode']}}))\n"
+)
+"""A fresh interpreter answering one request: the event is read first, then the clock runs from the handler
+module's import to the handler's return (Lambda's init phase plus the first invocation)."""
 
 
 @dataclass(frozen=True)
 class Config:
     functions: tuple[str, ...] = FUNCTIONS
-    repeats: int = 5
-    xray_off: bool = True
-    without_layer_bytecode: bool = True
+    repeats: int = 7
+    requests: int = 5
+    """Cold webhook requests per handler (connector and plain boto3, alternating)."""
+    xray_on: bool = True
+    """Also time the imports with ``XRayTracing: Active`` (what tracing costs)."""
+    built: bool = True
+    """Build the layer and functions with make and time them under the runtime's Python (needs that interpreter)."""
     heaviest: bool = True
 
 
 DEFAULT = Config()
-QUICK = Config(repeats=3, xray_off=False, without_layer_bytecode=False, heaviest=False)
+QUICK = Config(repeats=3, requests=2, xray_on=False, built=False, heaviest=False)
 
 
-def _environment(function: str, directory: Path, *, tracing: bool = True) -> dict[str, str]:
-    """The parent's environment without anything that changes Powertools, AWS or bytecode behaviour, plus
-    Lambda's own variables."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "POWERTOOLS_", "LAMBDA_", "_X_AMZN", "PYTHONPYCACHEPREFIX"))}
-    env.update({
-        "LAMBDA_TASK_ROOT": str(directory), "AWS_LAMBDA_FUNCTION_NAME": f"local-{function}",
-        "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512", "PYTHONDONTWRITEBYTECODE": "1",
-        "POWERTOOLS_SERVICE_NAME": "acumatica-jira-connector",
-        "POWERTOOLS_METRICS_NAMESPACE": "AcumaticaJiraConnector",
-    })
-    if not tracing:
-        env["POWERTOOLS_TRACE_DISABLED"] = "true"
-    return env
+@dataclass(frozen=True)
+class Runtime:
+    """An interpreter and what it finds on ``sys.path`` besides the function's directory."""
+
+    label: str
+    python: str
+    path: tuple[str, ...] = ()
+    function_dirs: dict[str, Path] = field(default_factory=dict)
+
+    def directory(self, function: str) -> Path:
+        return self.function_dirs.get(function, ROOT / "functions" / function)
+
+    def environment(self, function: str, directory: Path, *, tracing: bool = False) -> dict[str, str]:
+        """The parent's environment without anything that changes Powertools, AWS or bytecode behaviour, plus
+        Lambda's own variables; tracing off unless asked, as the template's default ``XRayTracing`` sets it."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AWS_", "POWERTOOLS_", "LAMBDA_", "_X_AMZN", "PYTHONPYCACHEPREFIX", "PYTHONPATH"))}
+        env.update({
+            "LAMBDA_TASK_ROOT": str(directory), "AWS_LAMBDA_FUNCTION_NAME": f"local-{function}",
+            "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512", "PYTHONDONTWRITEBYTECODE": "1",
+            "POWERTOOLS_SERVICE_NAME": "acumatica-jira-connector",
+            "POWERTOOLS_METRICS_NAMESPACE": "AcumaticaJiraConnector",
+            "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
+        })
+        if self.path:
+            env["PYTHONPATH"] = os.pathsep.join(self.path)
+        return env
 
 
-def _import_ms(module: str, directory: Path, env: dict[str, str]) -> float:
-    completed = subprocess.run([sys.executable, "-c", _TIMED_IMPORT.format(module=module)], cwd=directory, env=env,
+SOURCE = Runtime("source tree", sys.executable)
+
+
+def _run(runtime: Runtime, program: str, directory: Path, env: dict[str, str], stdin: str | None = None) -> str:
+    completed = subprocess.run([runtime.python, "-c", program], cwd=directory, env=env, input=stdin,
                                capture_output=True, text=True, timeout=120, check=False)
     if completed.returncode != 0:
-        raise RuntimeError(f"importing {module} in {directory} failed:\n{completed.stderr[-2000:]}")
-    return float(completed.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{runtime.label}: a fresh interpreter in {directory} failed:\n{completed.stderr[-2000:]}")
+    return completed.stdout.strip().splitlines()[-1]
 
 
-def _median_ms(module: str, directory: Path, env: dict[str, str], repeats: int) -> tuple[float, float, float]:
-    samples = [_import_ms(module, directory, env) for _ in range(max(repeats, 1))]
-    return statistics.median(samples), min(samples), max(samples)
+def _import_ms(runtime: Runtime, modules: tuple[str, ...], directory: Path, env: dict[str, str]) -> tuple[float, bool]:
+    """Milliseconds to import ``modules`` in a fresh interpreter, and whether boto3 was loaded by then."""
+    answer = json.loads(_run(runtime, _TIMED_IMPORT.format(modules=modules), directory, env))
+    return float(answer["ms"]), bool(answer["boto3"])
 
 
-def _without_layer_bytecode_ms(directory: Path, env: dict[str, str], repeats: int) -> float:
-    """Median import time when the layer's modules must be compiled from source, as on Lambda."""
-    with tempfile.TemporaryDirectory(prefix="bench-pycache-") as prefix:
-        cached = {**env, "PYTHONPYCACHEPREFIX": prefix}
-        writing = {k: v for k, v in cached.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        _import_ms("app", directory, writing)  # fills the private cache with every module app.py imports
-        _strip_layer_bytecode(Path(prefix))
-        return _median_ms("app", directory, cached, repeats)[0]
+@dataclass(frozen=True)
+class Imports:
+    medians: dict[str, float]
+    minima: dict[str, float]
+    """The fastest sample of each: on a shared machine the ratio of minima shows what load did to the medians."""
+    loads_boto3: frozenset[str]
+    """The functions whose module import already loads boto3."""
 
 
-def _strip_layer_bytecode(prefix: Path) -> None:
-    """Delete the cached bytecode of the connector and of every site-packages module the runtime does not provide.
+def _median_imports(runtime: Runtime, functions: tuple[str, ...], repeats: int, tracing: bool = False) -> Imports:
+    """Median import ms of ``boto3`` and of every function (alone and followed by boto3), interleaved so that a
+    burst of load on this shared machine falls on all of them alike."""
+    plans: dict[str, tuple[str, tuple[str, ...]]] = {"boto3": ("baseline", ("boto3",))}
+    for function in functions:
+        plans[function] = (function, ("app",))
+        plans[f"{function} + boto3"] = (function, ("app", "boto3"))
+    samples: dict[str, list[float]] = {name: [] for name in plans}
+    loads_boto3: set[str] = set()
+    for _ in range(max(repeats, 1)):
+        for name, (function, modules) in plans.items():
+            directory = runtime.directory(function) if function != "baseline" else ROOT / "functions"
+            env = runtime.environment(function, directory, tracing=tracing)
+            ms, boto3_loaded = _import_ms(runtime, modules, directory, env)
+            samples[name].append(ms)
+            if boto3_loaded and modules == ("app",):
+                loads_boto3.add(function)
+    return Imports({name: statistics.median(values) for name, values in samples.items()},
+                   {name: min(values) for name, values in samples.items()}, frozenset(loads_boto3))
 
-    ``PYTHONPYCACHEPREFIX`` mirrors each source directory under the prefix, so a package's bytecode lives under
-    ``<prefix>/<site-packages>/<package>/`` and a single-module distribution's at ``<prefix>/<site-packages>/``.
-    """
-    for pyc in (prefix / str(ROOT / "shared").lstrip(os.sep)).rglob("*.pyc"):
-        pyc.unlink()
-    for site in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
-        mirror = prefix / str(Path(site).resolve()).lstrip(os.sep)
-        for pyc in mirror.rglob("*.pyc"):
-            parts = pyc.relative_to(mirror).parts
-            top = parts[0] if len(parts) > 1 else pyc.name.split(".")[0]
-            if top not in RUNTIME_PACKAGES:
-                pyc.unlink()
+
+# ------------------------------------------------------------------------------------------ whole cold request
+
+
+@dataclass(frozen=True)
+class ColdRequests:
+    """Median milliseconds of a fresh interpreter answering one valid signed resolution delivery."""
+
+    connector_ms: float
+    plain_ms: float
+    connector_statuses: tuple[int, ...]
+    plain_statuses: tuple[int, ...]
+
+
+def _signed_delivery(number: int) -> dict:
+    """The sample HTTP API event, with a delivery id of its own (each request is new work) and re-signed."""
+    event = json.loads(WEBHOOK_EVENT.read_text())
+    raw = event["body"].encode("utf-8")
+    event["headers"]["x-atlassian-webhook-identifier"] = f"bench-cold-{number}"
+    event["headers"]["x-hub-signature"] = sign_hub(WEBHOOK_SECRET, raw)
+    event["requestContext"]["requestId"] = f"bench-cold-{number}"
+    return event
+
+
+def _cold_request(runtime: Runtime, module: str, directory: Path, env: dict[str, str], event: dict) -> tuple[float, int]:
+    answer = json.loads(_run(runtime, _COLD_REQUEST.format(module=module), directory, env, json.dumps(event)))
+    return float(answer["ms"]), int(answer["status"])
+
+
+def cold_webhook_requests(runtimes: list[Runtime], requests: int) -> dict[str, ColdRequests]:
+    """Start moto with the template's table, queue and secrets; then, for each runtime, the WebhookFunction and the
+    plain-boto3 handler alternately answer one delivery each in a fresh interpreter."""
+    from connector_local.aws import LocalAws
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server would log every request
+    parameters = {"AcumaticaUrl": "https://acumatica.invalid", "JiraProjectKey": "AP",
+                  "JiraExternalIdField": "customfield_10050", "DocumentTypes": "Bill"}
+    results: dict[str, ColdRequests] = {}
+    number = 0
+    with LocalAws.start(parameters=parameters) as aws:
+        secrets = aws.client("secretsmanager")
+        secrets.put_secret_value(SecretId=aws.outputs["JiraSecretArn"], SecretString=json.dumps(
+            {"webhook_secret": WEBHOOK_SECRET, "client_id": "bench", "client_secret": "bench-client-secret"}))
+        for runtime in runtimes:
+            directory = runtime.directory("webhook")
+            template_env = aws.function_environment("WebhookFunction")
+            function_env = {**runtime.environment("webhook", directory), **template_env, **aws.aws_environment()}
+            plain_env = {**runtime.environment("plain", PLAIN_HANDLER.parent), **aws.aws_environment(),
+                         **{name: template_env[name] for name in ("TABLE_NAME", "WORK_QUEUE_URL", "JIRA_SECRET_ARN")}}
+            connector: list[tuple[float, int]] = []
+            plain: list[tuple[float, int]] = []
+            for _ in range(max(requests, 1)):
+                connector.append(_cold_request(runtime, "app", directory, function_env, _signed_delivery(number)))
+                plain.append(_cold_request(runtime, PLAIN_HANDLER.stem, PLAIN_HANDLER.parent, plain_env,
+                                           _signed_delivery(number + 1)))
+                number += 2
+            results[runtime.label] = ColdRequests(
+                statistics.median(ms for ms, _ in connector), statistics.median(ms for ms, _ in plain),
+                tuple(status for _, status in connector), tuple(status for _, status in plain))
+    return results
+
+
+# ------------------------------------------------------------------------------------------ built artifacts
+
+
+def lambda_python() -> str | None:
+    """An interpreter of the Lambda runtime's version: on PATH, else under pyenv (as the Makefile looks for it)."""
+    candidates = [f"python{LAMBDA_PYTHON_VERSION}",
+                  *sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{LAMBDA_PYTHON_VERSION}*/bin/"
+                                                       f"python{LAMBDA_PYTHON_VERSION}")))]
+    for candidate in candidates:
+        path = shutil.which(candidate)
+        if not path:
+            continue
+        probe = subprocess.run([path, "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+                               capture_output=True, text=True, check=False)
+        if probe.returncode == 0 and probe.stdout.strip() == LAMBDA_PYTHON_VERSION:
+            return path
+    return None
+
+
+def _make(target: str, directory: Path, artifacts: Path, python: str) -> None:
+    artifacts.mkdir(parents=True)  # sam build creates each ARTIFACTS_DIR before running make
+    completed = subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), target, f"ARTIFACTS_DIR={artifacts}",
+                                f"LAMBDA_PYTHON={python}"], cwd=directory, capture_output=True, text=True,
+                               timeout=900, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"make {target} failed:\n{completed.stderr[-2000:]}")
+
+
+def build_runtime(scratch: Path, python: str, *, bytecode: bool = True) -> Runtime:
+    """``sam build``'s make targets into ``scratch``, plus the runtime's own boto3 (compiled, as Lambda ships it)."""
+    layer = scratch / "layer"
+    if not layer.exists():
+        _make("build-ConnectorLayer", ROOT / "shared", layer, python)
+        for function in FUNCTIONS:
+            _make(f"build-{function.capitalize()}Function", ROOT / "functions" / function,
+                  scratch / "functions" / function, python)
+        runtime_site = scratch / "runtime"
+        version = importlib.metadata.version("boto3")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "--no-compile", "--target", str(runtime_site), "--only-binary=:all:", "--implementation",
+                        "cp", "--python-version", LAMBDA_PYTHON_VERSION, "--platform", LAMBDA_PLATFORM,
+                        f"boto3=={version}"], check=True, capture_output=True, timeout=900)
+        subprocess.run([python, "-m", "compileall", "-q", "-j", "0", str(runtime_site)], check=True,
+                       capture_output=True, timeout=900)
+    functions = {function: scratch / "functions" / function for function in FUNCTIONS}
+    if bytecode:
+        return Runtime(f"built layer, python{LAMBDA_PYTHON_VERSION}", python,
+                       (str(layer / "python"), str(scratch / "runtime")), functions)
+    bare = scratch / "without-bytecode"
+    if not bare.exists():
+        shutil.copytree(layer / "python", bare / "layer", ignore=shutil.ignore_patterns("__pycache__"))
+        for function, directory in functions.items():
+            shutil.copytree(directory, bare / "functions" / function, ignore=shutil.ignore_patterns("__pycache__"))
+    return Runtime(f"built layer without .pyc, python{LAMBDA_PYTHON_VERSION}", python,
+                   (str(bare / "layer"), str(scratch / "runtime")),
+                   {function: bare / "functions" / function for function in FUNCTIONS})
+
+
+def count_bytecode(directory: Path) -> tuple[int, int]:
+    """(modules, of which with a ``.pyc`` for the runtime's Python) in a built layer."""
+    tag = f"cpython-{LAMBDA_PYTHON_VERSION.replace('.', '')}"
+    sources = [p for p in directory.rglob("*.py") if "__pycache__" not in p.parts]
+    compiled = sum(1 for p in sources if (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").exists())
+    return len(sources), compiled
+
+
+# ------------------------------------------------------------------------------------------ reporting
 
 
 def heaviest_imports(directory: Path, env: dict[str, str], count: int = 4) -> list[tuple[str, float]]:
@@ -129,29 +315,61 @@ def heaviest_imports(directory: Path, env: dict[str, str], count: int = 4) -> li
     return []
 
 
+def _report_imports(result: Result, runtime: Runtime, imports: Imports, functions: tuple[str, ...],
+                    suffix: str = "", goal: bool = True) -> None:
+    medians = imports.medians
+    boto3_ms = medians["boto3"]
+    result.add(f"[{runtime.label}{suffix}] import boto3", boto3_ms, "ms", "the yardstick, same interpreter and run")
+    for function in functions:
+        ratio = medians[function] / boto3_ms
+        with_boto3 = medians[f"{function} + boto3"] / boto3_ms
+        fastest = imports.minima[function] / imports.minima["boto3"]
+        note = (f"{medians[function]:.0f} ms, boto3 included" if function in imports.loads_boto3 else
+                f"{medians[function]:.0f} ms; boto3 loads at the first request: with it {with_boto3:.2f}x")
+        note += f"; fastest/fastest {fastest:.2f}x"
+        result.add(f"[{runtime.label}{suffix}] {function} import / import boto3", round(ratio, 2), "x", note,
+                   goal=f"<= {IMPORT_GOAL}x" if goal else "", met=ratio <= IMPORT_GOAL if goal else None)
+
+
+def _report_requests(result: Result, label: str, requests: ColdRequests, count: int) -> None:
+    ratio = requests.connector_ms / requests.plain_ms
+    result.add(f"[{label}] cold webhook request / plain boto3", round(ratio, 2), "x",
+               f"{requests.connector_ms:.0f} ms vs {requests.plain_ms:.0f} ms, median of {count}",
+               goal=f"<= {REQUEST_GOAL}x", met=ratio <= REQUEST_GOAL)
+    result.check(f"[{label}] every cold request was accepted (202)",
+                 set(requests.connector_statuses) == {202} and set(requests.plain_statuses) == {202},
+                 f"connector {requests.connector_statuses}, plain {requests.plain_statuses}")
+
+
 def run(config: Config) -> Result:
-    result = Result("coldstart", f"import time of functions/<name>/app.py in a fresh interpreter, median of "
-                                 f"{config.repeats} (min-max)")
-    scratch = ROOT / "functions"
-    boto3_ms, low, high = _median_ms("boto3", scratch, _environment("baseline", scratch), config.repeats)
-    result.add("baseline: import boto3", boto3_ms, "ms", f"{low:.0f}-{high:.0f}; TOOLING.md: ~{TOOLING_BOTO3_MS:.0f}")
-    for function in config.functions:
-        directory = ROOT / "functions" / function
-        deployed = _environment(function, directory)
-        median, low, high = _median_ms("app", directory, deployed, config.repeats)
-        result.add(f"{function}: as deployed (X-Ray on)", median, "ms",
-                   f"{low:.0f}-{high:.0f}; {median / TOOLING_FIGURE_MS:.0%} of TOOLING.md's ~{TOOLING_FIGURE_MS:.0f}")
-        if config.xray_off:
-            off = _median_ms("app", directory, _environment(function, directory, tracing=False), config.repeats)[0]
-            result.add(f"{function}: X-Ray off", off, "ms", "POWERTOOLS_TRACE_DISABLED: no patching at import")
-        if config.without_layer_bytecode:
-            cold = _without_layer_bytecode_ms(directory, deployed, config.repeats)
-            result.add(f"{function}: no layer bytecode (as on Lambda)", cold, "ms",
-                       f"+{cold - median:.0f} ms compiling the layer's modules at every cold start")
-        if config.heaviest:
-            heavy = heaviest_imports(directory, deployed)
+    result = Result("coldstart", f"fresh interpreters, median of {config.repeats} imports and {config.requests} "
+                                 "whole cold webhook requests, each beside its yardstick in the same run")
+    runtimes = [SOURCE]
+    with tempfile.TemporaryDirectory(prefix="bench-build-") as scratch:
+        python = lambda_python() if config.built else None
+        if python:
+            built = build_runtime(Path(scratch), python)
+            runtimes += [built, build_runtime(Path(scratch), python, bytecode=False)]
+            modules, compiled = count_bytecode(Path(scratch) / "layer" / "python")
+            result.add("built layer modules with runtime bytecode", f"{compiled}/{modules}", "",
+                       f"cpython-{LAMBDA_PYTHON_VERSION.replace('.', '')}.pyc, unchecked-hash, compiled by {python}",
+                       goal="all", met=compiled == modules)
+        elif config.built:
+            result.notes.append(f"no python{LAMBDA_PYTHON_VERSION} on this machine: the built layer was not timed, "
+                                "and make build-ConnectorLayer ships it without bytecode")
+        for runtime in runtimes:
+            _report_imports(result, runtime, _median_imports(runtime, config.functions, config.repeats), config.functions,
+                            goal="without" not in runtime.label)
+        if config.xray_on:
+            _report_imports(result, SOURCE, _median_imports(SOURCE, config.functions, config.repeats, tracing=True),
+                            config.functions, suffix=", XRayTracing Active", goal=False)
+        requests = cold_webhook_requests([r for r in runtimes if "without" not in r.label], config.requests)
+        for label, measured in requests.items():
+            _report_requests(result, label, measured, config.requests)
+    if config.heaviest:
+        for function in config.functions:
+            directory = SOURCE.directory(function)
+            heavy = heaviest_imports(directory, SOURCE.environment(function, directory))
             result.notes.append(f"{function}: heaviest imports " + ", ".join(f"{n} {ms:.0f} ms" for n, ms in heavy))
     result.check("every handler imports cleanly in a fresh interpreter", True, ", ".join(config.functions))
-    result.notes.append(f"this machine's boto3 import is {boto3_ms / TOOLING_BOTO3_MS:.0%} of TOOLING.md's figure; "
-                        "scale the handler figures by that to compare machines")
     return result

@@ -22,7 +22,7 @@ def format_value(value: float | int | str) -> str:
 
 def render(result: Result) -> str:
     lines = [f"== {result.benchmark}: {result.title}"]
-    rows = [(f.name, _value_with_unit(f), f.note) for f in result.figures]
+    rows = [(f.name, _value_with_unit(f), _goal(f) + f.note) for f in result.figures]
     if rows:
         name_width = max(len(r[0]) for r in rows)
         value_width = max(len(r[1]) for r in rows)
@@ -34,6 +34,12 @@ def render(result: Result) -> str:
         lines.append(f"  [{mark}] {check.name}" + (f": {check.detail}" if check.detail else ""))
     lines.extend(f"  note: {note}" for note in result.notes)
     return "\n".join(lines)
+
+
+def _goal(figure: Figure) -> str:
+    if not figure.goal:
+        return ""
+    return f"[goal {figure.goal}: {'met' if figure.met else 'MISSED'}] "
 
 
 def _value_with_unit(figure: Figure) -> str:

@@ -33,7 +33,7 @@ def test_core_module_imports_neither_boto3_nor_requests(module):
 @pytest.mark.parametrize("function", ["poller", "worker", "webhook", "maintenance"])
 def test_handlers_are_thin_and_talk_only_to_the_connector_package_and_powertools(function):
     path = ROOT / "functions" / function / "app.py"
-    allowed = {"__future__", "base64", "aws_lambda_powertools", "connector", "datetime"}
+    allowed = {"__future__", "base64", "json", "aws_lambda_powertools", "connector", "datetime"}
     assert imported_modules(path) <= allowed
     assert len(path.read_text().splitlines()) < 110
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from connector.maintenance import copy_verification_material, run_maintenance, sweep_resolutions
+from connector.telemetry import capture_lambda_handler
 from connector.wiring import Wiring
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 wiring = Wiring()
 
 
@@ -23,7 +23,7 @@ class MaintenanceFailed(Exception):
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 def handler(event: dict, context) -> dict:
     report = run_maintenance(
         wiring.settings, acumatica=wiring.acumatica, jira=wiring.jira, acumatica_tokens=wiring.acumatica_tokens,

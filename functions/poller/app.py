@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from connector.sync import run_poll
+from connector.telemetry import capture_lambda_handler
 from connector.wiring import Wiring
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 wiring = Wiring()
 
 
@@ -22,7 +22,7 @@ class PollIncomplete(Exception):
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 def handler(event: dict, context) -> dict:
     logger.append_keys(correlation_id=context.aws_request_id, job=(event or {}).get("job", "poll"))
     reports, failures = run_poll(

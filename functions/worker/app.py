@@ -8,24 +8,24 @@ records all failed is reported the same way, not raised: it is the work failing,
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from connector.errors import ReconnectNeeded
+from connector.telemetry import capture_lambda_handler, capture_method
 from connector.worker import Received
 from connector.wiring import Wiring
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 wiring = Wiring()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 processor.raise_on_entire_batch_failure = False
 
 
-@tracer.capture_method
+@capture_method
 def record_handler(record: SQSRecord) -> str:
     received = Received.from_record(record)
     logger.append_keys(message_id=received.message_id)
@@ -43,7 +43,7 @@ def record_handler(record: SQSRecord) -> str:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 def handler(event: dict, context) -> dict:
     wiring.begin_invocation(lambda: context.get_remaining_time_in_millis() / 1000)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -18,8 +18,6 @@ import hmac
 import re
 from typing import Any
 
-import jwt
-
 from .errors import Rejected
 
 HUB_METHOD = "sha256"
@@ -63,6 +61,10 @@ def verify_dynamic_webhook_jwt(client_secret: str, authorization_header: str | N
     token = token.strip()
     if scheme.lower() != "bearer" or not token or token.count(".") != 2:
         raise Rejected(401, "malformed Authorization header: expected Bearer <JWT>")
+    # Imported here, not at module level: PyJWT loads ``cryptography`` for its asymmetric algorithms (~40 ms of a
+    # cold start), and only dynamic-webhook deliveries carry a JWT.
+    import jwt
+
     try:
         return jwt.decode(
             token,

@@ -9,14 +9,16 @@ from __future__ import annotations
 import os
 import time
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .config import Settings
 from .errors import ConfigurationError
 from .model import WorkMessage
-from .resolve import ResolveContext
-from .sync import PollOptions, SyncContext
-from .tokens import RotatingTokens
+
+if TYPE_CHECKING:  # the webhook never syncs, resolves or refreshes tokens: it does not import that code
+    from .resolve import ResolveContext
+    from .sync import PollOptions, SyncContext
+    from .tokens import RotatingTokens
 
 
 VERIFICATION_KEYS = ("webhook_secret", "client_secret", "push_secret")
@@ -80,6 +82,7 @@ class Wiring:
     @cached_property
     def acumatica_tokens(self) -> RotatingTokens:
         from .acumatica import acumatica_token_obtainer
+        from .tokens import RotatingTokens
 
         return RotatingTokens(name="acumatica", secrets=self.acumatica_secret, lock=self.store,
                               obtain=acumatica_token_obtainer(self.settings.acumatica_url, self.http))
@@ -87,6 +90,7 @@ class Wiring:
     @cached_property
     def jira_tokens(self) -> RotatingTokens:
         from .jira import jira_token_obtainer
+        from .tokens import RotatingTokens
 
         return RotatingTokens(name="jira", secrets=self.jira_secret, lock=self.store,
                               obtain=jira_token_obtainer(self.settings.jira_auth_url, self.http))
@@ -125,6 +129,8 @@ class Wiring:
 
     @cached_property
     def sync_context(self) -> SyncContext:
+        from .sync import SyncContext
+
         settings = self.settings
         return SyncContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                            acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
@@ -134,6 +140,8 @@ class Wiring:
 
     @cached_property
     def resolve_context(self) -> ResolveContext:
+        from .resolve import ResolveContext
+
         return ResolveContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                               approve_action=self.settings.approve_action, clock=time.time,
                               resolved_statuses=self.settings.jira_resolved_statuses,
@@ -143,6 +151,8 @@ class Wiring:
     @cached_property
     def poll_options(self) -> PollOptions:
         from datetime import timedelta
+
+        from .sync import PollOptions
 
         settings = self.settings
         return PollOptions(page_size=settings.poll_page_size,
@@ -194,11 +204,14 @@ class Wiring:
 
     @cached_property
     def _enqueue_once(self):
+        import boto3
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
 
+        # A client of boto3's default session, which the store and queue use too: left to itself Powertools builds a
+        # session of its own, and every new session reads botocore's endpoint and service data from disk again.
         persistence = DynamoDBPersistenceLayer(
             table_name=self._required("table_name", "TABLE_NAME"), key_attr="PK", sort_key_attr="SK",
-            static_pk_value="IDEMPOTENCY#deliveries", expiry_attr="expires_at")
+            static_pk_value="IDEMPOTENCY#deliveries", expiry_attr="expires_at", boto3_client=boto3.client("dynamodb"))
 
         @idempotent_function(data_keyword_argument="delivery", persistence_store=persistence,
                              config=self.delivery_idempotency)
@@ -224,9 +237,16 @@ class Wiring:
         """Secret material for verifying deliveries, cached for five minutes (Powertools parameters).
 
         Read from the webhook function's own secret only: the internet-facing function must not be able to read the
-        Acumatica credentials or the Jira refresh token (its IAM policy grants neither)."""
-        from aws_lambda_powertools.utilities import parameters
-
-        material = parameters.get_secret(self._required("webhook_secret_id", "WEBHOOK_SECRET_ARN"), transform="json",
-                                         max_age=300)
+        Acumatica credentials or the Jira refresh token (its IAM policy grants neither), and a cold request pays for
+        one Secrets Manager call."""
+        material = self._cached_secrets.get(self._required("webhook_secret_id", "WEBHOOK_SECRET_ARN"),
+                                            transform="json", max_age=300)
         return {name: material.get(name) or "" for name in VERIFICATION_KEYS}
+
+    @cached_property
+    def _cached_secrets(self):
+        """Powertools' caching secrets provider over a client of boto3's default session (see ``_enqueue_once``)."""
+        import boto3
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        return SecretsProvider(boto3_client=boto3.client("secretsmanager"))

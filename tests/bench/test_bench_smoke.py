@@ -50,15 +50,28 @@ def test_webhook_accepts_a_signed_20kb_delivery_and_refuses_a_forged_one() -> No
     assert figure(result, "rejected (bad signature -> 401)") > 0
 
 
-def test_coldstart_times_a_handler_import_with_and_without_layer_bytecode() -> None:
-    config = coldstart.Config(functions=("poller",), repeats=1, xray_off=False, without_layer_bytecode=True)
+def test_coldstart_times_imports_and_a_whole_cold_webhook_request_beside_their_yardsticks() -> None:
+    config = coldstart.Config(functions=("poller", "webhook"), repeats=1, requests=1, xray_on=False, built=False,
+                              heaviest=True)
 
     result = coldstart.run(config)
 
-    assert result.passed
-    assert figure(result, "poller: as deployed (X-Ray on)") > 0
-    assert figure(result, "poller: no layer bytecode (as on Lambda)") > 0
+    assert result.passed, [c for c in result.checks if not c.passed]
+    assert figure(result, "[source tree] import boto3") > 0
+    assert figure(result, "[source tree] webhook import / import boto3") > 0
+    assert figure(result, "[source tree] cold webhook request / plain boto3") > 0
     assert any(note.startswith("poller: heaviest imports ") for note in result.notes)
+
+
+@pytest.mark.skipif(coldstart.lambda_python() is None, reason="no interpreter of the Lambda runtime's version")
+def test_the_built_layer_ships_bytecode_for_the_runtime_and_its_handlers_import(tmp_path: Path) -> None:
+    runtime = coldstart.build_runtime(tmp_path, coldstart.lambda_python())
+
+    modules, compiled = coldstart.count_bytecode(tmp_path / "layer" / "python")
+    assert modules > 100 and compiled == modules
+    directory = runtime.directory("webhook")
+    ms, boto3_loaded = coldstart._import_ms(runtime, ("app",), directory, runtime.environment("webhook", directory))
+    assert ms > 0 and boto3_loaded
 
 
 def test_cli_runs_one_benchmark_and_writes_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
