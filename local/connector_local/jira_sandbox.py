@@ -912,7 +912,13 @@ class JiraSandbox(Served):
     def _get_issue(self, request: Request, key: str) -> Response:
         issue = self._find_issue_or_404(key)
         wanted = request.args.get("fields")
-        return _json_response(200, self._issue_json(issue, wanted.split(",") if wanted is not None else None))
+        body = self._issue_json(issue, wanted.split(",") if wanted is not None else None)
+        if "changelog" in request.args.get("expand", "").split(","):
+            # expand=changelog gives the newest 100 entries only (PageOfChangelogs); the endpoint pages the rest.
+            histories = self._changelog_page(issue, max(0, len(issue.changelog) - 100), 100)
+            body["changelog"] = {"startAt": 0, "maxResults": len(histories), "total": len(issue.changelog),
+                                 "histories": histories}
+        return _json_response(200, body)
 
     def _edit_issue(self, request: Request, key: str) -> Response:
         issue = self._find_issue_or_404(key)
@@ -1026,9 +1032,7 @@ class JiraSandbox(Served):
             limit = max(1, min(100, int(request.args.get("maxResults", 100))))
         except ValueError:
             raise HttpError(400, ["startAt and maxResults must be integers."]) from None
-        # ChangeDetails declares from/to as non-nullable strings: an empty side is left out, as Jira does.
-        page = [{**entry, "items": [{k: v for k, v in item.items() if v is not None} for item in entry["items"]]}
-                for entry in copy.deepcopy(issue.changelog[start: start + limit])]
+        page = self._changelog_page(issue, start, limit)
         here = f"{self._issue_url(issue)}/changelog"
         body: dict[str, Any] = {"self": f"{here}?startAt={start}&maxResults={limit}", "startAt": start,
                                 "maxResults": limit, "total": len(issue.changelog),
@@ -1036,6 +1040,12 @@ class JiraSandbox(Served):
         if not body["isLast"]:
             body["nextPage"] = f"{here}?startAt={start + limit}&maxResults={limit}"
         return _json_response(200, body)
+
+    @staticmethod
+    def _changelog_page(issue: Issue, start: int, limit: int) -> list[dict[str, Any]]:
+        """ChangeDetails declares from/to as non-nullable strings: an empty side is left out, as Jira does."""
+        return [{**entry, "items": [{k: v for k, v in item.items() if v is not None} for item in entry["items"]]}
+                for entry in copy.deepcopy(issue.changelog[start: start + limit])]
 
     def _list_comments(self, request: Request, key: str) -> Response:
         issue = self._find_issue_or_404(key)

@@ -502,3 +502,40 @@ def test_client_offers_every_issue_tracker_method_with_the_ports_parameters():
     for name, member in methods:
         expected = list(inspect.signature(member).parameters)
         assert list(inspect.signature(getattr(JiraClient, name)).parameters) == expected, name
+
+
+def _history(entry_id, author, frm, to, other_items=()):
+    return {"id": entry_id, "author": {"accountId": author}, "created": "2026-11-02T10:00:00.000+0000",
+            "items": [*other_items, {"field": "status", "fieldtype": "jira", "fieldId": "status", "from": frm[0],
+                                     "fromString": frm[1], "to": to[0], "toString": to[1]}]}
+
+
+@responses.activate
+def test_status_changes_page_the_changelog_and_learn_a_new_status_once(client):
+    """Pages by startAt until isLast; categories come from GET /status by status id (names may be localised), read
+    again once when the changelog names a status added since."""
+    responses.get(f"{BASE}/issue/AP-1/changelog", json={
+        "startAt": 0, "maxResults": 1, "total": 2, "isLast": False,
+        "values": [_history("1", "person", ("1", "Offen"), ("6", "Erledigt"),
+                            [{"field": "labels", "fieldId": "labels", "fromString": "", "toString": "x"}])]},
+        match=[matchers.query_param_matcher({"startAt": "0", "maxResults": "100"})])
+    responses.get(f"{BASE}/issue/AP-1/changelog", json={
+        "startAt": 1, "maxResults": 1, "total": 2, "isLast": True,
+        "values": [_history("2", "me", ("6", "Erledigt"), ("77", "Archived"))]},
+        match=[matchers.query_param_matcher({"startAt": "1", "maxResults": "100"})])
+    known = [{"id": "1", "name": "Open", "statusCategory": {"key": "new"}},
+             {"id": "6", "name": "Resolved", "statusCategory": {"key": "done"}}]
+    responses.get(f"{BASE}/status", json=known)  # answered first; the second read sees the new status
+    responses.get(f"{BASE}/status", json=[*known, {"id": "77", "name": "Archived", "statusCategory": {"key": "done"}}])
+    changes = client.status_changes("AP-1")
+    assert [(c.id, c.author_account_id, c.from_category, c.to_category) for c in changes] == [
+        ("1", "person", "new", "done"), ("2", "me", "done", "done")]
+    assert [c.to_status for c in changes] == ["Erledigt", "Archived"]
+    assert len([call for call in responses.calls if call.request.url.endswith("/status")]) == 2
+
+
+@responses.activate
+def test_own_account_id_is_read_once(client):
+    responses.get(f"{BASE}/myself", json={"accountId": "557058:me"})
+    assert client.own_account_id() == client.own_account_id() == "557058:me"
+    assert len(responses.calls) == 1

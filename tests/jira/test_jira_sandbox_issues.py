@@ -290,3 +290,13 @@ def test_resolved_is_searchable_by_resolution_date(sandbox, make_client):
     assert ref.key not in [i.key for i in client.search_issues(jql, reconcile_ids=[ref.id])]
     sandbox.resolve_issue(ref.key, "Done")
     assert ref.key in [i.key for i in client.search_issues(jql, reconcile_ids=[ref.id])]
+
+
+def test_expand_changelog_shows_the_newest_entries_of_the_issue(sandbox, make_client):
+    client, tokens, _ = make_client(sandbox)
+    ref = client.create_issue(draft("Bill:Bill:000704"))
+    sandbox.resolve_issue(ref.key, "Done")
+    body = requests.get(f"{sandbox.api_base}/issue/{ref.key}", params={"expand": "changelog", "fields": "status"},
+                        headers={"Authorization": f"Bearer {tokens.access_token()}"}, timeout=10).json()
+    (entry,) = body["changelog"]["histories"]
+    assert entry["author"]["accountId"] == PERSON_ACCOUNT and body["changelog"]["total"] == 1
