@@ -137,6 +137,12 @@ def cmd_connect(args: argparse.Namespace) -> int:
     from connector.jira import exchange_authorization_code, resolve_cloud_id
 
     code, state = args.code, args.state
+    if given.get("webhook_secret"):
+        connect.store_webhook_secret(wiring, given["webhook_secret"])
+        _copy_verification_material(wiring, webhook_secret=given["webhook_secret"])
+        if not code and not (given.keys() & {"client_id", "client_secret"}):
+            print("Jira webhook secret stored; the webhook function verifies X-Hub-Signature with it now.")
+            return 0
     if not code:
         url = connect.consent_url(wiring, given, args.redirect_uri)
         if not args.listen:
@@ -355,6 +361,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Act as a person in the Jira sandbox of a running `connector local` (JIRA_API_URL from its export block)."""
+    import requests
+
+    jira_url = os.environ.get("JIRA_API_URL", "")
+    if not jira_url.startswith("http://127.0.0.1"):
+        print("connector sandbox: JIRA_API_URL must point at the Jira sandbox of `connector local` "
+              "(run its export block in this shell)", file=sys.stderr)
+        return 2
+    answer = requests.post(f"{jira_url}/sandbox-ui/issue/{args.issue_key.upper()}/transition",
+                           json={"status": args.status}, timeout=30)
+    if answer.status_code != 200:
+        print(f"connector sandbox: the Jira sandbox answered {answer.status_code}: {answer.text[:200]}",
+              file=sys.stderr)
+        return 1
+    print(f"{args.issue_key.upper()} moved to {args.status} by a person; the webhook was delivered to the local "
+          "gateway (see `connector audit " + args.issue_key.upper() + "`)")
+    return 0
+
+
 def _at_least(minimum: int):
     """An argparse type: an integer no smaller than ``minimum``, refused with the argument's name otherwise."""
 
@@ -378,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler)
-        if name not in ("demo", "local"):
+        if name not in ("demo", "local", "sandbox"):
             sub.add_argument("--stack", help="read resource names from this deployed CloudFormation stack")
         return sub
 
@@ -411,6 +437,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("external_id", help="the document's external id (e.g. Bill:Bill:000123) or its issue key")
     audit.add_argument("--json", action="store_true", help="the same as --format json")
     audit.add_argument("--format", choices=["text", "json"], default="text")
+    sandbox = command("sandbox", cmd_sandbox, "act as a person in the local Jira sandbox (connector local)")
+    sandbox.add_argument("action", choices=["resolve"])
+    sandbox.add_argument("issue_key", help="e.g. AP-1")
+    sandbox.add_argument("--status", default="Done", help="the status a person moves the issue to")
     status = command("status", cmd_status, "watermarks, and work queue and DLQ depths")
     status.add_argument("--format", choices=["text", "json"], default="text")
     return parser

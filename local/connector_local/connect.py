@@ -5,8 +5,8 @@ tested afterwards would break it. Here the candidate secret is built apart from 
 with exactly the new values (never a stored refresh token, which would "prove" nothing), and only then is the secret
 written, while holding the lease lock every token refresher takes, so the write cannot interleave with a rotation.
 
-Jira's consent is two steps (URL, then code). The first stores only a pending record (client id and secret, webhook
-secret, the OAuth ``state``) beside the live values, which the running stack ignores; the second checks ``state``
+Jira's consent is two steps (URL, then code). The first stores only a pending record (client id and secret, the OAuth
+``state``) beside the live values, which the running stack ignores; the second checks ``state``
 in constant time, exchanges the code, resolves the site's cloudId, and replaces the live values at once.
 """
 
@@ -84,6 +84,13 @@ def connect_acumatica(wiring: Any, given: Mapping[str, str], obtain: Callable[[M
     return "Acumatica secret updated (no credential changed, so none was re-tested)."
 
 
+def store_webhook_secret(wiring: Any, webhook_secret: str) -> None:
+    """The admin webhook's secret is chosen by the person, not issued by Jira: nothing to prove, it is live at once."""
+    current = wiring.jira_secret.read()
+    write_under_lock(wiring.store, wiring.jira_tokens.lock_name, wiring.jira_secret,
+                     {**current, "webhook_secret": webhook_secret})
+
+
 def consent_url(wiring: Any, given: Mapping[str, str], redirect_uri: str) -> str:
     """Step one: remember the pending client and a fresh ``state``; return the URL the person opens."""
     current = wiring.jira_secret.read()
@@ -93,8 +100,6 @@ def consent_url(wiring: Any, given: Mapping[str, str], redirect_uri: str) -> str
         raise ConfigurationError("connect jira needs --client-id and --client-secret (the OAuth 2.0 app's)")
     state = random.token_urlsafe(24)
     pending = {"client_id": client_id, "client_secret": client_secret, "state": state, "redirect_uri": redirect_uri}
-    if given.get("webhook_secret"):
-        pending["webhook_secret"] = given["webhook_secret"]
     write_under_lock(wiring.store, wiring.jira_tokens.lock_name, wiring.jira_secret,
                      {**current, "pending_connect": pending})
     query = urlencode({"audience": "api.atlassian.com", "client_id": client_id, "scope": JIRA_SCOPES,
@@ -118,8 +123,6 @@ def finish_jira(wiring: Any, code: str, state: str, site: str, exchange: Callabl
     live = {k: v for k, v in current.items() if k != "pending_connect"}
     live.update({"client_id": pending["client_id"], "client_secret": pending["client_secret"], "cloud_id": cloud_id})
     live.update({k: tokens[k] for k in TOKEN_FIELDS if tokens.get(k) is not None})
-    if pending.get("webhook_secret"):
-        live["webhook_secret"] = pending["webhook_secret"]
     write_under_lock(wiring.store, wiring.jira_tokens.lock_name, wiring.jira_secret, live)
     return f"Jira connected: cloudId {cloud_id}{f' for {site}' if site else ''}; refresh token stored."
 

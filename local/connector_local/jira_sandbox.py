@@ -669,6 +669,9 @@ class JiraSandbox(Served):
         if path == "/oauth/token/accessible-resources":
             self._authenticate(request)
             return _json_response(200, self._accessible_resources())
+        ui = re.fullmatch(r"/sandbox-ui/issue/([^/]+)/transition", path)
+        if ui and request.method == "POST":
+            return self._person_moves(request, ui.group(1))
         match = re.fullmatch(r"/ex/jira/([^/]+)/rest/api/3(/.*)", path)
         if not match:
             raise HttpError(404, [f"No route for {path}"])
@@ -677,6 +680,17 @@ class JiraSandbox(Served):
         if site is None:
             raise HttpError(404, body={"code": 404, "message": "Site not found"})
         return self._api(request, match.group(2), main_site=site == self.site_url)
+
+    def _person_moves(self, request: Request, key: str) -> Response:
+        """Not Jira's API: what a person signed in to the Jira UI does when they move an issue (``connector sandbox
+        resolve``), so a local run can be tried by hand from another shell. Webhooks are delivered as for any move."""
+        status = str(_json_body(request).get("status") or "Done")
+        if status not in STATUSES:
+            raise HttpError(400, [f"unknown status {status!r}; the sandbox has {sorted(STATUSES)}"])
+        issue = self._find_issue_or_404(key)
+        change = self._move(issue, status, PERSON_ACCOUNT)
+        self._outbox.extend(self._plan_deliveries(issue, change))
+        return _json_response(200, {"key": issue.key, "status": status})
 
     def _api(self, request: Request, path: str, *, main_site: bool) -> Response:
         routes: list[tuple[str, str, Callable[..., Response]]] = [

@@ -76,7 +76,9 @@ def sweep_resolutions(settings: Settings, *, jira: Any, store: StateStore, queue
     batch = list(messages.values())
     queue.send(batch)
     store.audit_queued(batch)
-    store.put_cursor(SWEEP_CURSOR, Cursor(watermark=now))
+    # The sweep's window is relative ("-N m" in Jira's clock); only the elapsed time between sweeps, both read from
+    # this clock, decides N, so this watermark may come from here.
+    store.put_cursor(SWEEP_CURSOR, Cursor(watermark=now, watermark_text=now.isoformat()))
     return f"{len(batch)} resolved issue(s) of the last {minutes} minutes queued for the worker's checks"
 
 

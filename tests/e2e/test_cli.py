@@ -203,6 +203,17 @@ def test_connector_local_gives_the_operator_commands_their_environment(tmp_path)
         status = connector("status")
         assert status.returncode == 0, status.stderr
         assert "Bill" in status.stdout and "(never polled)" not in status.stdout.split("\n")[0]
+
+        # A person resolves the bill's issue in the Jira sandbox; the webhook reaches the local gateway.
+        records = json.loads(connector("audit", "Bill:Bill:000101", "--format", "json").stdout)
+        issue_key = next(r["details"]["issue"] for r in records if (r.get("details") or {}).get("issue"))
+        resolved = connector("sandbox", "resolve", issue_key.lower())
+        assert resolved.returncode == 0, resolved.stderr
+        released = ""
+        while time.monotonic() < deadline and "ReleaseBill" not in released:
+            time.sleep(1)
+            released = connector("audit", issue_key).stdout
+        assert "ReleaseBill" in released, released
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0

@@ -207,7 +207,10 @@ READ_SECRET, WRITE_SECRET = "secretsmanager:GetSecretValue", "secretsmanager:Put
 GRANTS = {
     "PollerFunction": {"ConnectorTable": CRUD, "WorkQueue": {"sqs:SendMessage*"},
                        "AcumaticaSecret": {READ_SECRET, WRITE_SECRET}},
-    "WorkerFunction": {"ConnectorTable": CRUD, "WorkQueue": {"sqs:SendMessage*"},
+    # ChangeMessageVisibility: a long Retry-After puts the record back for that long; the DLQ takes a permanent
+    # failure at once.
+    "WorkerFunction": {"ConnectorTable": CRUD, "WorkQueue": {"sqs:SendMessage*", "sqs:ChangeMessageVisibility"},
+                       "DeadLetterQueue": {"sqs:SendMessage*"},
                        "AcumaticaSecret": {READ_SECRET, WRITE_SECRET}, "JiraSecret": {READ_SECRET, WRITE_SECRET}},
     "WebhookFunction": {"ConnectorTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                            "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"},
