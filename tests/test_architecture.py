@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ("model", "ports", "documents", "rules", "sync", "resolve", "adf", "content", "webhooks", "signatures",
-        "config", "tokens", "maintenance", "errors")
+        "config", "tokens", "maintenance", "errors", "triage")
 ADAPTER_LIBRARIES = {"boto3", "botocore", "requests", "urllib3"}
 
 
