@@ -174,7 +174,8 @@ class FakeJira:
         key = f"AP-{number - 10000}"
         self.issues[key] = {"id": str(number), "summary": draft.summary, "description": draft.description,
                             "external_id": draft.external_id, "labels": list(draft.labels or ()),
-                            "assignee": draft.assignee_account_id, "status": "To Do"}
+                            "assignee": draft.assignee_account_id, "status": "To Do",
+                            "priority": draft.priority or "Medium", "duedate": draft.due_date}
         self.comments[key] = []
         if self.crash_after_create:
             self.crash_after_create = False
@@ -186,7 +187,7 @@ class FakeJira:
         if key not in self.issues:
             raise NotFoundError(key)
         for name, target in (("summary", "summary"), ("description", "description"), ("labels", "labels"),
-                             ("assignee_account_id", "assignee")):
+                             ("assignee_account_id", "assignee"), ("priority", "priority"), ("due_date", "duedate")):
             if getattr(draft, name) is not None:
                 self.issues[key][target] = getattr(draft, name)
 

@@ -69,6 +69,10 @@ STATUSES = {  # name -> (id, category key, id of the global transition into it, 
 }
 RESOLUTIONS = {"Done": "10000", "Won't Do": "10001", "Duplicate": "10002"}
 ISSUE_TYPES = {"Task": "10001", "Bug": "10002"}
+PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
+"""Jira Cloud's default priority scheme (ids 1-5); a project's scheme may hold other names, and Jira refuses any
+priority outside it with ``errors.priority``."""
+DEFAULT_PRIORITY = "Medium"
 WEBHOOK_EVENTS = ("jira:issue_created", "jira:issue_updated", "jira:issue_deleted", "comment_created",
                   "comment_updated", "comment_deleted", "issue_property_set", "issue_property_deleted")
 WEBHOOK_LIFETIME = timedelta(days=30)
@@ -381,6 +385,7 @@ class JiraSandbox(Served):
         max_dynamic_webhooks: int = 5,
         max_comments_per_issue: int = 5000,
         users: Mapping[str, str] | None = None,
+        priorities: Iterable[str] = PRIORITIES,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -403,6 +408,7 @@ class JiraSandbox(Served):
         self.delivery_retry_delay = delivery_retry_delay
         self.max_dynamic_webhooks = max_dynamic_webhooks
         self.max_comments_per_issue = max_comments_per_issue
+        self.priorities = {name: str(index) for index, name in enumerate(priorities, start=1)}
 
         self._lock = threading.RLock()
         self._clock_offset = 0.0
@@ -816,7 +822,8 @@ class JiraSandbox(Served):
                   ("status", "Status", "status"), ("labels", "Labels", "array"), ("assignee", "Assignee", "user"),
                   ("reporter", "Reporter", "user"), ("project", "Project", "project"),
                   ("issuetype", "Issue Type", "issuetype"), ("resolution", "Resolution", "resolution"),
-                  ("created", "Created", "datetime"), ("updated", "Updated", "datetime")]
+                  ("created", "Created", "datetime"), ("updated", "Updated", "datetime"),
+                  ("priority", "Priority", "priority"), ("duedate", "Due date", "date")]
         fields = [{"id": fid, "key": fid, "name": name, "custom": False, "orderable": True, "navigable": True,
                    "searchable": True, "clauseNames": [fid], "schema": {"type": kind, "system": fid}}
                   for fid, name, kind in system]
@@ -856,7 +863,9 @@ class JiraSandbox(Served):
             errors.setdefault("summary", "You must specify a summary of the issue.")
         if errors:
             raise HttpError(400, messages, errors)
-        issue = self._new_issue({"description": None, "labels": [], "assignee": None,
+        values.setdefault("priority", DEFAULT_PRIORITY if DEFAULT_PRIORITY in self.priorities else
+                          next(iter(self.priorities), None))
+        issue = self._new_issue({"description": None, "labels": [], "assignee": None, "duedate": None,
                                  self.external_id_field: None, **values, "issuetype": type_name},
                                 created=self.now())
         return _json_response(201, {"id": str(issue.id), "key": issue.key, "self": self._issue_url(issue)})
@@ -966,6 +975,20 @@ class JiraSandbox(Served):
                     errors[name] = "Specified user does not exist or you do not have required permissions"
                 else:
                     values[name] = account
+            elif name == "priority":
+                wanted = value if isinstance(value, dict) else {}
+                chosen = next((p for p, pid in self.priorities.items()
+                               if wanted.get("name") == p or str(wanted.get("id")) == pid), None)
+                if chosen is None:
+                    errors[name] = "Specify a valid 'id' or 'name' for Priority"
+                else:
+                    values[name] = chosen
+            elif name == "duedate":
+                if value is not None and not (isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)
+                                              and _is_date(value)):
+                    errors[name] = f"Error parsing date string: {value}"
+                else:
+                    values[name] = value
             else:
                 errors[name] = f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
         return values
@@ -1473,6 +1496,10 @@ class JiraSandbox(Served):
             "description": copy.deepcopy(fields.get("description")),
             "labels": list(fields.get("labels") or []),
             "assignee": self._user_json(fields["assignee"]) if fields.get("assignee") else None,
+            "priority": ({"self": f"{self._site_api()}/priority/{self.priorities[fields['priority']]}", "iconUrl": "",
+                          "name": fields["priority"], "id": self.priorities[fields["priority"]]}
+                         if fields.get("priority") in self.priorities else None),
+            "duedate": fields.get("duedate"),
             "reporter": self._user_json(fields["reporter"]),
             "status": self._status_json(fields["status"]),
             "resolution": {"self": f"{self._site_api()}/resolution/{RESOLUTIONS[resolution]}",
@@ -1608,6 +1635,14 @@ def _adf_has_text(node: Any) -> bool:
             return True
         return any(_adf_has_text(child) for child in node.get("content") or [])
     return False
+
+
+def _is_date(text: str) -> bool:
+    try:
+        datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
 
 
 def _display(value: Any) -> str | None:

@@ -56,6 +56,12 @@ def change_comment(doc: Document, finding: Finding | None, changed: Sequence[tup
     return adf.doc(*blocks)
 
 
+def overdue_comment(doc: Document, due: str, priority: str) -> dict[str, Any]:
+    """ADF comment for the day a document goes past its due date (posted once per due date)."""
+    return adf.doc(adf.paragraph(adf.text(f"{reference(doc)} is overdue: ", strong=True),
+                                 adf.text(f"it was due {due}. Priority is now {priority}.")))
+
+
 def outcome_comment(doc_reference: str, lines: Sequence[str], *, success: bool) -> dict[str, Any]:
     """ADF comment reporting what the return flow did (or why it did nothing)."""
     headline = "Acumatica updated" if success else "No change made in Acumatica"

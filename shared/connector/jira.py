@@ -465,6 +465,10 @@ class JiraClient:
             fields["labels"] = ["-".join(label.split()) for label in draft.labels if label.strip()]
         if draft.assignee_account_id is not None:
             fields["assignee"] = {"accountId": draft.assignee_account_id}
+        if draft.due_date is not None:
+            fields["duedate"] = draft.due_date
+        if draft.priority is not None:
+            fields["priority"] = {"name": draft.priority}
         return fields
 
     def _issue_ref(self, issue: Mapping[str, Any]) -> IssueRef:

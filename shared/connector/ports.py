@@ -52,6 +52,10 @@ class IssueDraft:
     external_id: str | None = None
     labels: Sequence[str] | None = None
     assignee_account_id: str | None = None
+    due_date: str | None = None
+    """Jira's ``duedate``, ``YYYY-MM-DD``."""
+    priority: str | None = None
+    """A priority name of the project's priority scheme."""
 
 
 @dataclass(frozen=True)

@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Mapping
+from datetime import date, datetime, timedelta, timezone
+from typing import Callable, Mapping, TypeVar
 
 from . import content
 from .errors import NotFoundError, TransientError, ValidationError
 from .model import Document, DocumentKey, Finding, WorkMessage
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
 from .rules import changes, classify, fingerprint, snapshot
+from .triage import TriageRules, evaluate, route
 
 logger = logging.getLogger(__name__)
 
 EVERYTHING = datetime(1970, 1, 1, tzinfo=timezone.utc)
 CREATE_CLAIM = "CREATE"
 COMMENT_CLAIM = "COMMENT"
+OVERDUE_CLAIM = "OVERDUE"
+TRIAGE_KEYS = ("due date", "priority", "overdue")
+"""Snapshot entries that come from the triage tables and the calendar rather than from the document itself."""
+REFUSABLE = {"assignee": "assignee_account_id", "priority": "priority", "duedate": "due_date"}
+"""Jira fields an issue can exist without: when Jira refuses one, the connector writes the rest and audits it."""
 CREATE_RETAKE_SECONDS = 900.0
 """A creation claim older than this belongs to a crashed attempt (longer than the worker's timeout, and long enough
 for Jira search to have caught up), so it may be retaken after searching for the issue it may have created."""
@@ -60,16 +66,33 @@ class PollReport:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
+def observed(doc: Document, finding: Finding | None, triage: TriageRules | None, today: date) -> dict[str, str]:
+    """The snapshot plus, for an exception, its triage as of ``today``.
+
+    A bill that comes due or goes overdue changes nothing in Acumatica, yet its issue's priority must change: with the
+    triage in the fingerprint, the next read of the document sees a new state and the worker re-evaluates the issue,
+    while an unchanged document on an unchanged day still costs no Jira call. Healthy documents carry no triage, so
+    the calendar never makes them look changed."""
+    snap = snapshot(doc, finding)
+    if finding is not None and triage is not None:
+        judged = evaluate(doc, triage, today)
+        snap.update({"due date": judged.due_text, "priority": judged.priority,
+                     "overdue": "yes" if judged.overdue else "no"})
+    return snap
+
+
 def decide(documents: list[Document], states: Mapping[DocumentKey, DocState], correlation_id: str,
-           source: str = "poll") -> tuple[list[WorkMessage], int, int]:
+           source: str = "poll", triage: TriageRules | None = None,
+           today: date | None = None) -> tuple[list[WorkMessage], int, int]:
     """Which documents need work: exceptions whose state changed, and changed documents with an open issue.
 
     Returns the messages, the number unchanged, and the number healthy with nothing open (both skipped)."""
     messages: dict[DocumentKey, WorkMessage] = {}
     unchanged = healthy = 0
+    day = today or datetime.now(timezone.utc).date()
     for doc in documents:
         finding = classify(doc)
-        fp = fingerprint(snapshot(doc, finding))
+        fp = fingerprint(observed(doc, finding, triage, day))
         state = states.get(doc.key)
         if state and state.fingerprint == fp:
             unchanged += 1
@@ -88,7 +111,7 @@ def decide(documents: list[Document], states: Mapping[DocumentKey, DocState], co
 
 def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, queue: WorkQueue,
                 options: PollOptions, now: Callable[[], datetime], seconds_left: Callable[[], float],
-                correlation_id: str) -> PollReport:
+                correlation_id: str, triage: TriageRules | None = None) -> PollReport:
     """Work through one pass of changed documents, checkpointing after every durably queued page.
 
     Stops early (``completed=False``) when the Lambda is about to run out of time; the next run resumes the same pass.
@@ -121,7 +144,8 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
         report.pages += 1
         report.seen += len(page.documents)
         states = store.get_states([d.key for d in page.documents])
-        messages, unchanged, healthy = decide(page.documents, states, correlation_id)
+        messages, unchanged, healthy = decide(page.documents, states, correlation_id, triage=triage,
+                                              today=cursor.pass_started.date())
         queue.send(messages)
         store.audit_queued(messages)
         report.enqueued += len(messages)
@@ -157,6 +181,11 @@ class SyncContext:
     labels: tuple[str, ...]
     cleared_status: str
     clock: Callable[[], float]
+    triage: TriageRules | None = None
+    """Routing, due date and priority tables; ``None`` leaves priority and due date to Jira."""
+
+    def today(self) -> date:
+        return datetime.fromtimestamp(self.clock(), timezone.utc).date()
 
 
 def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
@@ -169,7 +198,7 @@ def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
         logger.info("document not found; skipped", extra={"external_id": key.external_id})
         return "skipped"
     finding = classify(doc)
-    snap = snapshot(doc, finding)
+    snap = observed(doc, finding, ctx.triage, ctx.today())
     fp = fingerprint(snap)
     state = ctx.store.get_state(key) or DocState()
 
@@ -185,13 +214,50 @@ def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
 
 
 def _draft(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
-    return IssueDraft(
+    draft = IssueDraft(
         summary=content.summary(doc, finding),
         description=content.description(doc, finding, ctx.acumatica_url),
         external_id=doc.key.external_id,
         labels=ctx.labels,
-        assignee_account_id=content.assignee_for(doc, ctx.owner_map),
+        assignee_account_id=route(doc, ctx.owner_map, ctx.triage or TriageRules()).account_id,
     )
+    if ctx.triage is None:
+        return draft
+    judged = evaluate(doc, ctx.triage, ctx.today())
+    return replace(draft, due_date=judged.due_text or None, priority=judged.priority)
+
+
+def _triage_fields(draft: IssueDraft, changed: list[tuple[str, str, str]], snap: Mapping[str, str]) -> IssueDraft:
+    """Add the due date and priority to an update when, and only when, they changed."""
+    names = {name for name, _, _ in changed}
+    return replace(draft, due_date=(snap.get("due date") or None) if "due date" in names else None,
+                   priority=snap.get("priority") if "priority" in names else None)
+
+
+Sent = TypeVar("Sent")
+
+
+def _without_refused(send: Callable[[IssueDraft], Sent], draft: IssueDraft, audit: Callable[..., None],
+                     doing: str) -> Sent:
+    """Send ``draft``; each optional field Jira refuses (a deactivated assignee, a priority the project's scheme
+    lacks, a due date the screen does not offer) is audited and dropped, and the rest is sent again."""
+    while True:
+        try:
+            return send(draft)
+        except ValidationError as exc:
+            refused = [name for name, attribute in REFUSABLE.items()
+                       if name in exc.field_errors and getattr(draft, attribute) is not None]
+            if not refused:
+                raise
+            for name in refused:
+                if name == "assignee":
+                    reason = (f"Jira refused assignee from the owner map: {exc.field_errors[name]}; "
+                              f"{doing} unassigned")
+                else:
+                    reason = (f"Jira refused {name} {getattr(draft, REFUSABLE[name])!r}: {exc.field_errors[name]}; "
+                              f"{doing} without it")
+                audit("issue", f"{name}-refused", reason=reason)
+            draft = replace(draft, **{REFUSABLE[name]: None for name in refused})
 
 
 def _content_only(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
@@ -201,16 +267,8 @@ def _content_only(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDra
 
 
 def _create(doc: Document, finding: Finding, ctx: SyncContext, audit: Callable[..., None]) -> IssueRef:
-    """Create the issue; an owner-map entry Jira refuses (a deactivated user) must not stop the issue existing."""
-    draft = _draft(doc, finding, ctx)
-    try:
-        return ctx.tracker.create_issue(draft)
-    except ValidationError as exc:
-        if draft.assignee_account_id is None or "assignee" not in exc.field_errors:
-            raise
-        audit("issue", "assignee-refused", reason=f"Jira refused assignee from the owner map: "
-                                                   f"{exc.field_errors['assignee']}; created unassigned")
-        return ctx.tracker.create_issue(replace(draft, assignee_account_id=None))
+    """Create the issue; an assignee or priority Jira refuses must not stop the issue existing."""
+    return _without_refused(ctx.tracker.create_issue, _draft(doc, finding, ctx), audit, "created")
 
 
 def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str, state: DocState,
@@ -250,15 +308,22 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
         audit("sync", "recorded", reason="healthy document with a closed exception; nothing to tell", issue=issue_key)
         return "recorded"
     outcome = "cleared" if finding is None else ("reopened" if not state.open else "updated")
+    if outcome == "updated" and changed and all(name in TRIAGE_KEYS for name, _, _ in changed):
+        outcome = "retriaged"  # only the calendar moved: set the fields, tell nobody (unless it went overdue)
     comment_claim = ctx.store.claim(key, COMMENT_CLAIM, fingerprint=fp, retake_after_seconds=COMMENT_RETAKE_SECONDS)
     if not comment_claim.won and comment_claim.state == "claimed":
         raise TransientError(f"an update of {issue_key} is in flight; retrying after it settles")
     try:
         if comment_claim.won:
-            ctx.tracker.add_comment(issue_key, content.change_comment(doc, finding, changed,
-                                                                      reopened=outcome == "reopened"))
+            if outcome != "retriaged":
+                ctx.tracker.add_comment(issue_key, content.change_comment(doc, finding, changed,
+                                                                          reopened=outcome == "reopened"))
             if finding is not None:
-                ctx.tracker.update_issue(issue_key, _content_only(doc, finding, ctx))
+                draft = _triage_fields(_content_only(doc, finding, ctx) if outcome != "retriaged" else IssueDraft(),
+                                       changed, snap)
+                _without_refused(lambda d: ctx.tracker.update_issue(issue_key, d), draft, audit, "updated")
+                if state.snapshot.get("overdue") == "no" and snap.get("overdue") == "yes":
+                    _overdue_once(doc, snap, issue_key, ctx, audit)
             elif ctx.cleared_status and not ctx.tracker.transition_to(issue_key, ctx.cleared_status):
                 audit("transition", "unavailable", reason=f"no transition to {ctx.cleared_status!r}", issue=issue_key)
             ctx.store.finish_claim(key, COMMENT_CLAIM, "done", issue_key=issue_key)
@@ -274,6 +339,19 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
     return outcome
 
 
+def _overdue_once(doc: Document, snap: Mapping[str, str], issue_key: str, ctx: SyncContext,
+                  audit: Callable[..., None]) -> None:
+    """One comment when a document goes overdue, per due date: the claim holds across replays and retaken updates."""
+    claim = ctx.store.claim(doc.key, OVERDUE_CLAIM, fingerprint=snap.get("due date", ""),
+                            retake_after_seconds=COMMENT_RETAKE_SECONDS)
+    if not claim.won:
+        return
+    ctx.tracker.add_comment(issue_key, content.overdue_comment(doc, snap.get("due date", ""), snap.get("priority", "")))
+    ctx.store.finish_claim(doc.key, OVERDUE_CLAIM, "done", issue_key=issue_key)
+    audit("issue", "overdue", reason=f"due {snap.get('due date')}; priority now {snap.get('priority')}",
+          issue=issue_key)
+
+
 def _auditor(store: StateStore, key: DocumentKey, correlation_id: str) -> Callable[..., None]:
     def audit(event: str, outcome: str, *, reason: str = "", **details: object) -> None:
         store.audit(key, event, outcome, correlation_id=correlation_id, reason=reason, details=details)
@@ -283,7 +361,7 @@ def _auditor(store: StateStore, key: DocumentKey, correlation_id: str) -> Callab
 
 def run_poll(entities: tuple[str, ...], *, documents: DocumentSource, store: StateStore, queue: WorkQueue,
              options: PollOptions, now: Callable[[], datetime], seconds_left: Callable[[], float],
-             correlation_id: str) -> tuple[list[PollReport], dict[str, str]]:
+             correlation_id: str, triage: TriageRules | None = None) -> tuple[list[PollReport], dict[str, str]]:
     """Poll every configured entity; one entity failing does not starve the others. Returns reports and errors."""
     reports: list[PollReport] = []
     failures: dict[str, str] = {}
@@ -293,7 +371,8 @@ def run_poll(entities: tuple[str, ...], *, documents: DocumentSource, store: Sta
             continue
         try:
             reports.append(poll_entity(entity, documents=documents, store=store, queue=queue, options=options,
-                                       now=now, seconds_left=seconds_left, correlation_id=correlation_id))
+                                       now=now, seconds_left=seconds_left, correlation_id=correlation_id,
+                                       triage=triage))
         except Exception as exc:  # noqa: BLE001 - reported per entity, re-raised by the handler as one failure
             logger.exception("poll failed", extra={"entity": entity})
             failures[entity] = f"{type(exc).__name__}: {exc}"

@@ -109,7 +109,8 @@ class Wiring:
         settings = self.settings
         return SyncContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                            acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
-                           labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time)
+                           labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time,
+                           triage=settings.triage)
 
     @cached_property
     def resolve_context(self) -> ResolveContext:
