@@ -85,6 +85,7 @@ class FakeAcumatica:
         self.fail_action: Exception | None = None
         self.lose_response_once = False
         self.gets = 0
+        self.order_lines: dict[DocumentKey, list[DocumentKey]] = {}
 
     def put(self, doc: Document) -> None:
         self.docs[doc.key] = doc
@@ -103,6 +104,9 @@ class FakeAcumatica:
     def get(self, key):
         self.gets += 1
         return self.docs.get(key)
+
+    def referenced_orders(self, key):
+        return list(self.order_lines.get(key, []))
 
     def _apply(self, key, action, new_status, hold=None):
         if self.fail_action:

@@ -39,6 +39,9 @@ class DocumentSource(Protocol):
     def invoke_action(self, key: DocumentKey, action: str) -> Document:
         """POST the action, follow ``202 Location`` until ``204``, and return the re-read document."""
 
+    def referenced_orders(self, key: DocumentKey) -> list[DocumentKey]:
+        """The purchase orders a bill's lines reference (``Details``), once each in line order; ``[]`` otherwise."""
+
     def workflow_actions(self, entity: str) -> list[str]:
         """Names of the workflow actions the instance offers for ``entity`` (``$adHocSchema``), for ``ping``."""
 

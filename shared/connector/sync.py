@@ -213,13 +213,27 @@ def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
     return _update_issue(doc, finding, snap, fp, state, ctx, audit)
 
 
+def buyer_of(doc: Document, documents: DocumentSource) -> str | None:
+    """For a bill, the ``Owner`` of the first purchase order its lines reference that has one: the buyer who raised
+    the order is who the AP team asks about the bill. Two reads, so only for bills about to get an issue."""
+    if doc.key.entity != "Bill":
+        return None
+    for order in documents.referenced_orders(doc.key):
+        purchase_order = documents.get(order)
+        if purchase_order is not None and purchase_order.owner:
+            return purchase_order.owner
+    return None
+
+
 def _draft(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
+    rules = ctx.triage or TriageRules()
+    buyer = buyer_of(doc, ctx.documents) if ctx.triage is not None and not doc.owner else None
     draft = IssueDraft(
         summary=content.summary(doc, finding),
         description=content.description(doc, finding, ctx.acumatica_url),
         external_id=doc.key.external_id,
         labels=ctx.labels,
-        assignee_account_id=route(doc, ctx.owner_map, ctx.triage or TriageRules()).account_id,
+        assignee_account_id=route(doc, ctx.owner_map, rules, buyer=buyer).account_id,
     )
     if ctx.triage is None:
         return draft

@@ -170,3 +170,16 @@ def test_poll_requeues_a_document_whose_band_changed_and_only_then(store, clock)
         sync_document(message, ctx)
     assert poll(datetime(2026, 11, 21, tzinfo=timezone.utc)).enqueued == 0  # 19 days out: still Low
     assert poll(datetime(2026, 11, 27, tzinfo=timezone.utc)).enqueued == 1  # 13 days out: Medium now
+
+
+def test_a_bill_goes_to_the_buyer_of_the_purchase_order_its_lines_reference(store, clock):
+    from connector.model import DocumentKey
+
+    order = DocumentKey("PurchaseOrder", "Normal", "PO000045")
+    acu = FakeAcumatica(bill(due_in(clock, 10), vendor="V-NOBODY"),
+                        replace(make_doc("PurchaseOrder", number="PO000045", status="Open", owner="buyer.kim"),
+                                key=order))
+    acu.order_lines[make_doc().key] = [DocumentKey("PurchaseOrder", "Normal", "PO-GONE"), order]
+    jira = FakeJira()
+    sync_document(msg(), context(acu, jira, store, clock))
+    assert next(iter(jira.issues.values()))["assignee"] == "acct-kim"
