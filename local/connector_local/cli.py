@@ -223,6 +223,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    from .preview import run
+
+    return run(_wiring(args), entities=args.entity, since=args.since, limit=args.limit, fmt=args.format)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="connector", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -251,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("external_id", help="the document's external id (e.g. Bill:Bill:000123) or its issue key")
     audit.add_argument("--json", action="store_true")
     command("status", cmd_status, "watermarks, and work queue and DLQ depths")
+    preview = command("preview", cmd_preview, "list the issues a poll would create, update or leave; writes nothing")
+    preview.add_argument("--entity", action="append", choices=["Bill", "PurchaseOrder", "Check"])
+    preview.add_argument("--since", help="ISO date or date-time; only documents modified since (default: all)")
+    preview.add_argument("--limit", type=int, help="list at most this many documents")
+    preview.add_argument("--format", choices=["table", "json"], default="table")
     return parser
 
 

@@ -241,6 +241,11 @@ def _draft(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
     return replace(draft, due_date=judged.due_text or None, priority=judged.priority)
 
 
+def planned_issue(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
+    """The issue the worker would create for ``doc`` now: ``connector preview`` prints exactly this."""
+    return _draft(doc, finding, ctx)
+
+
 def _triage_fields(draft: IssueDraft, changed: list[tuple[str, str, str]], snap: Mapping[str, str]) -> IssueDraft:
     """Add the due date and priority to an update when, and only when, they changed."""
     names = {name for name, _, _ in changed}
