@@ -158,7 +158,9 @@ class FakeJira:
     def _ref(self, key):
         issue = self.issues[key]
         return IssueRef(id=issue["id"], key=key, status=issue["status"],
-                        status_category=self.statuses.get(issue["status"], "new"), external_id=issue["external_id"])
+                        status_category=self.statuses.get(issue["status"], "new"), external_id=issue["external_id"],
+                        fields={"labels": list(issue.get("labels") or ()),
+                                "assignee": {"accountId": issue["assignee"]} if issue.get("assignee") else None})
 
     def find_by_external_id(self, external_id, reconcile_ids=()):
         self.calls.append("search")
@@ -194,6 +196,13 @@ class FakeJira:
                              ("assignee_account_id", "assignee"), ("priority", "priority"), ("due_date", "duedate")):
             if getattr(draft, name) is not None:
                 self.issues[key][target] = getattr(draft, name)
+
+    def add_label(self, key, label):
+        self.calls.append("label")
+        if key not in self.issues:
+            raise NotFoundError(key)
+        if label not in self.issues[key]["labels"]:
+            self.issues[key]["labels"].append(label)
 
     def add_comment(self, key, body):
         self.calls.append("comment")

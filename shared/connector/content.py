@@ -62,6 +62,13 @@ def overdue_comment(doc: Document, due: str, priority: str) -> dict[str, Any]:
                                  adf.text(f"it was due {due}. Priority is now {priority}.")))
 
 
+def escalation_comment(doc: Document, finding: Finding, days: int, who: str | None) -> dict[str, Any]:
+    """ADF comment for an exception still open ``days`` after its issue was opened, mentioning who should act."""
+    lead = [adf.mention(who), adf.text(" ")] if who else []
+    return adf.doc(adf.paragraph(*lead, adf.text(f"{reference(doc)} has been an exception for {days} days: ",
+                                                 strong=True), adf.text(f"{finding.reason}.")))
+
+
 def outcome_comment(doc_reference: str, lines: Sequence[str], *, success: bool) -> dict[str, Any]:
     """ADF comment reporting what the return flow did (or why it did nothing)."""
     headline = "Acumatica updated" if success else "No change made in Acumatica"

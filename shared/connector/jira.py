@@ -277,7 +277,7 @@ class JiraClient:
         return min(matches, key=lambda issue: (len(issue.id), issue.id))  # numeric ids: shorter is older
 
     def get_issue(self, key: str) -> IssueRef | None:
-        response = self._call("GET", f"/issue/{key}", params={"fields": f"status,summary,{self._field}"})
+        response = self._call("GET", f"/issue/{key}", params={"fields": f"status,summary,labels,assignee,{self._field}"})
         if response.status_code == 404:
             return None
         return self._issue_ref(self._ok(response, "GET", f"/issue/{key}"))
@@ -299,6 +299,12 @@ class JiraClient:
         if fields:
             self._ok(self._call("PUT", f"/issue/{key}", json={"fields": fields}), "PUT", f"/issue/{key}",
                      expected=(204, 200))
+
+    def add_label(self, key: str, label: str) -> None:
+        """``update.labels[].add``: a ``fields.labels`` set would drop the labels people added."""
+        path = f"/issue/{key}"
+        self._ok(self._call("PUT", path, json={"update": {"labels": [{"add": "-".join(label.split())}]}}), "PUT",
+                 path, expected=(204, 200))
 
     def add_comment(self, key: str, body: dict[str, Any]) -> str:
         path = f"/issue/{key}/comment"

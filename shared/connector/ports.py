@@ -91,6 +91,9 @@ class IssueTracker(Protocol):
     def add_comment(self, key: str, body: dict[str, Any]) -> str:
         """Add an ADF comment; returns the comment id."""
 
+    def add_label(self, key: str, label: str) -> None:
+        """Add one label, keeping the ones people set."""
+
     def transition_to(self, key: str, status_name: str) -> bool:
         """Move the issue to the status named ``status_name`` (case-insensitive) if a transition leads there.
 
@@ -147,6 +150,8 @@ class DocState:
     snapshot: Mapping[str, str] = field(default_factory=dict)
     open: bool = False
     version: int = 0
+    opened_at: float | None = None
+    """When the connector opened (or adopted) the issue, epoch seconds: escalation counts days from it."""
 
 
 @dataclass(frozen=True)

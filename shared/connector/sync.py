@@ -19,7 +19,7 @@ from .errors import NotFoundError, TransientError, ValidationError
 from .model import Document, DocumentKey, Finding, WorkMessage
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
 from .rules import changes, classify, fingerprint, snapshot
-from .triage import TriageRules, evaluate, route
+from .triage import TriageRules, evaluate, reached_thresholds, route
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ EVERYTHING = datetime(1970, 1, 1, tzinfo=timezone.utc)
 CREATE_CLAIM = "CREATE"
 COMMENT_CLAIM = "COMMENT"
 OVERDUE_CLAIM = "OVERDUE"
-TRIAGE_KEYS = ("due date", "priority", "overdue")
+TRIAGE_KEYS = ("due date", "priority", "overdue", "escalation")
 """Snapshot entries that come from the triage tables and the calendar rather than from the document itself."""
 REFUSABLE = {"assignee": "assignee_account_id", "priority": "priority", "duedate": "due_date"}
 """Jira fields an issue can exist without: when Jira refuses one, the connector writes the rest and audits it."""
@@ -66,7 +66,8 @@ class PollReport:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
-def observed(doc: Document, finding: Finding | None, triage: TriageRules | None, today: date) -> dict[str, str]:
+def observed(doc: Document, finding: Finding | None, triage: TriageRules | None, today: date,
+             opened_at: float | None = None) -> dict[str, str]:
     """The snapshot plus, for an exception, its triage as of ``today``.
 
     A bill that comes due or goes overdue changes nothing in Acumatica, yet its issue's priority must change: with the
@@ -78,7 +79,14 @@ def observed(doc: Document, finding: Finding | None, triage: TriageRules | None,
         judged = evaluate(doc, triage, today)
         snap.update({"due date": judged.due_text, "priority": judged.priority,
                      "overdue": "yes" if judged.overdue else "no"})
+        if triage.escalation_days and opened_at is not None:
+            reached = reached_thresholds(triage.escalation_days, finding.rule, _days_since(opened_at, today))
+            snap["escalation"] = str(reached[-1]) if reached else ""
     return snap
+
+
+def _days_since(moment: float, today: date) -> int:
+    return (today - datetime.fromtimestamp(moment, timezone.utc).date()).days
 
 
 def decide(documents: list[Document], states: Mapping[DocumentKey, DocState], correlation_id: str,
@@ -92,8 +100,8 @@ def decide(documents: list[Document], states: Mapping[DocumentKey, DocState], co
     day = today or datetime.now(timezone.utc).date()
     for doc in documents:
         finding = classify(doc)
-        fp = fingerprint(observed(doc, finding, triage, day))
         state = states.get(doc.key)
+        fp = fingerprint(observed(doc, finding, triage, day, state.opened_at if state else None))
         if state and state.fingerprint == fp:
             unchanged += 1
             continue
@@ -198,9 +206,9 @@ def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
         logger.info("document not found; skipped", extra={"external_id": key.external_id})
         return "skipped"
     finding = classify(doc)
-    snap = observed(doc, finding, ctx.triage, ctx.today())
-    fp = fingerprint(snap)
     state = ctx.store.get_state(key) or DocState()
+    snap = observed(doc, finding, ctx.triage, ctx.today(), state.opened_at)
+    fp = fingerprint(snap)
 
     if state.issue_key and state.fingerprint == fp:
         audit("sync", "unchanged", reason="issue already reflects this state", issue=state.issue_key)
@@ -309,8 +317,10 @@ def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str
         outcome = "created"
     ctx.store.finish_claim(key, CREATE_CLAIM, "done", issue_key=issue.key, issue_id=issue.id)
     ctx.store.link_issue(issue.key, issue.id, key)
-    ctx.store.save_state(key, replace(state, issue_key=issue.key, issue_id=issue.id, fingerprint=fp, snapshot=snap,
-                                      open=True))
+    opened_at = state.opened_at if state.opened_at is not None else ctx.clock()
+    snap = observed(doc, finding, ctx.triage, ctx.today(), opened_at)
+    ctx.store.save_state(key, replace(state, issue_key=issue.key, issue_id=issue.id, fingerprint=fingerprint(snap),
+                                      snapshot=snap, open=True, opened_at=opened_at))
     audit("issue", outcome, reason=finding.reason, issue=issue.key, rule=finding.rule, status=doc.status)
     logger.info("issue %s", outcome, extra={"external_id": key.external_id, "issue": issue.key, "rule": finding.rule})
     return outcome
@@ -343,6 +353,8 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
                 _without_refused(lambda d: ctx.tracker.update_issue(issue_key, d), draft, audit, "updated")
                 if state.snapshot.get("overdue") == "no" and snap.get("overdue") == "yes":
                     _overdue_once(doc, snap, issue_key, ctx, audit)
+                if snap.get("escalation") and snap.get("escalation") != state.snapshot.get("escalation"):
+                    _escalate_once(doc, finding, state, issue_key, ctx, audit)
             elif ctx.cleared_status and not ctx.tracker.transition_to(issue_key, ctx.cleared_status):
                 audit("transition", "unavailable", reason=f"no transition to {ctx.cleared_status!r}", issue=issue_key)
             ctx.store.finish_claim(key, COMMENT_CLAIM, "done", issue_key=issue_key)
@@ -369,6 +381,34 @@ def _overdue_once(doc: Document, snap: Mapping[str, str], issue_key: str, ctx: S
     ctx.store.finish_claim(doc.key, OVERDUE_CLAIM, "done", issue_key=issue_key)
     audit("issue", "overdue", reason=f"due {snap.get('due date')}; priority now {snap.get('priority')}",
           issue=issue_key)
+
+
+def _escalate_once(doc: Document, finding: Finding, state: DocState, issue_key: str, ctx: SyncContext,
+                   audit: Callable[..., None]) -> None:
+    """A comment mentioning who must act, and a label, once per threshold reached.
+
+    The claim makes it once across replays and retaken updates; the label (``escalated-7d``) makes it once when the
+    state table was lost too, since Jira keeps it: an issue that already carries it is not escalated again."""
+    rules = ctx.triage
+    if rules is None or state.opened_at is None:
+        return
+    for days in reached_thresholds(rules.escalation_days, finding.rule, _days_since(state.opened_at, ctx.today())):
+        name = f"ESCALATE#{days}"
+        if not ctx.store.claim(doc.key, name, fingerprint=issue_key,
+                               retake_after_seconds=COMMENT_RETAKE_SECONDS).won:
+            continue
+        label = f"{rules.escalation_label}-{days}d"
+        issue = ctx.tracker.get_issue(issue_key)
+        fields = issue.fields if issue is not None else {}
+        if label in (fields.get("labels") or ()):
+            ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key, reason="label already on the issue")
+            continue
+        who = rules.escalation_user or ((fields.get("assignee") or {}).get("accountId"))
+        ctx.tracker.add_comment(issue_key, content.escalation_comment(doc, finding, days, who))
+        ctx.tracker.add_label(issue_key, label)
+        ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key)
+        audit("issue", "escalated", reason=f"still an exception {days} days after the issue was opened",
+              issue=issue_key, mentioned=who, label=label)
 
 
 def _auditor(store: StateStore, key: DocumentKey, correlation_id: str) -> Callable[..., None]:

@@ -14,6 +14,7 @@ from connector.errors import ValidationError
 from connector.model import WorkMessage
 from connector.sync import PollOptions, SyncContext, poll_entity, sync_document
 from connector.triage import TriageRules, parse_priority_table
+from connector_local.jira_sandbox import adf_problem
 from tests.fakes import FakeAcumatica, FakeJira, make_doc
 
 DAY = 86400.0
@@ -183,3 +184,71 @@ def test_a_bill_goes_to_the_buyer_of_the_purchase_order_its_lines_reference(stor
     jira = FakeJira()
     sync_document(msg(), context(acu, jira, store, clock))
     assert next(iter(jira.issues.values()))["assignee"] == "acct-kim"
+
+
+ESCALATING = replace(RULES, escalation_days={"*": (7, 14), "rejected": (2,)})
+
+
+def escalations(jira, key):
+    return [c for c in jira.comments[key] if "has been an exception" in adf.plain_text(c)]
+
+
+def test_escalation_mentions_the_assignee_and_labels_once_per_threshold(store, clock):
+    acu, jira = FakeAcumatica(bill(due_in(clock, 60))), FakeJira()
+    ctx = context(acu, jira, store, clock, triage=ESCALATING)
+    sync_document(msg(), ctx)
+    (key,) = jira.issues
+    for day in range(1, 20):
+        clock.advance(DAY)
+        for replay in range(2):  # a poll and a replay of it on the same day
+            sync_document(msg(day * 10 + replay), ctx)
+    comments = escalations(jira, key)
+    assert len(comments) == 2
+    mention = comments[0]["content"][0]["content"][0]
+    assert mention == {"type": "mention", "attrs": {"id": "acct-kim", "text": "@acct-kim"}}
+    assert "7 days" in adf.plain_text(comments[0]) and "14 days" in adf.plain_text(comments[1])
+    assert {"escalated-7d", "escalated-14d"} <= set(jira.issues[key]["labels"])
+    assert "acumatica" in jira.issues[key]["labels"]  # people's and the connector's labels stay
+    for comment in comments:
+        assert adf_problem(comment) is None  # the official ADF schema
+
+
+def test_escalation_per_rule_and_to_a_configured_user(store, clock):
+    rejected = replace(make_doc("Bill", status="Rejected", hold=False), fields={"DueDate": due_in(clock, 60)})
+    acu, jira = FakeAcumatica(rejected), FakeJira()
+    ctx = context(acu, jira, store, clock, triage=replace(ESCALATING, escalation_user="acct-boss"))
+    sync_document(msg(), ctx)
+    (key,) = jira.issues
+    clock.advance(2 * DAY)
+    sync_document(msg(2), ctx)
+    (comment,) = escalations(jira, key)
+    assert comment["content"][0]["content"][0]["attrs"]["id"] == "acct-boss"
+
+
+def test_a_lost_state_table_does_not_escalate_the_same_threshold_again(store, clock):
+    acu, jira = FakeAcumatica(bill(due_in(clock, 60))), FakeJira()
+    ctx = context(acu, jira, store, clock, triage=ESCALATING)
+    sync_document(msg(), ctx)
+    (key,) = jira.issues
+    clock.advance(8 * DAY)
+    sync_document(msg(2), ctx)
+    assert len(escalations(jira, key)) == 1
+    table = store._table  # the table is lost: every state, claim and audit record gone
+    for item in table.scan()["Items"]:
+        table.delete_item(Key={"PK": item["PK"], "SK": item["SK"]})
+    jira.settle()
+    assert sync_document(msg(3), ctx) == "adopted"
+    for day in range(4, 14):  # the adopted issue counts from now: day 7 again, which Jira's label remembers
+        clock.advance(DAY)
+        sync_document(msg(day), ctx)
+    assert len(escalations(jira, key)) == 1
+
+
+def test_no_escalation_table_no_escalation_key_in_the_state(store, clock):
+    acu, jira = FakeAcumatica(bill(due_in(clock, 60))), FakeJira()
+    ctx = context(acu, jira, store, clock)
+    sync_document(msg(), ctx)
+    clock.advance(30 * DAY)
+    sync_document(msg(2), ctx)
+    assert "escalation" not in store.get_state(make_doc().key).snapshot
+    assert all("has been an exception" not in adf.plain_text(c) for c in jira.comments[next(iter(jira.issues))])
