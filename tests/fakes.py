@@ -150,6 +150,7 @@ class FakeJira:
         self.ids = itertools.count(10001)
         self.calls: list[str] = []
         self.crash_after_create = False
+        self.links: list[tuple[str, str, str]] = []
         self.statuses = {"Done": "done", "To Do": "new", "In Progress": "indeterminate"}
 
     def settle(self) -> None:
@@ -196,6 +197,12 @@ class FakeJira:
                              ("assignee_account_id", "assignee"), ("priority", "priority"), ("due_date", "duedate")):
             if getattr(draft, name) is not None:
                 self.issues[key][target] = getattr(draft, name)
+
+    def link_issues(self, inward_key, outward_key, link_type="Relates"):
+        self.calls.append("link")
+        if inward_key not in self.issues or outward_key not in self.issues:
+            raise NotFoundError(f"{inward_key} or {outward_key}")
+        self.links.append((link_type, inward_key, outward_key))
 
     def add_label(self, key, label):
         self.calls.append("label")

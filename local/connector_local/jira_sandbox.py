@@ -73,6 +73,12 @@ PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 """Jira Cloud's default priority scheme (ids 1-5); a project's scheme may hold other names, and Jira refuses any
 priority outside it with ``errors.priority``."""
 DEFAULT_PRIORITY = "Medium"
+LINK_TYPES = {  # Jira Cloud's default issue link types: name -> (id, inward, outward)
+    "Blocks": ("10000", "is blocked by", "blocks"),
+    "Cloners": ("10001", "is cloned by", "clones"),
+    "Duplicate": ("10002", "is duplicated by", "duplicates"),
+    "Relates": ("10003", "relates to", "relates to"),
+}
 WEBHOOK_EVENTS = ("jira:issue_created", "jira:issue_updated", "jira:issue_deleted", "comment_created",
                   "comment_updated", "comment_deleted", "issue_property_set", "issue_property_deleted")
 WEBHOOK_LIFETIME = timedelta(days=30)
@@ -419,6 +425,7 @@ class JiraSandbox(Served):
         self._codes: dict[str, dict[str, Any]] = {}
         self._refreshes = 0
         self._issues: dict[int, Issue] = {}
+        self._links: list[tuple[str, str, str]] = []
         self._issue_ids = itertools.count(10001)
         self._issue_numbers = itertools.count(1)
         self._comment_ids = itertools.count(10100)
@@ -663,6 +670,7 @@ class JiraSandbox(Served):
             ("POST", r"/webhook", self._register_webhooks),
             ("DELETE", r"/webhook", self._delete_webhooks),
             ("PUT", r"/webhook/refresh", self._refresh_webhooks),
+            ("POST", r"/issueLink", self._link_issues),
         ]
         path_known = False
         for method, pattern, handler in routes:
@@ -992,6 +1000,35 @@ class JiraSandbox(Served):
             else:
                 errors[name] = f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
         return values
+
+    def _link_issues(self, request: Request) -> Response:
+        """``POST /issueLink``: 201 with no body; an unknown link type or issue is a 404, as in Jira Cloud."""
+        body = _json_body(request)
+        link_type = body.get("type") if isinstance(body.get("type"), dict) else None
+        if link_type is None or not isinstance(body.get("inwardIssue"), dict) \
+                or not isinstance(body.get("outwardIssue"), dict):
+            raise HttpError(400, ["The request must name the link type, inwardIssue and outwardIssue."])
+        name = next((n for n, (type_id, _, _) in LINK_TYPES.items()
+                     if link_type.get("name") == n or str(link_type.get("id")) == type_id), None)
+        if name is None:
+            raise HttpError(404, [f"No issue link type with name '{link_type.get('name')}' found."])
+        ends = []
+        for side in ("inwardIssue", "outwardIssue"):
+            reference = body[side].get("key") or body[side].get("id")
+            found = next((i for i in self._issues.values() if str(reference) in (i.key, str(i.id))), None)
+            if found is None:
+                raise HttpError(404, [f"Issue {reference} does not exist or you do not have permission to see it."])
+            ends.append(found)
+        inward, outward = ends
+        link = (name, inward.key, outward.key)
+        if link not in self._links:  # Jira keeps one link of a type between two issues
+            self._links.append(link)
+        return Response(status=201)
+
+    def issue_links(self, key: str) -> list[tuple[str, str, str]]:
+        """``(type, inward key, outward key)`` of every link touching the issue."""
+        with self._lock:
+            return [link for link in self._links if key in link[1:]]
 
     def _list_comments(self, request: Request, key: str) -> Response:
         issue = self._find_issue_or_404(key)

@@ -300,6 +300,11 @@ class JiraClient:
             self._ok(self._call("PUT", f"/issue/{key}", json={"fields": fields}), "PUT", f"/issue/{key}",
                      expected=(204, 200))
 
+    def link_issues(self, inward_key: str, outward_key: str, link_type: str = "Relates") -> None:
+        """``POST /issueLink``; Jira keeps one link of a type between two issues, so a repeat adds nothing."""
+        body = {"type": {"name": link_type}, "inwardIssue": {"key": inward_key}, "outwardIssue": {"key": outward_key}}
+        self._ok(self._call("POST", "/issueLink", json=body), "POST", "/issueLink", expected=(201, 200))
+
     def add_label(self, key: str, label: str) -> None:
         """``update.labels[].add``: a ``fields.labels`` set would drop the labels people added."""
         path = f"/issue/{key}"

@@ -91,6 +91,9 @@ class IssueTracker(Protocol):
     def add_comment(self, key: str, body: dict[str, Any]) -> str:
         """Add an ADF comment; returns the comment id."""
 
+    def link_issues(self, inward_key: str, outward_key: str, link_type: str = "Relates") -> None:
+        """Link two issues ("relates to" by default)."""
+
     def add_label(self, key: str, label: str) -> None:
         """Add one label, keeping the ones people set."""
 

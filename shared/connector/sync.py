@@ -221,21 +221,28 @@ def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
     return _update_issue(doc, finding, snap, fp, state, ctx, audit)
 
 
-def buyer_of(doc: Document, documents: DocumentSource) -> str | None:
-    """For a bill, the ``Owner`` of the first purchase order its lines reference that has one: the buyer who raised
-    the order is who the AP team asks about the bill. Two reads, so only for bills about to get an issue."""
-    if doc.key.entity != "Bill":
-        return None
-    for order in documents.referenced_orders(doc.key):
+def _orders(doc: Document, ctx: SyncContext) -> list[DocumentKey]:
+    """The purchase orders a bill's lines reference: one Acumatica read, so only for a bill about to get an issue."""
+    if doc.key.entity != "Bill" or ctx.triage is None:
+        return []
+    return ctx.documents.referenced_orders(doc.key)
+
+
+def buyer_of(orders: list[DocumentKey], documents: DocumentSource) -> str | None:
+    """The ``Owner`` of the first of ``orders`` that has one: the buyer who raised the order is who the AP team
+    asks about the bill."""
+    for order in orders:
         purchase_order = documents.get(order)
         if purchase_order is not None and purchase_order.owner:
             return purchase_order.owner
     return None
 
 
-def _draft(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
+def _draft(doc: Document, finding: Finding, ctx: SyncContext, orders: list[DocumentKey] | None = None) -> IssueDraft:
     rules = ctx.triage or TriageRules()
-    buyer = buyer_of(doc, ctx.documents) if ctx.triage is not None and not doc.owner else None
+    if orders is None:
+        orders = _orders(doc, ctx)
+    buyer = buyer_of(orders, ctx.documents) if not doc.owner else None
     draft = IssueDraft(
         summary=content.summary(doc, finding),
         description=content.description(doc, finding, ctx.acumatica_url),
@@ -293,9 +300,34 @@ def _content_only(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDra
                                                                                               ctx.acumatica_url))
 
 
-def _create(doc: Document, finding: Finding, ctx: SyncContext, audit: Callable[..., None]) -> IssueRef:
+def _create(doc: Document, finding: Finding, ctx: SyncContext, audit: Callable[..., None],
+            orders: list[DocumentKey]) -> IssueRef:
     """Create the issue; an assignee or priority Jira refuses must not stop the issue existing."""
-    return _without_refused(ctx.tracker.create_issue, _draft(doc, finding, ctx), audit, "created")
+    return _without_refused(ctx.tracker.create_issue, _draft(doc, finding, ctx, orders), audit, "created")
+
+
+def _link_orders(doc: Document, issue_key: str, orders: list[DocumentKey], ctx: SyncContext,
+                 audit: Callable[..., None]) -> None:
+    """Link a bill's issue to the issues of the purchase orders it bills ("relates to"), once per pair.
+
+    A link that fails (linking disabled, a link type renamed) is audited and never stops the bill's own issue."""
+    for order in orders:
+        state = ctx.store.get_state(order)
+        if state is None or not state.issue_key:
+            continue
+        name = f"LINK#{order.external_id}"
+        if not ctx.store.claim(doc.key, name, fingerprint=state.issue_key,
+                               retake_after_seconds=COMMENT_RETAKE_SECONDS).won:
+            continue
+        try:
+            ctx.tracker.link_issues(issue_key, state.issue_key)
+        except (NotFoundError, ValidationError) as exc:
+            ctx.store.finish_claim(doc.key, name, "failed", reason=str(exc))
+            audit("link", "failed", reason=f"could not link {issue_key} to {state.issue_key}: {exc}",
+                  issue=issue_key)
+            continue
+        ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key, linked=state.issue_key)
+        audit("link", "linked", reason=f"relates to {state.issue_key} ({order.external_id})", issue=issue_key)
 
 
 def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str, state: DocState,
@@ -309,11 +341,12 @@ def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str
         issue = ctx.tracker.find_by_external_id(key.external_id, ctx.store.recent_issue_ids())
         if issue is None and not claim.won:
             raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles")
+    orders = _orders(doc, ctx)  # also when adopting: a crash between creating and linking still links
     if issue is not None:
         outcome = "adopted"
         ctx.tracker.update_issue(issue.key, _content_only(doc, finding, ctx))
     else:
-        issue = _create(doc, finding, ctx, audit)
+        issue = _create(doc, finding, ctx, audit, orders)
         outcome = "created"
     ctx.store.finish_claim(key, CREATE_CLAIM, "done", issue_key=issue.key, issue_id=issue.id)
     ctx.store.link_issue(issue.key, issue.id, key)
@@ -322,6 +355,7 @@ def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str
     ctx.store.save_state(key, replace(state, issue_key=issue.key, issue_id=issue.id, fingerprint=fingerprint(snap),
                                       snapshot=snap, open=True, opened_at=opened_at))
     audit("issue", outcome, reason=finding.reason, issue=issue.key, rule=finding.rule, status=doc.status)
+    _link_orders(doc, issue.key, orders, ctx, audit)
     logger.info("issue %s", outcome, extra={"external_id": key.external_id, "issue": issue.key, "rule": finding.rule})
     return outcome
 

@@ -12,6 +12,7 @@ import pytest
 from connector import adf
 from connector.errors import ValidationError
 from connector.model import WorkMessage
+from connector.ports import DocState
 from connector.sync import PollOptions, SyncContext, poll_entity, sync_document
 from connector.triage import TriageRules, parse_priority_table
 from connector_local.jira_sandbox import adf_problem
@@ -252,3 +253,36 @@ def test_no_escalation_table_no_escalation_key_in_the_state(store, clock):
     sync_document(msg(2), ctx)
     assert "escalation" not in store.get_state(make_doc().key).snapshot
     assert all("has been an exception" not in adf.plain_text(c) for c in jira.comments[next(iter(jira.issues))])
+
+
+def test_a_bills_issue_relates_to_its_purchase_orders_issue_once(store, clock):
+    from connector.model import DocumentKey
+
+    order = DocumentKey("PurchaseOrder", "Normal", "PO000045")
+    po = replace(make_doc("PurchaseOrder", number="PO000045", status="Pending Approval", owner="buyer.kim"), key=order)
+    acu, jira = FakeAcumatica(po), FakeJira()
+    ctx = context(acu, jira, store, clock)
+    sync_document(WorkMessage(kind="sync", external_id=order.external_id, dedupe_id="po", correlation_id="c"), ctx)
+    (po_issue,) = jira.issues
+    acu.put(bill(due_in(clock, 10)))
+    acu.order_lines[make_doc().key] = [order]
+    sync_document(msg(), ctx)
+    bill_issue = next(k for k in jira.issues if k != po_issue)
+    assert jira.links == [("Relates", bill_issue, po_issue)]
+    store._table.delete_item(Key={"PK": make_doc().key.pk, "SK": "STATE"})  # lost state: adopted again
+    jira.settle()
+    assert sync_document(msg(2), ctx) == "adopted"
+    assert jira.links == [("Relates", bill_issue, po_issue)]
+
+
+def test_a_failing_link_is_audited_and_the_issue_still_exists(store, clock):
+    from connector.model import DocumentKey
+
+    order = DocumentKey("PurchaseOrder", "Normal", "PO000046")
+    acu, jira = FakeAcumatica(bill(due_in(clock, 10))), FakeJira()
+    acu.order_lines[make_doc().key] = [order]
+    ctx = context(acu, jira, store, clock)
+    store.save_state(order, DocState(issue_key="OTHER-9", issue_id="1", open=True))  # an issue Jira no longer has
+    assert sync_document(msg(), ctx) == "created"
+    assert jira.links == []
+    assert [r["outcome"] for r in store.audit_trail(make_doc().key) if r["event"] == "link"] == ["failed"]

@@ -32,3 +32,17 @@ def test_held_bill_goes_to_the_po_buyer_with_due_date_and_priority(stack, harnes
     calls = len(stack.jira.exchanges())
     assert harness.queued(harness.poll()) == 0
     assert len(stack.jira.exchanges()) == calls
+
+
+def test_a_held_bill_relates_to_its_held_purchase_orders_issue(stack, harness):
+    stack.acumatica.add_document("PurchaseOrder", Type="Normal", OrderNbr="PO140010", VendorID="V141",
+                                 OrderTotal=70, ControlTotal=70, Hold=True, Owner="buyer.kim")
+    harness.poll()
+    (order,) = harness.issues("PurchaseOrder:Normal:PO140010")
+    stack.acumatica.add_document("Bill", Type="Bill", ReferenceNbr="140011", Vendor="V141", Amount=70, Balance=70,
+                                 Hold=True, Details=[{"POOrderType": "Normal", "POOrderNbr": "PO140010", "POLine": 1,
+                                                      "Amount": 70}])
+    harness.poll()
+    (bill,) = harness.issues("Bill:Bill:140011")
+    assert stack.jira.issue_links(bill["key"]) == [("Relates", bill["key"], order["key"])]
+    assert bill["fields"]["assignee"]["accountId"] == PERSON_ACCOUNT

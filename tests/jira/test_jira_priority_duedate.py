@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from connector.errors import ValidationError
+from connector.errors import NotFoundError, ValidationError
 from connector.ports import IssueDraft
 from connector_local.jira_sandbox import JiraSandbox
 
@@ -60,3 +62,23 @@ def test_a_project_with_its_own_scheme(assert_conforms_to_openapi, make_client):
         assert custom.issue(ref.key)["fields"]["priority"]["name"] == "P1"
         assert custom.issue(client.create_issue(draft()).key)["fields"]["priority"]["name"] == "P1"
         assert_conforms_to_openapi(custom.exchanges())
+
+
+def test_issue_links_relate_two_issues_once_and_refuse_unknown_types(sandbox, make_client):
+    client, _, _ = make_client(sandbox)
+    bill = client.create_issue(draft()).key
+    order = client.create_issue(replace(draft(), external_id="PurchaseOrder:Normal:PO000045")).key
+    client.link_issues(bill, order)
+    client.link_issues(bill, order)
+    assert sandbox.issue_links(bill) == sandbox.issue_links(order) == [("Relates", bill, order)]
+    with pytest.raises(NotFoundError):
+        client.link_issues(bill, order, "Is Related To")
+    with pytest.raises(NotFoundError):
+        client.link_issues(bill, "AP-999")
+
+
+def test_add_label_keeps_the_labels_people_set(sandbox, make_client):
+    client, _, _ = make_client(sandbox)
+    key = client.create_issue(replace(draft(), labels=["acumatica", "urgent-vendor"])).key
+    client.add_label(key, "escalated-7d")
+    assert sandbox.issue(key)["fields"]["labels"] == ["acumatica", "urgent-vendor", "escalated-7d"]
