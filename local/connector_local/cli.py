@@ -127,6 +127,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
+    from .preview import check_owner_map
+
     wiring = _wiring(args)
     settings = wiring.settings
     checks: list[tuple[str, Any]] = [
@@ -136,6 +138,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
         ("Jira token and cloudId", lambda: wiring.jira.myself() and None),
         (f"Jira project {settings.jira_project_key}", lambda: wiring.jira.project() and None),
         (f"Jira field {settings.jira_external_id_field}", lambda: _has_field(wiring)),
+        ("OwnerMap covers the owners of recent exception documents", lambda: check_owner_map(wiring)),
     ]
     failed = 0
     for name, check in checks:

@@ -12,7 +12,8 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from collections import Counter
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence, TextIO
 
 from connector import content
@@ -21,6 +22,7 @@ from connector.model import Document
 from connector.ports import DocState, DocumentSource
 from connector.rules import classify, fingerprint
 from connector.sync import EVERYTHING, SyncContext, observed, planned_issue
+from connector.triage import route
 
 COLUMNS = ("action", "document", "issue", "summary", "assignee", "priority", "due date", "reason")
 
@@ -90,6 +92,30 @@ def _row(doc: Document, state: DocState | None, ctx: SyncContext) -> Planned | N
     reason = finding.reason if finding else f"exception cleared: status {doc.status}"
     return Planned("update", doc.key.external_id, state.issue_key, summary, "", judged["priority"],
                    judged["due date"], reason)
+
+
+def unmapped_owners(documents: DocumentSource, settings: Settings, *, since: datetime) -> Counter[str]:
+    """Owners of exception documents (a PO's ``Owner``, a vendor's owner in ``VendorOwners``) that ``OwnerMap`` has
+    no accountId for, with how many documents each: their issues fall back to the vendor, the default or round robin.
+    Bills' buyers are not looked up here (two reads per bill); the preview shows where each bill would go."""
+    found: Counter[str] = Counter()
+    for entity in settings.document_types:
+        for page in documents.changed_pages(entity, since, page_size=settings.poll_page_size):
+            for doc in page.documents:
+                if classify(doc) is not None:
+                    found.update(route(doc, settings.owner_map, settings.triage).unmapped)
+            if page.is_last:
+                break
+    return found
+
+
+def check_owner_map(wiring: Any, days: int = 30) -> None:
+    """For ``connector ping``: raises ``LookupError`` naming unmapped owners of recent exception documents."""
+    missing = unmapped_owners(wiring.acumatica, wiring.settings,
+                              since=datetime.now(timezone.utc) - timedelta(days=days))
+    if missing:
+        raise LookupError("no OwnerMap entry for " + ", ".join(
+            f"{owner} ({count} document{'s' if count > 1 else ''})" for owner, count in missing.most_common()))
 
 
 def render(rows: Sequence[Planned], fmt: str = "table", out: TextIO | None = None) -> None:

@@ -106,3 +106,10 @@ def test_the_table_names_every_column_and_says_nothing_was_written(stack, capsys
     assert out.splitlines()[0].split() == ["action", "document", "issue", "summary", "assignee", "priority", "due",
                                            "date", "reason"]
     assert "nothing was written" in out
+
+
+def test_ping_names_owners_without_an_owner_map_entry(stack, capsys):
+    capsys.readouterr()
+    assert main(["ping"]) == 1
+    line = next(l for l in capsys.readouterr().out.splitlines() if "OwnerMap" in l)
+    assert line.startswith("FAIL") and "buyer.gone (1 document)" in line and "buyer.kim" not in line
