@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from . import adf
 from .documents import screen_url
@@ -76,11 +76,3 @@ def outcome_comment(doc_reference: str, lines: Sequence[str], *, success: bool) 
         adf.paragraph(adf.text(f"{headline}: ", strong=True), adf.text(doc_reference)),
         adf.bullet_list(*[adf.paragraph(adf.text(line)) for line in lines if line]),
     )
-
-
-def assignee_for(doc: Document, owner_map: Mapping[str, str]) -> str | None:
-    """The Jira accountId for the document's owner, else its vendor, else the map's ``*`` default."""
-    for candidate in (doc.owner, doc.vendor, "*"):
-        if candidate and candidate in owner_map:
-            return owner_map[candidate]
-    return None

@@ -97,7 +97,9 @@ def decide(documents: list[Document], states: Mapping[DocumentKey, DocState], co
     Returns the messages, the number unchanged, and the number healthy with nothing open (both skipped)."""
     messages: dict[DocumentKey, WorkMessage] = {}
     unchanged = healthy = 0
-    day = today or datetime.now(timezone.utc).date()
+    if triage is not None and today is None:
+        raise ValueError("judging triage needs the day it is judged on")
+    day = today or EVERYTHING.date()  # unused without triage
     for doc in documents:
         finding = classify(doc)
         state = states.get(doc.key)
@@ -217,7 +219,7 @@ def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
         if finding is None:
             audit("sync", "healthy", reason="no exception and no issue", status=doc.status)
             return "healthy"
-        return _ensure_issue(doc, finding, snap, fp, state, ctx, audit)
+        return _ensure_issue(doc, finding, state, ctx, audit)
     return _update_issue(doc, finding, snap, fp, state, ctx, audit)
 
 
@@ -330,8 +332,8 @@ def _link_orders(doc: Document, issue_key: str, orders: list[DocumentKey], ctx: 
         audit("link", "linked", reason=f"relates to {state.issue_key} ({order.external_id})", issue=issue_key)
 
 
-def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str, state: DocState,
-                  ctx: SyncContext, audit: Callable[..., None]) -> str:
+def _ensure_issue(doc: Document, finding: Finding, state: DocState, ctx: SyncContext,
+                  audit: Callable[..., None]) -> str:
     key = doc.key
     claim = ctx.store.claim(key, CREATE_CLAIM, fingerprint="issue", retake_after_seconds=CREATE_RETAKE_SECONDS)
     issue: IssueRef | None = None
