@@ -286,3 +286,21 @@ def test_a_failing_link_is_audited_and_the_issue_still_exists(store, clock):
     assert sync_document(msg(), ctx) == "created"
     assert jira.links == []
     assert [r["outcome"] for r in store.audit_trail(make_doc().key) if r["event"] == "link"] == ["failed"]
+
+
+def test_a_lost_state_table_does_not_repeat_the_overdue_comment(store, clock):
+    acu, jira = FakeAcumatica(bill(due_in(clock, 1))), FakeJira()
+    ctx = context(acu, jira, store, clock)
+    sync_document(msg(), ctx)
+    (key,) = jira.issues
+    clock.advance(2 * DAY)
+    sync_document(msg(2), ctx)
+    assert len(jira.comments[key]) == 1
+    table = store._table
+    for item in table.scan()["Items"]:
+        table.delete_item(Key={"PK": item["PK"], "SK": item["SK"]})
+    jira.settle()
+    for n in range(3, 6):
+        sync_document(msg(n), ctx)
+        clock.advance(DAY)
+    assert len(jira.comments[key]) == 1 and len(jira.issues) == 1
