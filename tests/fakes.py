@@ -85,6 +85,7 @@ class FakeAcumatica:
         self.fail_action: Exception | None = None
         self.lose_response_once = False
         self.gets = 0
+        self.order_lines: dict[DocumentKey, list[DocumentKey]] = {}
 
     def put(self, doc: Document) -> None:
         self.docs[doc.key] = doc
@@ -103,6 +104,9 @@ class FakeAcumatica:
     def get(self, key):
         self.gets += 1
         return self.docs.get(key)
+
+    def referenced_orders(self, key):
+        return list(self.order_lines.get(key, []))
 
     def _apply(self, key, action, new_status, hold=None):
         if self.fail_action:
@@ -146,6 +150,7 @@ class FakeJira:
         self.ids = itertools.count(10001)
         self.calls: list[str] = []
         self.crash_after_create = False
+        self.links: list[tuple[str, str, str]] = []
         self.statuses = {"Done": "done", "To Do": "new", "In Progress": "indeterminate", "Closed": "done"}
         self.account = "connector-account"
         self.changelogs: dict[str, list[StatusChange]] = {}
@@ -158,7 +163,9 @@ class FakeJira:
         issue = self.issues[key]
         return IssueRef(id=issue["id"], key=key, status=issue["status"],
                         status_category=self.statuses.get(issue["status"], "new"), external_id=issue["external_id"],
-                        creator_account_id=issue.get("creator", self.account))
+                        creator_account_id=issue.get("creator", self.account),
+                        fields={"labels": list(issue.get("labels") or ()),
+                                "assignee": {"accountId": issue["assignee"]} if issue.get("assignee") else None})
 
     def move(self, key, status, actor="person-account"):
         """Someone (a person unless ``actor`` says otherwise) moves the issue; the changelog records it."""
@@ -194,7 +201,8 @@ class FakeJira:
         key = f"AP-{number - 10000}"
         self.issues[key] = {"id": str(number), "summary": draft.summary, "description": draft.description,
                             "external_id": draft.external_id, "labels": list(draft.labels or ()),
-                            "assignee": draft.assignee_account_id, "status": "To Do"}
+                            "assignee": draft.assignee_account_id, "status": "To Do",
+                            "priority": draft.priority or "Medium", "duedate": draft.due_date}
         self.comments[key] = []
         if self.crash_after_create:
             self.crash_after_create = False
@@ -206,9 +214,22 @@ class FakeJira:
         if key not in self.issues:
             raise NotFoundError(key)
         for name, target in (("summary", "summary"), ("description", "description"), ("labels", "labels"),
-                             ("assignee_account_id", "assignee")):
+                             ("assignee_account_id", "assignee"), ("priority", "priority"), ("due_date", "duedate")):
             if getattr(draft, name) is not None:
                 self.issues[key][target] = getattr(draft, name)
+
+    def link_issues(self, inward_key, outward_key, link_type="Relates"):
+        self.calls.append("link")
+        if inward_key not in self.issues or outward_key not in self.issues:
+            raise NotFoundError(f"{inward_key} or {outward_key}")
+        self.links.append((link_type, inward_key, outward_key))
+
+    def add_label(self, key, label):
+        self.calls.append("label")
+        if key not in self.issues:
+            raise NotFoundError(key)
+        if label not in self.issues[key]["labels"]:
+            self.issues[key]["labels"].append(label)
 
     def add_comment(self, key, body):
         self.calls.append("comment")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ("model", "ports", "documents", "rules", "watermarks", "sync", "resolve", "adf", "content", "webhooks", "signatures",
-        "config", "tokens", "maintenance", "errors")
+CORE = ("model", "ports", "documents", "rules", "watermarks", "sync", "resolve", "adf", "content", "webhooks",
+        "signatures", "config", "tokens", "maintenance", "errors", "triage")
 ADAPTER_LIBRARIES = {"boto3", "botocore", "requests", "urllib3"}
 
 

@@ -29,6 +29,7 @@ def handler(event: dict, context) -> dict:
         wiring.settings.document_types, documents=wiring.acumatica, store=wiring.store, queue=wiring.queue,
         options=wiring.poll_options, now=lambda: datetime.now(timezone.utc),
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000, correlation_id=context.aws_request_id,
+        triage=wiring.settings.triage,
     )
     for report in reports:
         metrics.add_metric(name="DocumentsSeen", unit=MetricUnit.Count, value=report.seen)

@@ -49,7 +49,8 @@ from .serving import LoopbackServer, Served
 ENDPOINT_NAME = "Default"
 
 # Scalar fields of each entity in Default/24.200.001, with the value-wrapper type the spec gives them. Detail arrays
-# and linked entities (Details, Applications, TaxDetails, History, ShippingInstructions) are not modelled.
+# and linked entities (Details, Applications, TaxDetails, History, ShippingInstructions) are not modelled, except a
+# bill's Details for reading (DETAIL_FIELDS).
 FIELDS: dict[str, dict[str, str]] = {
     "Bill": {
         "Amount": "decimal", "ApprovedForPayment": "boolean", "Balance": "decimal", "BranchID": "string",
@@ -73,6 +74,14 @@ FIELDS: dict[str, dict[str, str]] = {
         "Hold": "boolean", "LastModifiedDateTime": "datetime", "PaymentAmount": "decimal", "PaymentMethod": "string",
         "PaymentRef": "string", "ReferenceNbr": "string", "Status": "string", "Type": "string",
         "UnappliedBalance": "decimal", "Vendor": "string",
+    },
+}
+DETAIL_FIELDS: dict[str, dict[str, str]] = {
+    # BillDetail in Default/24.200.001 (a subset): read with $expand=Details, seeded with add_document(Details=[...]).
+    "Bill": {
+        "Amount": "decimal", "Description": "string", "ExtendedCost": "decimal", "InventoryID": "string",
+        "POLine": "int", "POOrderNbr": "string", "POOrderType": "string", "POReceiptNbr": "string",
+        "Qty": "decimal", "TransactionDescription": "string", "UnitCost": "decimal",
     },
 }
 KEY_FIELDS: dict[str, tuple[str, str]] = {
@@ -257,9 +266,12 @@ class AcumaticaSandbox(Served):
         when not given; ``Balance`` / ``ControlTotal`` default to the amount so the document is balanced.
         """
         with self._lock:
+            lines = fields.pop("Details", None)
             self._check_fields(entity, fields)
             record = self._defaults(entity, fields)
             record.update(fields)
+            if lines is not None:
+                record["Details"] = self._detail_lines(entity, lines)
             if "Status" not in fields:
                 record["Status"] = "On Hold" if record["Hold"] else self._released_from_hold_status(entity, False)
             for name, kind in FIELDS[entity].items():
@@ -561,7 +573,9 @@ class AcumaticaSandbox(Served):
         matching = [d.record for d in self._documents[entity].values() if predicate(d.record)]
         matching.sort(key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())  # no defined order, not by time
         window = matching[skip:] if top is None else matching[skip:skip + top]
-        answer = [self._wire(entity, record, select, row) for row, record in enumerate(window, start=skip + 1)]
+        expand = self._expand(request, entity)
+        answer = [self._wire(entity, record, select, row, expand=expand)
+                  for row, record in enumerate(window, start=skip + 1)]
         for hook in list(self._list_hooks):
             hook(entity, skip or 0)
         return answer
@@ -572,7 +586,7 @@ class AcumaticaSandbox(Served):
         document = self._find_by_segments(entity, segments)
         if document is None:
             raise _http_error(404, "No entity satisfies the condition.")
-        return self._wire(entity, document.record, select, 1)
+        return self._wire(entity, document.record, select, 1, expand=self._expand(request, entity))
 
     def _find_by_segments(self, entity: str, segments: list[str]) -> _Document | None:
         if len(segments) == 1:
@@ -692,7 +706,7 @@ class AcumaticaSandbox(Served):
     # ------------------------------------------------------------------------------------------- wire format
 
     def _wire(self, entity: str, record: Mapping[str, Any], select: frozenset[str] | None, row: int,
-              errors: Mapping[str, str] | None = None) -> dict[str, Any]:
+              errors: Mapping[str, str] | None = None, expand: frozenset[str] = frozenset()) -> dict[str, Any]:
         """A record as Acumatica sends it: system fields plain, every other field wrapped, no value as ``{}``."""
         wire: dict[str, Any] = {"id": record["id"], "rowNumber": row, "note": {}, "custom": {}}
         for name in FIELDS[entity]:
@@ -705,7 +719,39 @@ class AcumaticaSandbox(Served):
             if errors and name in errors:
                 wrapper["error"] = errors[name]
             wire[name] = wrapper
+        if "Details" in expand:
+            chosen = {name.split("/", 1)[1] for name in select or () if name.startswith("Details/")}
+            wire["Details"] = [
+                {"id": line["id"], "rowNumber": index, "note": {}, "custom": {},
+                 **{name: ({} if line.get(name) is None else {"value": line[name]})
+                    for name in DETAIL_FIELDS[entity] if not chosen or name in chosen}}
+                for index, line in enumerate(record.get("Details") or [], start=1)]
         return wire
+
+    @staticmethod
+    def _detail_lines(entity: str, lines: Any) -> list[dict[str, Any]]:
+        if entity not in DETAIL_FIELDS or not isinstance(lines, list):
+            raise ValueError(f"the sandbox models Details as a list, on {sorted(DETAIL_FIELDS)} only")
+        plain = []
+        for line in lines:
+            unknown = sorted(set(line) - set(DETAIL_FIELDS[entity]))
+            if unknown:
+                raise ValueError(f"{entity}Detail has no fields {unknown} in Default/24.200.001")
+            plain.append({"id": str(uuid.uuid4()), **{name: Decimal(str(value)) if value is not None
+                                                      and DETAIL_FIELDS[entity][name] == "decimal" else value
+                                                      for name, value in line.items()}})
+        return plain
+
+    @staticmethod
+    def _expand(request: Request, entity: str) -> frozenset[str]:
+        """``$expand``: the detail entities to include; only a bill's ``Details`` is modelled."""
+        names = frozenset(part.strip() for part in request.args.get("$expand", "").split(",") if part.strip())
+        unmodelled = sorted(names - {"Details"} if entity in DETAIL_FIELDS else names)
+        if unmodelled:
+            if unmodelled[0] not in UNMODELLED.get(entity, ()):
+                raise _http_error(400, f"The entity {unmodelled[0]} in $expand is not defined in the {entity} entity.")
+            raise _http_error(400, f"The sandbox does not model $expand={unmodelled[0]}.")
+        return names
 
     def _unwrap_body(self, entity: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -776,14 +822,20 @@ class AcumaticaSandbox(Served):
 
     @staticmethod
     def _select(request: Request, entity: str) -> frozenset[str] | None:
-        for parameter in ("$expand", "$custom"):
-            if request.args.get(parameter):
-                raise _http_error(400, f"The sandbox does not model {parameter}.")
+        if request.args.get("$custom"):
+            raise _http_error(400, "The sandbox does not model $custom.")
+        expand = AcumaticaSandbox._expand(request, entity)
         raw = request.args.get("$select")
         if raw is None:
             return None
         names = frozenset(part.strip() for part in raw.split(",") if part.strip())
-        unknown = sorted(names - set(FIELDS[entity]) - {"id", "rowNumber", "note"})
+        for name in (n for n in names if "/" in n):
+            detail, field_name = name.split("/", 1)
+            if detail not in expand:
+                raise _http_error(400, f"The field {name} in $select needs {detail} in $expand.")
+            if field_name not in DETAIL_FIELDS.get(entity, {}):
+                raise _http_error(400, f"The field {field_name} in $select is not defined in {entity}.{detail}.")
+        unknown = sorted(n for n in names - set(FIELDS[entity]) - {"id", "rowNumber", "note"} if "/" not in n)
         if unknown:
             raise _http_error(400, f"The field {unknown[0]} in $select is not defined in the {entity} entity.")
         return names

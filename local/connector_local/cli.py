@@ -170,6 +170,8 @@ def _copy_verification_material(wiring, **material: Any) -> None:
 
 def cmd_ping(args: argparse.Namespace) -> int:
     """The end-to-end checklist; every check makes its own call to the system it checks (no cached answer)."""
+    from .preview import check_owner_map
+
     wiring = _wiring(args)
     settings = wiring.settings
     checks: list[tuple[str, Any, str]] = [
@@ -189,6 +191,8 @@ def cmd_ping(args: argparse.Namespace) -> int:
          "create a single-line text custom field and set JiraExternalIdField to its id"),
         ("table, work queue and secrets reachable", lambda: _aws_reachable(wiring),
          "check the stack's outputs (--stack) and your AWS credentials"),
+        ("OwnerMap covers the owners of recent exception documents", lambda: check_owner_map(wiring),
+         "add the named owners to OwnerMap (Acumatica owner -> Jira accountId)"),
     ]
     results = []
     for name, check, fix in checks:
@@ -394,6 +398,10 @@ def _at_least(minimum: int):
         return value
 
     return parse
+def cmd_preview(args: argparse.Namespace) -> int:
+    from .preview import run
+
+    return run(_wiring(args), entities=args.entity, since=args.since, limit=args.limit, fmt=args.format)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -443,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--status", default="Done", help="the status a person moves the issue to")
     status = command("status", cmd_status, "watermarks, and work queue and DLQ depths")
     status.add_argument("--format", choices=["text", "json"], default="text")
+    preview = command("preview", cmd_preview, "list the issues a poll would create, update or leave; writes nothing")
+    preview.add_argument("--entity", action="append", choices=["Bill", "PurchaseOrder", "Check"])
+    preview.add_argument("--since", help="ISO date or date-time; only documents modified since (default: all)")
+    preview.add_argument("--limit", type=_at_least(1), help="list at most this many documents")
+    preview.add_argument("--format", choices=["table", "json"], default="table")
     return parser
 
 

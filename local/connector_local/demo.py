@@ -8,14 +8,25 @@ show that an unchanged backlog costs nothing. Exits non-zero if any promise of t
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Callable, TextIO
 
 from connector.model import DocumentKey
 
+from .jira_sandbox import PERSON_ACCOUNT
 from .stack import LocalStack
+
+DEMO_ENV = {"OWNER_MAP": json.dumps({"buyer.kim": PERSON_ACCOUNT})}
+"""The buyer of PO000045 is a Jira user: the PO's issue, and the bill billing it, are assigned to them."""
+
+
+def _in_days(days: int) -> str:
+    """An Acumatica date ``days`` from today, so the priorities the demo shows do not age."""
+    return (datetime.now(timezone.utc) + timedelta(days=days)).strftime("%Y-%m-%dT00:00:00")
 
 
 @dataclass(frozen=True)
@@ -28,17 +39,21 @@ class Seed:
 
 SEEDS = (
     Seed("Bill", {"Type": "Bill", "ReferenceNbr": "000101", "Vendor": "V000001", "Amount": 1250, "Balance": 1250,
-                  "Hold": True, "Description": "Office furniture, held for receipt check"}),
+                  "Hold": True, "Description": "Office furniture, held for receipt check", "DueDate": _in_days(20)}),
     Seed("Bill", {"Type": "Bill", "ReferenceNbr": "000102", "Vendor": "V000002", "Amount": 500, "Balance": 450,
-                  "Hold": True, "Description": "Freight: control total does not match the lines"}),
+                  "Hold": True, "Description": "Freight: control total does not match the lines",
+                  "DueDate": _in_days(2),
+                  "Details": [{"POOrderType": "Normal", "POOrderNbr": "PO000045", "POLine": 1, "Amount": 450}]}),
     Seed("Bill", {"Type": "Bill", "ReferenceNbr": "000103", "Vendor": "V000003", "Amount": 90, "Balance": 90,
                   "Hold": False, "Description": "Stationery"}, expect_issue=False),
     Seed("Bill", {"Type": "Bill", "ReferenceNbr": "000104", "Vendor": "V000001", "Amount": 7800, "Balance": 7800,
-                  "Hold": False, "Status": "Pending Approval", "Description": "Consulting, March"},
+                  "Hold": False, "Status": "Pending Approval", "Description": "Consulting, March",
+                  "DueDate": _in_days(-3)},
          requires_approval=True),
     Seed("PurchaseOrder", {"Type": "Normal", "OrderNbr": "PO000045", "VendorID": "V000004", "OrderTotal": 3200,
                            "ControlTotal": 3200, "Hold": False, "Status": "Pending Approval", "Owner": "buyer.kim",
-                           "Description": "Laptops for new hires"}, requires_approval=True),
+                           "Description": "Laptops for new hires", "PromisedOn": _in_days(10)},
+         requires_approval=True),
     Seed("PurchaseOrder", {"Type": "Normal", "OrderNbr": "PO000046", "VendorID": "V000004", "OrderTotal": 150,
                            "ControlTotal": 150, "Hold": False, "Description": "Cables"}, expect_issue=False),
     Seed("Check", {"Type": "Payment", "ReferenceNbr": "000078", "Vendor": "V000002", "PaymentAmount": 450,
@@ -59,7 +74,7 @@ def run_demo(out: TextIO = sys.stdout, *, verbose: bool = False) -> int:
     """Run the round trip; returns the process exit code. ``verbose`` keeps the functions' logs and metrics."""
     started = time.monotonic()
     problems: list[str] = []
-    with LocalStack.start({}, quiet=not verbose) as stack:  # always the embedded default, whatever the shell says
+    with LocalStack.start(DEMO_ENV, quiet=not verbose) as stack:  # always the embedded default, whatever the shell says
         assert stack.acumatica and stack.jira, "the demo runs on the sandboxes"
         for seed in SEEDS:
             stack.acumatica.add_document(seed.entity, requires_approval=seed.requires_approval, **seed.fields)
@@ -76,10 +91,14 @@ def run_demo(out: TextIO = sys.stdout, *, verbose: bool = False) -> int:
             doc = stack.acumatica.document(seed.entity, (key.type, key.number))
             outcome = ("issue created: " + issues[0]["fields"]["summary"].rsplit(" | ", 1)[-1] if issues
                        else "healthy: no issue")
-            rows.append((key.external_id, doc["Status"], ", ".join(i["key"] for i in issues) or "-", outcome))
+            fields = issues[0]["fields"] if issues else {}
+            rows.append((key.external_id, doc["Status"], ", ".join(i["key"] for i in issues) or "-",
+                         (fields.get("assignee") or {}).get("displayName", "-") if issues else "-",
+                         (fields.get("priority") or {}).get("name", "-") if issues else "-",
+                         fields.get("duedate") or "-", outcome))
             if len(issues) != (1 if seed.expect_issue else 0):
                 problems.append(f"{key.external_id}: expected {int(seed.expect_issue)} issue(s), found {len(issues)}")
-        _table(out, ("document", "Acumatica status", "Jira issue", "outcome"), rows)
+        _table(out, ("document", "Acumatica status", "Jira issue", "assignee", "priority", "due", "outcome"), rows)
         first = next((row for row in rows if row[2] != "-"), None)
         if first:
             say(f"   e.g. {first[2]}: {stack.jira.issue(first[2])['fields']['summary']}")

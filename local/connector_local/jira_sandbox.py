@@ -73,6 +73,16 @@ STATUSES = {  # name -> (id, category key, id of the global transition into it, 
 }
 RESOLUTIONS = {"Done": "10000", "Won't Do": "10001", "Duplicate": "10002"}
 ISSUE_TYPES = {"Task": "10001", "Bug": "10002"}
+PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
+"""Jira Cloud's default priority scheme (ids 1-5); a project's scheme may hold other names, and Jira refuses any
+priority outside it with ``errors.priority``."""
+DEFAULT_PRIORITY = "Medium"
+LINK_TYPES = {  # Jira Cloud's default issue link types: name -> (id, inward, outward)
+    "Blocks": ("10000", "is blocked by", "blocks"),
+    "Cloners": ("10001", "is cloned by", "clones"),
+    "Duplicate": ("10002", "is duplicated by", "duplicates"),
+    "Relates": ("10003", "relates to", "relates to"),
+}
 WEBHOOK_EVENTS = ("jira:issue_created", "jira:issue_updated", "jira:issue_deleted", "comment_created",
                   "comment_updated", "comment_deleted", "issue_property_set", "issue_property_deleted")
 WEBHOOK_LIFETIME = timedelta(days=30)
@@ -385,6 +395,7 @@ class JiraSandbox(Served):
         max_dynamic_webhooks: int = 5,
         max_comments_per_issue: int = 5000,
         users: Mapping[str, str] | None = None,
+        priorities: Iterable[str] = PRIORITIES,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -407,6 +418,7 @@ class JiraSandbox(Served):
         self.delivery_retry_delay = delivery_retry_delay
         self.max_dynamic_webhooks = max_dynamic_webhooks
         self.max_comments_per_issue = max_comments_per_issue
+        self.priorities = {name: str(index) for index, name in enumerate(priorities, start=1)}
 
         self._lock = threading.RLock()
         self._clock_offset = 0.0
@@ -417,6 +429,7 @@ class JiraSandbox(Served):
         self._codes: dict[str, dict[str, Any]] = {}
         self._refreshes = 0
         self._issues: dict[int, Issue] = {}
+        self._links: list[tuple[str, str, str]] = []
         self._issue_ids = itertools.count(10001)
         self._issue_numbers = itertools.count(1)
         self._comment_ids = itertools.count(10100)
@@ -714,6 +727,7 @@ class JiraSandbox(Served):
             ("POST", r"/webhook", self._register_webhooks),
             ("DELETE", r"/webhook", self._delete_webhooks),
             ("PUT", r"/webhook/refresh", self._refresh_webhooks),
+            ("POST", r"/issueLink", self._link_issues),
         ]
         path_known = False
         for method, pattern, handler in routes:
@@ -878,7 +892,8 @@ class JiraSandbox(Served):
                   ("reporter", "Reporter", "user"), ("creator", "Creator", "user"),
                   ("project", "Project", "project"), ("resolutiondate", "Resolved", "datetime"),
                   ("issuetype", "Issue Type", "issuetype"), ("resolution", "Resolution", "resolution"),
-                  ("created", "Created", "datetime"), ("updated", "Updated", "datetime")]
+                  ("created", "Created", "datetime"), ("updated", "Updated", "datetime"),
+                  ("priority", "Priority", "priority"), ("duedate", "Due date", "date")]
         fields = [{"id": fid, "key": fid, "name": name, "custom": False, "orderable": True, "navigable": True,
                    "searchable": True, "clauseNames": [fid], "schema": {"type": kind, "system": fid}}
                   for fid, name, kind in system]
@@ -918,7 +933,9 @@ class JiraSandbox(Served):
             errors.setdefault("summary", "You must specify a summary of the issue.")
         if errors:
             raise HttpError(400, messages, errors)
-        issue = self._new_issue({"description": None, "labels": [], "assignee": None,
+        values.setdefault("priority", DEFAULT_PRIORITY if DEFAULT_PRIORITY in self.priorities else
+                          next(iter(self.priorities), None))
+        issue = self._new_issue({"description": None, "labels": [], "assignee": None, "duedate": None,
                                  self.external_id_field: None, **values, "issuetype": type_name},
                                 created=self.now())
         return _json_response(201, {"id": str(issue.id), "key": issue.key, "self": self._issue_url(issue)})
@@ -1034,6 +1051,20 @@ class JiraSandbox(Served):
                     errors[name] = "Specified user does not exist or you do not have required permissions"
                 else:
                     values[name] = account
+            elif name == "priority":
+                wanted = value if isinstance(value, dict) else {}
+                chosen = next((p for p, pid in self.priorities.items()
+                               if wanted.get("name") == p or str(wanted.get("id")) == pid), None)
+                if chosen is None:
+                    errors[name] = "Specify a valid 'id' or 'name' for Priority"
+                else:
+                    values[name] = chosen
+            elif name == "duedate":
+                if value is not None and not (isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)
+                                              and _is_date(value)):
+                    errors[name] = f"Error parsing date string: {value}"
+                else:
+                    values[name] = value
             else:
                 errors[name] = f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
         return values
@@ -1060,6 +1091,35 @@ class JiraSandbox(Served):
         """ChangeDetails declares from/to as non-nullable strings: an empty side is left out, as Jira does."""
         return [{**entry, "items": [{k: v for k, v in item.items() if v is not None} for item in entry["items"]]}
                 for entry in copy.deepcopy(issue.changelog[start: start + limit])]
+
+    def _link_issues(self, request: Request) -> Response:
+        """``POST /issueLink``: 201 with no body; an unknown link type or issue is a 404, as in Jira Cloud."""
+        body = _json_body(request)
+        link_type = body.get("type") if isinstance(body.get("type"), dict) else None
+        if link_type is None or not isinstance(body.get("inwardIssue"), dict) \
+                or not isinstance(body.get("outwardIssue"), dict):
+            raise HttpError(400, ["The request must name the link type, inwardIssue and outwardIssue."])
+        name = next((n for n, (type_id, _, _) in LINK_TYPES.items()
+                     if link_type.get("name") == n or str(link_type.get("id")) == type_id), None)
+        if name is None:
+            raise HttpError(404, [f"No issue link type with name '{link_type.get('name')}' found."])
+        ends = []
+        for side in ("inwardIssue", "outwardIssue"):
+            reference = body[side].get("key") or body[side].get("id")
+            found = next((i for i in self._issues.values() if str(reference) in (i.key, str(i.id))), None)
+            if found is None:
+                raise HttpError(404, [f"Issue {reference} does not exist or you do not have permission to see it."])
+            ends.append(found)
+        inward, outward = ends
+        link = (name, inward.key, outward.key)
+        if link not in self._links:  # Jira keeps one link of a type between two issues
+            self._links.append(link)
+        return Response(status=201)
+
+    def issue_links(self, key: str) -> list[tuple[str, str, str]]:
+        """``(type, inward key, outward key)`` of every link touching the issue."""
+        with self._lock:
+            return [link for link in self._links if key in link[1:]]
 
     def _list_comments(self, request: Request, key: str) -> Response:
         issue = self._find_issue_or_404(key)
@@ -1571,6 +1631,10 @@ class JiraSandbox(Served):
             "description": copy.deepcopy(fields.get("description")),
             "labels": list(fields.get("labels") or []),
             "assignee": self._user_json(fields["assignee"]) if fields.get("assignee") else None,
+            "priority": ({"self": f"{self._site_api()}/priority/{self.priorities[fields['priority']]}", "iconUrl": "",
+                          "name": fields["priority"], "id": self.priorities[fields["priority"]]}
+                         if fields.get("priority") in self.priorities else None),
+            "duedate": fields.get("duedate"),
             "reporter": self._user_json(fields["reporter"]),
             "creator": self._user_json(fields.get("creator") or CONNECTOR_ACCOUNT),
             "status": self._status_json(fields["status"]),
@@ -1707,6 +1771,14 @@ def _adf_has_text(node: Any) -> bool:
             return True
         return any(_adf_has_text(child) for child in node.get("content") or [])
     return False
+
+
+def _is_date(text: str) -> bool:
+    try:
+        datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
 
 
 def _display(value: Any) -> str | None:

@@ -470,6 +470,28 @@ class AcumaticaClient:
         url = f"{self._entity_url(key.entity, key.type, key.number)}?{self._select_query(key.entity)}"
         return self._read_one(key.entity, url, str(key))
 
+    def referenced_orders(self, key: DocumentKey) -> list[DocumentKey]:
+        """Purchase orders the bill's lines reference (``Details/POOrderType`` and ``POOrderNbr``), once each.
+
+        One GET by key with ``$expand=Details`` and only the two line fields: list queries that expand details can
+        fail on Acumatica's query optimizer, and whole lines are large. Anything but a bill references none."""
+        if key.entity != "Bill" or any(_URL_UNSAFE_KEY.search(value) for value in (key.type, key.number)):
+            return []
+        query = query_string({"$expand": "Details",
+                              "$select": ",".join([*profile(key.entity).key_fields, "Details/POOrderType",
+                                                   "Details/POOrderNbr"])})
+        response = self._request("GET", f"{self._entity_url(key.entity, key.type, key.number)}?{query}")
+        if response.status_code == 404:
+            return []
+        if response.status_code != 200:
+            raise self._error_for(response, f"GET {key} details")
+        record, _ = unwrap(_json_or_none(response) or {})
+        orders: dict[DocumentKey, None] = {}
+        for line in record.get("Details") or []:
+            if isinstance(line, dict) and line.get("POOrderType") and line.get("POOrderNbr"):
+                orders[DocumentKey("PurchaseOrder", str(line["POOrderType"]), str(line["POOrderNbr"]))] = None
+        return list(orders)
+
     def get_by_id(self, entity: str, id: str) -> Document | None:
         """The document by its session ``id`` (the only way to address keys that contain ``/``)."""
         try:

@@ -55,6 +55,12 @@ def link(label: Any, href: str) -> Node | None:
     return text(label if label not in (None, "") else href, link=href)
 
 
+def mention(account_id: str, display: str = "") -> Node:
+    """An @-mention of a Jira user: it notifies them, which a plain name in text does not."""
+    attrs = {"id": account_id, "text": f"@{display}" if display else f"@{account_id}"}
+    return {"type": "mention", "attrs": attrs}
+
+
 def hard_break() -> Node:
     """A line break inside a paragraph (ADF has no newline characters in text)."""
     return {"type": "hardBreak"}

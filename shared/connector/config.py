@@ -12,6 +12,7 @@ from typing import Mapping
 
 from .documents import PROFILES
 from .errors import ConfigurationError
+from .triage import TriageRules, rules_from_env
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -51,6 +52,8 @@ class Settings:
     acumatica_secret_id: str = ""
     jira_secret_id: str = ""
     webhook_secret_id: str = ""
+    triage: TriageRules = field(default_factory=TriageRules)
+    """Routing, priority and escalation tables (``PriorityTable``, ``VendorOwners``, ``EscalationDays``...)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -128,6 +131,7 @@ class Settings:
             acumatica_secret_id=env.get("ACUMATICA_SECRET_ARN", ""),
             jira_secret_id=env.get("JIRA_SECRET_ARN", ""),
             webhook_secret_id=env.get("WEBHOOK_SECRET_ARN", ""),
+            triage=rules_from_env(env),
         )
 
     @property

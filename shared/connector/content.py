@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from . import adf
 from .documents import screen_url
@@ -56,6 +56,19 @@ def change_comment(doc: Document, finding: Finding | None, changed: Sequence[tup
     return adf.doc(*blocks)
 
 
+def overdue_comment(doc: Document, due: str, priority: str) -> dict[str, Any]:
+    """ADF comment for the day a document goes past its due date (posted once per due date)."""
+    return adf.doc(adf.paragraph(adf.text(f"{reference(doc)} is overdue: ", strong=True),
+                                 adf.text(f"it was due {due}. Priority is now {priority}.")))
+
+
+def escalation_comment(doc: Document, finding: Finding, days: int, who: str | None) -> dict[str, Any]:
+    """ADF comment for an exception still open ``days`` after its issue was opened, mentioning who should act."""
+    lead = [adf.mention(who), adf.text(" ")] if who else []
+    return adf.doc(adf.paragraph(*lead, adf.text(f"{reference(doc)} has been an exception for {days} days: ",
+                                                 strong=True), adf.text(f"{finding.reason}.")))
+
+
 def outcome_comment(doc_reference: str, lines: Sequence[str], *, success: bool) -> dict[str, Any]:
     """ADF comment reporting what the return flow did (or why it did nothing)."""
     headline = "Acumatica updated" if success else "No change made in Acumatica"
@@ -63,11 +76,3 @@ def outcome_comment(doc_reference: str, lines: Sequence[str], *, success: bool) 
         adf.paragraph(adf.text(f"{headline}: ", strong=True), adf.text(doc_reference)),
         adf.bullet_list(*[adf.paragraph(adf.text(line)) for line in lines if line]),
     )
-
-
-def assignee_for(doc: Document, owner_map: Mapping[str, str]) -> str | None:
-    """The Jira accountId for the document's owner, else its vendor, else the map's ``*`` default."""
-    for candidate in (doc.owner, doc.vendor, "*"):
-        if candidate and candidate in owner_map:
-            return owner_map[candidate]
-    return None

@@ -282,7 +282,8 @@ class JiraClient:
         return min(matches, key=lambda issue: (len(issue.id), issue.id))  # numeric ids: shorter is older
 
     def get_issue(self, key: str) -> IssueRef | None:
-        response = self._call("GET", f"/issue/{key}", params={"fields": f"status,summary,creator,{self._field}"})
+        response = self._call("GET", f"/issue/{key}",
+                              params={"fields": f"status,summary,creator,labels,assignee,{self._field}"})
         if response.status_code == 404:
             return None
         return self._issue_ref(self._ok(response, "GET", f"/issue/{key}"))
@@ -304,6 +305,17 @@ class JiraClient:
         if fields:
             self._ok(self._call("PUT", f"/issue/{key}", json={"fields": fields}), "PUT", f"/issue/{key}",
                      expected=(204, 200))
+
+    def link_issues(self, inward_key: str, outward_key: str, link_type: str = "Relates") -> None:
+        """``POST /issueLink``; Jira keeps one link of a type between two issues, so a repeat adds nothing."""
+        body = {"type": {"name": link_type}, "inwardIssue": {"key": inward_key}, "outwardIssue": {"key": outward_key}}
+        self._ok(self._call("POST", "/issueLink", json=body), "POST", "/issueLink", expected=(201, 200))
+
+    def add_label(self, key: str, label: str) -> None:
+        """``update.labels[].add``: a ``fields.labels`` set would drop the labels people added."""
+        path = f"/issue/{key}"
+        self._ok(self._call("PUT", path, json={"update": {"labels": [{"add": "-".join(label.split())}]}}), "PUT",
+                 path, expected=(204, 200))
 
     def add_comment(self, key: str, body: dict[str, Any]) -> str:
         path = f"/issue/{key}/comment"
@@ -522,6 +534,10 @@ class JiraClient:
             fields["labels"] = ["-".join(label.split()) for label in draft.labels if label.strip()]
         if draft.assignee_account_id is not None:
             fields["assignee"] = {"accountId": draft.assignee_account_id}
+        if draft.due_date is not None:
+            fields["duedate"] = draft.due_date
+        if draft.priority is not None:
+            fields["priority"] = {"name": draft.priority}
         return fields
 
     def _issue_ref(self, issue: Mapping[str, Any]) -> IssueRef:

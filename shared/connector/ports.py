@@ -39,6 +39,9 @@ class DocumentSource(Protocol):
     def invoke_action(self, key: DocumentKey, action: str) -> Document:
         """POST the action, follow ``202 Location`` until ``204``, and return the re-read document."""
 
+    def referenced_orders(self, key: DocumentKey) -> list[DocumentKey]:
+        """The purchase orders a bill's lines reference (``Details``), once each in line order; ``[]`` otherwise."""
+
     def workflow_actions(self, entity: str) -> list[str]:
         """Names of the workflow actions the instance offers for ``entity`` (``$adHocSchema``), for ``ping``."""
 
@@ -52,6 +55,10 @@ class IssueDraft:
     external_id: str | None = None
     labels: Sequence[str] | None = None
     assignee_account_id: str | None = None
+    due_date: str | None = None
+    """Jira's ``duedate``, ``YYYY-MM-DD``."""
+    priority: str | None = None
+    """A priority name of the project's priority scheme."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,12 @@ class IssueTracker(Protocol):
 
     def add_comment(self, key: str, body: dict[str, Any]) -> str:
         """Add an ADF comment; returns the comment id."""
+
+    def link_issues(self, inward_key: str, outward_key: str, link_type: str = "Relates") -> None:
+        """Link two issues ("relates to" by default)."""
+
+    def add_label(self, key: str, label: str) -> None:
+        """Add one label, keeping the ones people set."""
 
     def transition_to(self, key: str, status_name: str) -> bool:
         """Move the issue to the status named ``status_name`` (case-insensitive) if a transition leads there.
@@ -178,6 +191,8 @@ class DocState:
     snapshot: Mapping[str, str] = field(default_factory=dict)
     open: bool = False
     version: int = 0
+    opened_at: float | None = None
+    """When the connector opened (or adopted) the issue, epoch seconds: escalation counts days from it."""
 
 
 @dataclass(frozen=True)

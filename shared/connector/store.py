@@ -117,6 +117,7 @@ class DynamoStore:
             snapshot=dict(item.get("snapshot") or {}),
             open=bool(item.get("open", False)),
             version=int(item.get("version", 0)),
+            opened_at=float(item["opened_at"]) if item.get("opened_at") is not None else None,
         )
 
     def get_states(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, DocState]:
@@ -127,7 +128,7 @@ class DynamoStore:
         while pending:
             batch, pending = pending[:100], pending[100:]
             request = {self._table.name: {"Keys": batch, "ConsistentRead": True,
-                                          "ProjectionExpression": "PK, fingerprint, issue_key, #o, version",
+                                          "ProjectionExpression": "PK, fingerprint, issue_key, #o, version, opened_at",
                                           "ExpressionAttributeNames": {"#o": "open"}}}
             for attempt in range(8):
                 response = client.batch_get_item(RequestItems=request)
@@ -154,6 +155,8 @@ class DynamoStore:
         }
         if state.issue_key:
             item.update(issue_key=state.issue_key, issue_id=state.issue_id)
+        if state.opened_at is not None:
+            item["opened_at"] = Decimal(str(state.opened_at))
         condition = Attr("version").eq(state.version) if state.version else Attr("PK").not_exists()
         try:
             self._table.put_item(Item=_storable(item), ConditionExpression=condition)
@@ -162,7 +165,7 @@ class DynamoStore:
                 raise TransientError(f"{key} was updated concurrently; retrying with fresh state") from None
             raise
         return DocState(state.issue_key, state.issue_id, state.fingerprint, dict(state.snapshot), state.open,
-                        new_version)
+                        new_version, state.opened_at)
 
     # --- claims ------------------------------------------------------------------------------------------------
 

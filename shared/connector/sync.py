@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Mapping
+from datetime import date, datetime, timedelta, timezone
+from typing import Callable, Mapping, TypeVar
 
 from . import content, timings, watermarks
 from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome, ValidationError
 from .model import Document, DocumentKey, Finding, WorkMessage
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
 from .rules import changes, classify, fingerprint, is_resolved, snapshot
+from .triage import TriageRules, evaluate, reached_thresholds, route
 
 logger = logging.getLogger(__name__)
 
 EVERYTHING = datetime(1970, 1, 1, tzinfo=timezone.utc)
 CREATE_CLAIM = "CREATE"
 COMMENT_CLAIM = "COMMENT"
+OVERDUE_CLAIM = "OVERDUE"
+TRIAGE_KEYS = ("due date", "priority", "overdue", "escalation")
+"""Snapshot entries that come from the triage tables and the calendar rather than from the document itself."""
+REFUSABLE = {"assignee": "assignee_account_id", "priority": "priority", "duedate": "due_date"}
+"""Jira fields an issue can exist without: when Jira refuses one, the connector writes the rest and audits it."""
 CREATE_RETAKE_SECONDS = timings.CREATE_RETAKE_SECONDS
 COMMENT_RETAKE_SECONDS = timings.COMMENT_RETAKE_SECONDS
 
@@ -57,17 +63,44 @@ class PollReport:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
+def observed(doc: Document, finding: Finding | None, triage: TriageRules | None, today: date,
+             opened_at: float | None = None) -> dict[str, str]:
+    """The snapshot plus, for an exception, its triage as of ``today``.
+
+    A bill that comes due or goes overdue changes nothing in Acumatica, yet its issue's priority must change: with the
+    triage in the fingerprint, the next read of the document sees a new state and the worker re-evaluates the issue,
+    while an unchanged document on an unchanged day still costs no Jira call. Healthy documents carry no triage, so
+    the calendar never makes them look changed."""
+    snap = snapshot(doc, finding)
+    if finding is not None and triage is not None:
+        judged = evaluate(doc, triage, today)
+        snap.update({"due date": judged.due_text, "priority": judged.priority,
+                     "overdue": "yes" if judged.overdue else "no"})
+        if triage.escalation_days and opened_at is not None:
+            reached = reached_thresholds(triage.escalation_days, finding.rule, _days_since(opened_at, today))
+            snap["escalation"] = str(reached[-1]) if reached else ""
+    return snap
+
+
+def _days_since(moment: float, today: date) -> int:
+    return (today - datetime.fromtimestamp(moment, timezone.utc).date()).days
+
+
 def decide(documents: list[Document], states: Mapping[DocumentKey, DocState], correlation_id: str,
-           source: str = "poll") -> tuple[list[WorkMessage], int, int]:
+           source: str = "poll", triage: TriageRules | None = None,
+           today: date | None = None) -> tuple[list[WorkMessage], int, int]:
     """Which documents need work: exceptions whose state changed, and changed documents with an open issue.
 
     Returns the messages, the number unchanged, and the number healthy with nothing open (both skipped)."""
     messages: dict[DocumentKey, WorkMessage] = {}
     unchanged = healthy = 0
+    if triage is not None and today is None:
+        raise ValueError("judging triage needs the day it is judged on")
+    day = today or EVERYTHING.date()  # unused without triage
     for doc in documents:
         finding = classify(doc)
-        fp = fingerprint(snapshot(doc, finding))
         state = states.get(doc.key)
+        fp = fingerprint(observed(doc, finding, triage, day, state.opened_at if state else None))
         if state and state.fingerprint == fp:
             unchanged += 1
             continue
@@ -85,7 +118,7 @@ def decide(documents: list[Document], states: Mapping[DocumentKey, DocState], co
 
 def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, queue: WorkQueue,
                 options: PollOptions, now: Callable[[], datetime], seconds_left: Callable[[], float],
-                correlation_id: str) -> PollReport:
+                correlation_id: str, triage: TriageRules | None = None) -> PollReport:
     """Work through one pass of changed documents, checkpointing after every durably queued page.
 
     Stops early (``completed=False``) when the Lambda is about to run out of time; the next run resumes the same pass.
@@ -120,7 +153,8 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
         report.pages += 1
         report.seen += len(page.documents)
         states = store.get_states([d.key for d in page.documents])
-        messages, unchanged, healthy = decide(page.documents, states, correlation_id)
+        messages, unchanged, healthy = decide(page.documents, states, correlation_id, triage=triage,
+                                              today=cursor.pass_started.date())
         queue.send(messages)
         store.audit_queued(messages)
         report.enqueued += len(messages)
@@ -162,6 +196,11 @@ class SyncContext:
     reopen_status: str = ""
     """Status an issue moves back to when its exception returns after a resolution; empty: a To Do status."""
     resolved_statuses: tuple[str, ...] = ()
+    triage: TriageRules | None = None
+    """Routing, due date and priority tables; ``None`` leaves priority and due date to Jira."""
+
+    def today(self) -> date:
+        return datetime.fromtimestamp(self.clock(), timezone.utc).date()
 
 
 def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
@@ -174,9 +213,9 @@ def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
         logger.info("document not found; skipped", extra={"external_id": key.external_id})
         return "skipped"
     finding = classify(doc)
-    snap = snapshot(doc, finding)
-    fp = fingerprint(snap)
     state = ctx.store.get_state(key) or DocState()
+    snap = observed(doc, finding, ctx.triage, ctx.today(), state.opened_at)
+    fp = fingerprint(snap)
 
     if state.issue_key and state.fingerprint == fp:
         audit("sync", "unchanged", reason="issue already reflects this state", issue=state.issue_key)
@@ -185,18 +224,81 @@ def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
         if finding is None:
             audit("sync", "healthy", reason="no exception and no issue", status=doc.status)
             return "healthy"
-        return _ensure_issue(doc, finding, snap, fp, state, ctx, audit)
+        return _ensure_issue(doc, finding, state, ctx, audit)
     return _update_issue(doc, finding, snap, fp, state, ctx, audit)
 
 
-def _draft(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
-    return IssueDraft(
+def _orders(doc: Document, ctx: SyncContext) -> list[DocumentKey]:
+    """The purchase orders a bill's lines reference: one Acumatica read, so only for a bill about to get an issue."""
+    if doc.key.entity != "Bill" or ctx.triage is None:
+        return []
+    return ctx.documents.referenced_orders(doc.key)
+
+
+def buyer_of(orders: list[DocumentKey], documents: DocumentSource) -> str | None:
+    """The ``Owner`` of the first of ``orders`` that has one: the buyer who raised the order is who the AP team
+    asks about the bill."""
+    for order in orders:
+        purchase_order = documents.get(order)
+        if purchase_order is not None and purchase_order.owner:
+            return purchase_order.owner
+    return None
+
+
+def _draft(doc: Document, finding: Finding, ctx: SyncContext, orders: list[DocumentKey] | None = None) -> IssueDraft:
+    rules = ctx.triage or TriageRules()
+    if orders is None:
+        orders = _orders(doc, ctx)
+    buyer = buyer_of(orders, ctx.documents) if not doc.owner else None
+    draft = IssueDraft(
         summary=content.summary(doc, finding),
         description=content.description(doc, finding, ctx.acumatica_url),
         external_id=doc.key.external_id,
         labels=ctx.labels,
-        assignee_account_id=content.assignee_for(doc, ctx.owner_map),
+        assignee_account_id=route(doc, ctx.owner_map, rules, buyer=buyer).account_id,
     )
+    if ctx.triage is None:
+        return draft
+    judged = evaluate(doc, ctx.triage, ctx.today())
+    return replace(draft, due_date=judged.due_text or None, priority=judged.priority)
+
+
+def planned_issue(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
+    """The issue the worker would create for ``doc`` now: ``connector preview`` prints exactly this."""
+    return _draft(doc, finding, ctx)
+
+
+def _triage_fields(draft: IssueDraft, changed: list[tuple[str, str, str]], snap: Mapping[str, str]) -> IssueDraft:
+    """Add the due date and priority to an update when, and only when, they changed."""
+    names = {name for name, _, _ in changed}
+    return replace(draft, due_date=(snap.get("due date") or None) if "due date" in names else None,
+                   priority=snap.get("priority") if "priority" in names else None)
+
+
+Sent = TypeVar("Sent")
+
+
+def _without_refused(send: Callable[[IssueDraft], Sent], draft: IssueDraft, audit: Callable[..., None],
+                     doing: str) -> Sent:
+    """Send ``draft``; each optional field Jira refuses (a deactivated assignee, a priority the project's scheme
+    lacks, a due date the screen does not offer) is audited and dropped, and the rest is sent again."""
+    while True:
+        try:
+            return send(draft)
+        except ValidationError as exc:
+            refused = [name for name, attribute in REFUSABLE.items()
+                       if name in exc.field_errors and getattr(draft, attribute) is not None]
+            if not refused:
+                raise
+            for name in refused:
+                if name == "assignee":
+                    reason = (f"Jira refused assignee from the owner map: {exc.field_errors[name]}; "
+                              f"{doing} unassigned")
+                else:
+                    reason = (f"Jira refused {name} {getattr(draft, REFUSABLE[name])!r}: {exc.field_errors[name]}; "
+                              f"{doing} without it")
+                audit("issue", f"{name}-refused", reason=reason)
+            draft = replace(draft, **{REFUSABLE[name]: None for name in refused})
 
 
 def _content_only(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
@@ -205,21 +307,38 @@ def _content_only(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDra
                                                                                               ctx.acumatica_url))
 
 
-def _create(doc: Document, finding: Finding, ctx: SyncContext, audit: Callable[..., None]) -> IssueRef:
-    """Create the issue; an owner-map entry Jira refuses (a deactivated user) must not stop the issue existing."""
-    draft = _draft(doc, finding, ctx)
-    try:
-        return ctx.tracker.create_issue(draft)
-    except ValidationError as exc:
-        if draft.assignee_account_id is None or "assignee" not in exc.field_errors:
-            raise
-        audit("issue", "assignee-refused", reason=f"Jira refused assignee from the owner map: "
-                                                   f"{exc.field_errors['assignee']}; created unassigned")
-        return ctx.tracker.create_issue(replace(draft, assignee_account_id=None))
+def _create(doc: Document, finding: Finding, ctx: SyncContext, audit: Callable[..., None],
+            orders: list[DocumentKey]) -> IssueRef:
+    """Create the issue; an assignee or priority Jira refuses must not stop the issue existing."""
+    return _without_refused(ctx.tracker.create_issue, _draft(doc, finding, ctx, orders), audit, "created")
 
 
-def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str, state: DocState,
-                  ctx: SyncContext, audit: Callable[..., None]) -> str:
+def _link_orders(doc: Document, issue_key: str, orders: list[DocumentKey], ctx: SyncContext,
+                 audit: Callable[..., None]) -> None:
+    """Link a bill's issue to the issues of the purchase orders it bills ("relates to"), once per pair.
+
+    A link that fails (linking disabled, a link type renamed) is audited and never stops the bill's own issue."""
+    for order in orders:
+        state = ctx.store.get_state(order)
+        if state is None or not state.issue_key:
+            continue
+        name = f"LINK#{order.external_id}"
+        if not ctx.store.claim(doc.key, name, fingerprint=state.issue_key,
+                               retake_after_seconds=COMMENT_RETAKE_SECONDS).won:
+            continue
+        try:
+            ctx.tracker.link_issues(issue_key, state.issue_key)
+        except (NotFoundError, ValidationError) as exc:
+            ctx.store.finish_claim(doc.key, name, "failed", reason=str(exc))
+            audit("link", "failed", reason=f"could not link {issue_key} to {state.issue_key}: {exc}",
+                  issue=issue_key)
+            continue
+        ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key, linked=state.issue_key)
+        audit("link", "linked", reason=f"relates to {state.issue_key} ({order.external_id})", issue=issue_key)
+
+
+def _ensure_issue(doc: Document, finding: Finding, state: DocState, ctx: SyncContext,
+                  audit: Callable[..., None]) -> str:
     key = doc.key
     claim = ctx.store.claim(key, CREATE_CLAIM, fingerprint="issue", retake_after_seconds=CREATE_RETAKE_SECONDS)
     issue: IssueRef | None = None
@@ -230,6 +349,7 @@ def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str
             issue = ctx.tracker.find_by_external_id(key.external_id, ctx.store.recent_issue_ids())
             if issue is None and not claim.won:
                 raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles")
+        orders = _orders(doc, ctx)  # also when adopting: a crash between creating and linking still links
         if issue is not None:
             outcome = "adopted"
             ctx.tracker.update_issue(issue.key, _content_only(doc, finding, ctx))
@@ -238,7 +358,7 @@ def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str
         raise
     if issue is None:
         try:
-            issue = _create(doc, finding, ctx, audit)
+            issue = _create(doc, finding, ctx, audit, orders)
         except (PermanentError, TransientError) as exc:
             if isinstance(exc, UncertainOutcome):
                 raise  # Jira may have created it: the claim stays until search can tell (CREATE_RETAKE_SECONDS)
@@ -247,9 +367,12 @@ def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str
         outcome = "created"
     ctx.store.finish_claim(key, CREATE_CLAIM, "done", issue_key=issue.key, issue_id=issue.id)
     ctx.store.link_issue(issue.key, issue.id, key)
-    ctx.store.save_state(key, replace(state, issue_key=issue.key, issue_id=issue.id, fingerprint=fp, snapshot=snap,
-                                      open=True))
+    opened_at = state.opened_at if state.opened_at is not None else ctx.clock()
+    snap = observed(doc, finding, ctx.triage, ctx.today(), opened_at)
+    ctx.store.save_state(key, replace(state, issue_key=issue.key, issue_id=issue.id, fingerprint=fingerprint(snap),
+                                      snapshot=snap, open=True, opened_at=opened_at))
     audit("issue", outcome, reason=finding.reason, issue=issue.key, rule=finding.rule, status=doc.status)
+    _link_orders(doc, issue.key, orders, ctx, audit)
     logger.info("issue %s", outcome, extra={"external_id": key.external_id, "issue": issue.key, "rule": finding.rule})
     return outcome
 
@@ -278,6 +401,8 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
         audit("sync", "recorded", reason="healthy document with a closed exception; nothing to tell", issue=issue_key)
         return "recorded"
     outcome = "cleared" if finding is None else ("reopened" if not state.open else "updated")
+    if outcome == "updated" and changed and all(name in TRIAGE_KEYS for name, _, _ in changed):
+        outcome = "retriaged"  # only the calendar moved: set the fields, tell nobody (unless it went overdue)
     comment_claim = ctx.store.claim(key, COMMENT_CLAIM, fingerprint=fp, retake_after_seconds=COMMENT_RETAKE_SECONDS)
     # An earlier attempt on this same state that failed after its comment marked the claim: never comment twice.
     commented = comment_claim.details.get("commented") == fp
@@ -286,13 +411,15 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
     try:
         if comment_claim.won or commented:
             if finding is not None:  # idempotent, and first: failing here has told nobody anything yet
+                draft = _triage_fields(_content_only(doc, finding, ctx) if outcome != "retriaged" else IssueDraft(),
+                                       changed, snap)
                 try:
-                    ctx.tracker.update_issue(issue_key, _content_only(doc, finding, ctx))
+                    _without_refused(lambda d: ctx.tracker.update_issue(issue_key, d), draft, audit, "updated")
                 except Exception as exc:
                     if not commented and not isinstance(exc, NotFoundError):
                         _release_comment_claim(key, ctx, exc)
                     raise
-            if not commented:
+            if not commented and outcome != "retriaged":
                 body = content.change_comment(doc, finding, changed, reopened=outcome == "reopened")
                 try:
                     ctx.tracker.add_comment(issue_key, body)
@@ -302,6 +429,11 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
                     _release_comment_claim(key, ctx, exc)  # refused: nothing was posted, retry at once
                     raise
                 ctx.store.finish_claim(key, COMMENT_CLAIM, "claimed", commented=fp)
+            if finding is not None:  # each has a claim of its own: safe to repeat on a retry
+                if state.snapshot.get("overdue") == "no" and snap.get("overdue") == "yes":
+                    _overdue_once(doc, snap, issue_key, ctx, audit)
+                if snap.get("escalation") and snap.get("escalation") != state.snapshot.get("escalation"):
+                    _escalate_once(doc, finding, state, issue_key, ctx, audit)
             if outcome == "reopened":
                 _reopen_if_resolved(issue_key, ctx, audit)
             if finding is None and ctx.cleared_status and not ctx.tracker.transition_to(issue_key,
@@ -335,6 +467,45 @@ def _reopen_if_resolved(issue_key: str, ctx: SyncContext, audit: Callable[..., N
 
 def _release_comment_claim(key: DocumentKey, ctx: SyncContext, exc: Exception) -> None:
     ctx.store.finish_claim(key, COMMENT_CLAIM, "failed", reason=f"nothing posted: {type(exc).__name__}: {exc}"[:500])
+def _overdue_once(doc: Document, snap: Mapping[str, str], issue_key: str, ctx: SyncContext,
+                  audit: Callable[..., None]) -> None:
+    """One comment when a document goes overdue, per due date: the claim holds across replays and retaken updates."""
+    claim = ctx.store.claim(doc.key, OVERDUE_CLAIM, fingerprint=snap.get("due date", ""),
+                            retake_after_seconds=COMMENT_RETAKE_SECONDS)
+    if not claim.won:
+        return
+    ctx.tracker.add_comment(issue_key, content.overdue_comment(doc, snap.get("due date", ""), snap.get("priority", "")))
+    ctx.store.finish_claim(doc.key, OVERDUE_CLAIM, "done", issue_key=issue_key)
+    audit("issue", "overdue", reason=f"due {snap.get('due date')}; priority now {snap.get('priority')}",
+          issue=issue_key)
+
+
+def _escalate_once(doc: Document, finding: Finding, state: DocState, issue_key: str, ctx: SyncContext,
+                   audit: Callable[..., None]) -> None:
+    """A comment mentioning who must act, and a label, once per threshold reached.
+
+    The claim makes it once across replays and retaken updates; the label (``escalated-7d``) makes it once when the
+    state table was lost too, since Jira keeps it: an issue that already carries it is not escalated again."""
+    rules = ctx.triage
+    if rules is None or state.opened_at is None:
+        return
+    for days in reached_thresholds(rules.escalation_days, finding.rule, _days_since(state.opened_at, ctx.today())):
+        name = f"ESCALATE#{days}"
+        if not ctx.store.claim(doc.key, name, fingerprint=issue_key,
+                               retake_after_seconds=COMMENT_RETAKE_SECONDS).won:
+            continue
+        label = f"{rules.escalation_label}-{days}d"
+        issue = ctx.tracker.get_issue(issue_key)
+        fields = issue.fields if issue is not None else {}
+        if label in (fields.get("labels") or ()):
+            ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key, reason="label already on the issue")
+            continue
+        who = rules.escalation_user or ((fields.get("assignee") or {}).get("accountId"))
+        ctx.tracker.add_comment(issue_key, content.escalation_comment(doc, finding, days, who))
+        ctx.tracker.add_label(issue_key, label)
+        ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key)
+        audit("issue", "escalated", reason=f"still an exception {days} days after the issue was opened",
+              issue=issue_key, mentioned=who, label=label)
 
 
 def _auditor(store: StateStore, key: DocumentKey, correlation_id: str) -> Callable[..., None]:
@@ -346,7 +517,7 @@ def _auditor(store: StateStore, key: DocumentKey, correlation_id: str) -> Callab
 
 def run_poll(entities: tuple[str, ...], *, documents: DocumentSource, store: StateStore, queue: WorkQueue,
              options: PollOptions, now: Callable[[], datetime], seconds_left: Callable[[], float],
-             correlation_id: str) -> tuple[list[PollReport], dict[str, str]]:
+             correlation_id: str, triage: TriageRules | None = None) -> tuple[list[PollReport], dict[str, str]]:
     """Poll every configured entity; one entity failing does not starve the others. Returns reports and errors."""
     reports: list[PollReport] = []
     failures: dict[str, str] = {}
@@ -356,7 +527,8 @@ def run_poll(entities: tuple[str, ...], *, documents: DocumentSource, store: Sta
             continue
         try:
             reports.append(poll_entity(entity, documents=documents, store=store, queue=queue, options=options,
-                                       now=now, seconds_left=seconds_left, correlation_id=correlation_id))
+                                       now=now, seconds_left=seconds_left, correlation_id=correlation_id,
+                                       triage=triage))
         except Exception as exc:  # noqa: BLE001 - reported per entity, re-raised by the handler as one failure
             logger.exception("poll failed", extra={"entity": entity})
             failures[entity] = f"{type(exc).__name__}: {exc}"

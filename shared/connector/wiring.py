@@ -136,7 +136,7 @@ class Wiring:
                            acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
                            labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time,
                            reopen_status=settings.jira_reopen_status,
-                           resolved_statuses=settings.jira_resolved_statuses)
+                           resolved_statuses=settings.jira_resolved_statuses, triage=settings.triage)
 
     @cached_property
     def resolve_context(self) -> ResolveContext:

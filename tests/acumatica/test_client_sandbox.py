@@ -226,3 +226,32 @@ def test_paging_keeps_one_page_of_ids_and_drops_a_record_repeated_by_the_next_pa
     got: list[Page] = list(client.changed_pages("Bill", datetime(2026, 1, 1, tzinfo=timezone.utc), page_size=2))
     assert [[d.id for d in page.documents] for page in got] == [["a", "b"], ["c"], ["a"]]
     assert [page.next_skip for page in got] == [1, 2, 3]  # every page but the last re-reads one record
+
+
+def test_a_bills_lines_name_the_purchase_orders_it_bills_once_each(sandbox, client):
+    sandbox.add_document("Bill", ReferenceNbr="000500", Details=[
+        {"POOrderType": "Normal", "POOrderNbr": "PO000045", "POLine": 1, "Amount": 10},
+        {"InventoryID": "FREIGHT", "Amount": 2},
+        {"POOrderType": "Normal", "POOrderNbr": "PO000045", "POLine": 2, "Amount": 5},
+        {"POOrderType": "Drop-Ship", "POOrderNbr": "PO000046", "POLine": 1, "Amount": 1}])
+    assert client.referenced_orders(DocumentKey("Bill", "Bill", "000500")) == [
+        DocumentKey("PurchaseOrder", "Normal", "PO000045"), DocumentKey("PurchaseOrder", "Drop-Ship", "PO000046")]
+    (request,) = [e for e in sandbox.requests_log if e.path.endswith("/Bill/Bill/000500")]
+    assert request.query["$expand"] == "Details"
+    assert set(request.query["$select"].split(",")) == {"Type", "ReferenceNbr", "Details/POOrderType",
+                                                        "Details/POOrderNbr"}
+    assert set(request.response["Details"][0]) == {"id", "rowNumber", "note", "custom", "POOrderType", "POOrderNbr"}
+    assert client.referenced_orders(DocumentKey("Bill", "Bill", "404404")) == []
+    assert client.referenced_orders(DocumentKey("PurchaseOrder", "Normal", "PO000045")) == []
+
+
+def test_sandbox_refuses_detail_fields_without_expand(sandbox, session, client):
+    sandbox.add_document("Bill", ReferenceNbr="000501")
+    client.get(DocumentKey("Bill", "Bill", "000501"))  # a token in the session's secret
+    token = sandbox.issue_access_token()
+    base = f"{client.endpoint_url}/Bill/Bill/000501"
+    headers = {"Authorization": f"Bearer {token}"}
+    assert session.get(f"{base}?$select=Details/POOrderNbr", headers=headers, timeout=5).status_code == 400
+    assert session.get(f"{base}?$expand=Applications", headers=headers, timeout=5).status_code == 400
+    lines = session.get(f"{base}?$expand=Details", headers=headers, timeout=5).json()["Details"]
+    assert lines == []

@@ -15,11 +15,11 @@ import pytest
 from connector.documents import PROFILES
 from connector.errors import ConnectorError
 from connector.model import DocumentKey
-from connector_local.acumatica_sandbox import FIELDS, NAMED_ACTIONS, UNMODELLED, WORKFLOW_ACTIONS
+from connector_local.acumatica_sandbox import DETAIL_FIELDS, FIELDS, NAMED_ACTIONS, UNMODELLED, WORKFLOW_ACTIONS
 from tests.acumatica.conftest import VERSION
 
 WRAPPERS = {"string": "StringValue", "decimal": "DecimalValue", "boolean": "BooleanValue",
-            "datetime": "DateTimeValue"}
+            "datetime": "DateTimeValue", "int": "IntValue"}
 # The spec's Entity properties, plus the documented extras it omits: ``_links`` on records and ``_workflowActions``
 # in ``$adHocSchema`` answers (Integration Development Guide, "Retrieve the Schema of Custom Fields and Workflow
 # Actions").
@@ -70,6 +70,14 @@ def test_sandbox_fields_are_exactly_the_specs_scalar_fields_with_the_same_types(
     assert set(spec_fields) - set(scalar) - ENTITY_KEYS == set(UNMODELLED[entity])
 
 
+@pytest.mark.parametrize("entity", sorted(DETAIL_FIELDS))
+def test_sandbox_detail_fields_are_spec_fields_with_the_same_types(spec, entity):
+    detail = properties(spec, entity)["Details"]["items"]["$ref"].rsplit("/", 1)[1]
+    spec_fields = properties(spec, detail)
+    for name, kind in DETAIL_FIELDS[entity].items():
+        assert spec_fields[name]["$ref"].rsplit("/", 1)[1] == WRAPPERS[kind], name
+
+
 @pytest.mark.parametrize("entity", sorted(FIELDS))
 def test_sandbox_actions_exist_in_the_spec(spec, entity):
     for action in NAMED_ACTIONS[entity]:
@@ -103,6 +111,9 @@ def exercised(sandbox, client):
     sandbox.add_document("Bill", Amount=10, Balance=5)
     sandbox.add_document("PurchaseOrder", requires_approval=True)
     sandbox.add_document("Check")
+    sandbox.add_document("Bill", ReferenceNbr="000099", Details=[
+        {"POOrderType": "Normal", "POOrderNbr": "PO000001", "POLine": 1, "Amount": 10, "Qty": 1},
+        {"InventoryID": "FREIGHT", "Amount": 2}])
     bill, unbalanced = DocumentKey("Bill", "Bill", "000001"), DocumentKey("Bill", "Bill", "000002")
     order, check = DocumentKey("PurchaseOrder", "Normal", "PO000001"), DocumentKey("Check", "Payment", "000001")
     for entity in FIELDS:
@@ -114,7 +125,8 @@ def exercised(sandbox, client):
              lambda: client.invoke_action(order, "Reject"), lambda: client.set_hold(check, False),
              lambda: client.invoke_action(check, "ReleaseCheck"),
              lambda: client.get(DocumentKey("Bill", "Bill", "x/y")),
-             lambda: client.get(DocumentKey("Bill", "Bill", "404"))]
+             lambda: client.get(DocumentKey("Bill", "Bill", "404")),
+             lambda: client.referenced_orders(DocumentKey("Bill", "Bill", "000099"))]
     for step in steps:
         try:
             step()

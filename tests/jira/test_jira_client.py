@@ -307,7 +307,7 @@ def test_comment_posts_the_adf_body_and_returns_its_id(client):
 @responses.activate
 def test_get_issue_reads_status_and_category_and_none_when_missing(client):
     responses.get(f"{BASE}/issue/AP-1", json=issue_json("10001", "AP-1", "Bill:Bill:1", "Won't Do", "done"),
-                  match=[matchers.query_param_matcher({"fields": f"status,summary,creator,{FIELD}"})])
+                  match=[matchers.query_param_matcher({"fields": f"status,summary,creator,labels,assignee,{FIELD}"})])
     responses.get(f"{BASE}/issue/AP-404", status=404, json={"errorMessages": ["Issue does not exist"]})
     issue = client.get_issue("AP-1")
     assert (issue.status, issue.status_category, issue.external_id) == ("Won't Do", "done", "Bill:Bill:1")
