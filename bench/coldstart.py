@@ -205,8 +205,11 @@ def cold_webhook_requests(runtimes: list[Runtime], requests: int) -> dict[str, C
     number = 0
     with LocalAws.start(parameters=parameters) as aws:
         secrets = aws.client("secretsmanager")
-        secrets.put_secret_value(SecretId=aws.outputs["JiraSecretArn"], SecretString=json.dumps(
-            {"webhook_secret": WEBHOOK_SECRET, "client_id": "bench", "client_secret": "bench-client-secret"}))
+        material = json.dumps({"webhook_secret": WEBHOOK_SECRET, "client_id": "bench",
+                               "client_secret": "bench-client-secret"})
+        # The webhook function reads its own secret; the plain handler reads the Jira one: one read each.
+        for output in ("JiraSecretArn", "WebhookSecretArn"):
+            secrets.put_secret_value(SecretId=aws.outputs[output], SecretString=material)
         for runtime in runtimes:
             directory = runtime.directory("webhook")
             template_env = aws.function_environment("WebhookFunction")

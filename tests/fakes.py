@@ -57,7 +57,8 @@ from decimal import Decimal  # noqa: E402
 
 from connector.errors import NotFoundError, UncertainOutcome, ValidationError  # noqa: E402
 from connector.model import Document, DocumentKey  # noqa: E402
-from connector.ports import IssueDraft, IssueRef, Page, StatusChange  # noqa: E402
+from connector.ports import DocState, IssueDraft, IssueRef, Page, StatusChange  # noqa: E402
+from connector.rules import classify, fingerprint, snapshot  # noqa: E402
 
 
 def make_doc(entity: str = "Bill", number: str = "000123", *, status: str = "On Hold", hold: bool | None = None,
@@ -252,3 +253,14 @@ class FakeJira:
             return False
         self.move(key, target, self.account)
         return True
+
+
+def recorded(doc, store, jira, key="AP-1", issue_id="10001", status="To Do"):
+    """The connector's own issue for ``doc``, as sync leaves it: in Jira and in the ledger."""
+    jira.issues[key] = {"id": issue_id, "external_id": doc.key.external_id, "status": status}
+    jira.comments[key] = []
+    snap = snapshot(doc, classify(doc))
+    store.save_state(doc.key, DocState(issue_key=key, issue_id=issue_id, fingerprint=fingerprint(snap),
+                                       snapshot=snap, open=True))
+    store.link_issue(key, issue_id, doc.key)
+    jira.settle()

@@ -16,7 +16,7 @@ from connector.model import WorkMessage
 from connector.ports import IssueDraft
 from connector.resolve import ResolveContext, resolve_document
 from connector.sync import CREATE_CLAIM, SyncContext, sync_document
-from tests.fakes import FakeAcumatica, FakeJira, make_doc
+from tests.fakes import FakeAcumatica, FakeJira, make_doc, recorded
 from tests.faults import Faults
 
 QUICK_REDELIVERY = 2.0  # seconds: far inside every retake window
@@ -145,8 +145,8 @@ def test_an_action_refused_with_429_releases_its_claim_and_the_retry_acts_once(s
     doc = make_doc(status="Balanced", hold=False)
     fake_acu, jira = FakeAcumatica(doc), FakeJira()
     acu = Faults(fake_acu).fail("invoke_action", lambda: TransientError("Acumatica answered 429", retry_after=2.0))
-    jira.issues["AP-1"] = {"id": "10001", "status": "Done", "external_id": doc.key.external_id}
-    jira.comments["AP-1"] = []
+    recorded(doc, store, jira)  # the connector's own issue for the bill, then a person's decision
+    jira.move("AP-1", "Done")
     ctx = ResolveContext(documents=acu, tracker=jira, store=store, approve_action="Approve", clock=clock)
     message = WorkMessage(kind="resolve", external_id=doc.key.external_id, dedupe_id="r1", correlation_id="c",
                           issue_key="AP-1")

@@ -8,21 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.model import WorkMessage
-from connector.ports import DocState
 from connector.resolve import ResolveContext, resolve_document
-from connector.rules import classify, fingerprint, snapshot
-from tests.fakes import FakeAcumatica, FakeJira, make_doc
-
-
-def recorded(doc, store, jira, key="AP-1", issue_id="10001", status="To Do"):
-    """The connector's own issue for ``doc``, as sync leaves it: in Jira and in the ledger."""
-    jira.issues[key] = {"id": issue_id, "external_id": doc.key.external_id, "status": status}
-    jira.comments[key] = []
-    snap = snapshot(doc, classify(doc))
-    store.save_state(doc.key, DocState(issue_key=key, issue_id=issue_id, fingerprint=fingerprint(snap),
-                                       snapshot=snap, open=True))
-    store.link_issue(key, issue_id, doc.key)
-    jira.settle()
+from tests.fakes import FakeAcumatica, FakeJira, make_doc, recorded
 
 
 def context(acu, jira, store, clock, **overrides):
