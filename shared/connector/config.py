@@ -12,6 +12,7 @@ from typing import Mapping
 
 from .documents import PROFILES
 from .errors import ConfigurationError
+from .rules import EXCEPTION_RULES, RuleTable, build_rules
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -33,6 +34,7 @@ class Settings:
     jira_labels: tuple[str, ...] = ("acumatica",)
     document_types: tuple[str, ...] = ("Bill", "PurchaseOrder", "Check")
     owner_map: Mapping[str, str] = field(default_factory=dict)
+    exception_rules: RuleTable = field(default_factory=lambda: EXCEPTION_RULES)
     approve_action: str = "Approve"
     push_secret_header: str = "X-Connector-Secret"
     poll_overlap_minutes: int = 10
@@ -68,6 +70,13 @@ class Settings:
         if not isinstance(owner_map, dict):
             raise ConfigurationError("OWNER_MAP must be a JSON object of Acumatica owner or vendor -> Jira accountId")
 
+        try:
+            exception_rules = build_rules(json.loads(env.get("EXCEPTION_RULES") or "{}"))
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"EXCEPTION_RULES (ExceptionRules) is not JSON: {exc}") from None
+        except ValueError as exc:
+            raise ConfigurationError(f"EXCEPTION_RULES (ExceptionRules): {exc}") from None
+
         def integer(name: str, default: int) -> int:
             try:
                 return int(env.get(name) or default)
@@ -88,6 +97,7 @@ class Settings:
             jira_labels=_csv(env.get("JIRA_LABELS", "acumatica")),
             document_types=document_types,
             owner_map={str(k): str(v) for k, v in owner_map.items()},
+            exception_rules=exception_rules,
             approve_action=env.get("APPROVE_ACTION_NAME") or "Approve",
             push_secret_header=env.get("PUSH_SECRET_HEADER") or "X-Connector-Secret",
             poll_overlap_minutes=integer("POLL_OVERLAP_MINUTES", 10),

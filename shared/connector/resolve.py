@@ -9,14 +9,14 @@ so resolving the issue again (or replaying the message) retries it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from . import content
 from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome
 from .model import Document, WorkMessage
 from .ports import DocState, DocumentSource, IssueTracker, StateStore
-from .rules import REMOVE_HOLD, Step, classify, fingerprint, is_resolved, plan, snapshot
+from .rules import EXCEPTION_RULES, REMOVE_HOLD, RuleTable, Step, classify, fingerprint, is_resolved, plan, snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ class ResolveContext:
     approve_action: str
     clock: Callable[[], float]
     resolved_statuses: tuple[str, ...] = ()
+    rules: RuleTable = field(default_factory=lambda: EXCEPTION_RULES)
+    """The same exception rules as the poller and the worker (``ExceptionRules``), so recorded states agree."""
 
 
 def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
@@ -93,7 +95,7 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
 
 def _record(doc: Document, state: DocState, ctx: ResolveContext) -> None:
     """The issue already tells what the action did: record the new state so the next poll does not report it again."""
-    finding = classify(doc)
+    finding = classify(doc, ctx.rules)
     snap = snapshot(doc, finding)
     try:
         ctx.store.save_state(doc.key, replace(state, fingerprint=fingerprint(snap), snapshot=snap,

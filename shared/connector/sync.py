@@ -18,7 +18,7 @@ from . import content, watermarks
 from .errors import NotFoundError, TransientError, ValidationError
 from .model import Document, DocumentKey, Finding, WorkMessage
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
-from .rules import changes, classify, fingerprint, snapshot
+from .rules import EXCEPTION_RULES, RuleTable, changes, classify, fingerprint, snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class PollOptions:
     full_pass_every: timedelta | None = timedelta(days=7)
     """How often a pass re-reads every document, whatever the watermark says: the safety net for a record that a
     resumed pass skipped or a clock that disagreed. ``None`` never does. Unchanged documents cost a read only."""
+    rules: RuleTable = field(default_factory=lambda: EXCEPTION_RULES)
+    """The exception rules (``ExceptionRules``); the worker's ``SyncContext`` must hold the same table."""
 
 
 @dataclass
@@ -61,14 +63,14 @@ class PollReport:
 
 
 def decide(documents: list[Document], states: Mapping[DocumentKey, DocState], correlation_id: str,
-           source: str = "poll") -> tuple[list[WorkMessage], int, int]:
+           source: str = "poll", rules: RuleTable = EXCEPTION_RULES) -> tuple[list[WorkMessage], int, int]:
     """Which documents need work: exceptions whose state changed, and changed documents with an open issue.
 
     Returns the messages, the number unchanged, and the number healthy with nothing open (both skipped)."""
     messages: dict[DocumentKey, WorkMessage] = {}
     unchanged = healthy = 0
     for doc in documents:
-        finding = classify(doc)
+        finding = classify(doc, rules)
         fp = fingerprint(snapshot(doc, finding))
         state = states.get(doc.key)
         if state and state.fingerprint == fp:
@@ -123,7 +125,7 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
         report.pages += 1
         report.seen += len(page.documents)
         states = store.get_states([d.key for d in page.documents])
-        messages, unchanged, healthy = decide(page.documents, states, correlation_id)
+        messages, unchanged, healthy = decide(page.documents, states, correlation_id, rules=options.rules)
         queue.send(messages)
         store.audit_queued(messages)
         report.enqueued += len(messages)
@@ -162,6 +164,7 @@ class SyncContext:
     labels: tuple[str, ...]
     cleared_status: str
     clock: Callable[[], float]
+    rules: RuleTable = field(default_factory=lambda: EXCEPTION_RULES)
 
 
 def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
@@ -173,7 +176,7 @@ def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
         audit("sync", "skipped", reason="document not found in Acumatica")
         logger.info("document not found; skipped", extra={"external_id": key.external_id})
         return "skipped"
-    finding = classify(doc)
+    finding = classify(doc, ctx.rules)
     snap = snapshot(doc, finding)
     fp = fingerprint(snap)
     state = ctx.store.get_state(key) or DocState()

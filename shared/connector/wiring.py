@@ -109,13 +109,15 @@ class Wiring:
         settings = self.settings
         return SyncContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                            acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
-                           labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time)
+                           labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time,
+                           rules=settings.exception_rules)
 
     @cached_property
     def resolve_context(self) -> ResolveContext:
         return ResolveContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                               approve_action=self.settings.approve_action, clock=time.time,
-                              resolved_statuses=self.settings.jira_resolved_statuses)
+                              resolved_statuses=self.settings.jira_resolved_statuses,
+                              rules=self.settings.exception_rules)
 
     @cached_property
     def poll_options(self) -> PollOptions:
@@ -127,7 +129,8 @@ class Wiring:
                            initial_lookback=(timedelta(days=settings.initial_lookback_days)
                                              if settings.initial_lookback_days > 0 else None),
                            full_pass_every=(timedelta(days=settings.full_pass_days)
-                                            if settings.full_pass_days > 0 else None))
+                                            if settings.full_pass_days > 0 else None),
+                           rules=settings.exception_rules)
 
     def dead_letter_count(self) -> int:
         """Messages in the DLQ, visible or in flight (the daily health check reports them)."""

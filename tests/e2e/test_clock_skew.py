@@ -38,3 +38,12 @@ def test_every_change_after_a_poll_reaches_jira_on_the_next_poll_once(stack, har
     assert len(harness.issues(f"Bill:Bill:{healthy['ReferenceNbr']}")) == 1
     assert len(harness.issues(f"PurchaseOrder:Normal:{order['OrderNbr']}")) == 1
     assert harness.queued(harness.poll()) == 0  # the overlap re-reads them; nothing is queued twice
+
+
+def test_a_check_pending_approval_or_rejected_gets_one_issue(stack, harness):
+    for number, status in (("790001", "Pending Approval"), ("790002", "Rejected")):
+        stack.acumatica.add_document("Check", ReferenceNbr=number, Hold=False, Status=status)
+    harness.poll()
+    harness.poll()
+    for number in ("790001", "790002"):
+        assert len(harness.issues(f"Check:Payment:{number}")) == 1
