@@ -173,6 +173,9 @@ def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
     audit = _auditor(ctx.store, key, message.correlation_id)
     doc = ctx.documents.get(key)
     if doc is None:
+        gone = ctx.store.get_state(key)
+        if gone is not None and gone.issue_key and gone.open:
+            return _document_deleted(key, gone, ctx, audit)
         audit("sync", "skipped", reason="document not found in Acumatica")
         logger.info("document not found; skipped", extra={"external_id": key.external_id})
         return "skipped"
@@ -280,6 +283,34 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
     audit("issue", outcome, reason=finding.reason if finding else f"cleared: status {doc.status}", issue=issue_key,
           changes={name: f"{old} -> {new}" for name, old, new in changed})
     return outcome
+
+
+DELETED_FINGERPRINT = "deleted"
+"""The state of a document Acumatica no longer has; a document re-created under the same keys differs from it."""
+
+
+def _document_deleted(key: DocumentKey, state: DocState, ctx: SyncContext, audit: Callable[..., None]) -> str:
+    """The document behind an open issue was deleted: say so once, and clear the exception as if it had healed."""
+    issue_key = state.issue_key
+    assert issue_key is not None
+    claim = ctx.store.claim(key, COMMENT_CLAIM, fingerprint=DELETED_FINGERPRINT,
+                            retake_after_seconds=COMMENT_RETAKE_SECONDS)
+    if not claim.won and claim.state == "claimed":
+        raise TransientError(f"an update of {issue_key} is in flight; retrying after it settles")
+    try:
+        if claim.won:
+            ctx.tracker.add_comment(issue_key, content.deleted_comment(key))
+            if ctx.cleared_status and not ctx.tracker.transition_to(issue_key, ctx.cleared_status):
+                audit("transition", "unavailable", reason=f"no transition to {ctx.cleared_status!r}", issue=issue_key)
+            ctx.store.finish_claim(key, COMMENT_CLAIM, "done", issue_key=issue_key)
+    except NotFoundError:
+        ctx.store.finish_claim(key, COMMENT_CLAIM, "failed", reason="issue not found")
+        audit("sync", "issue-missing", reason="the Jira issue was deleted too", issue=issue_key)
+    ctx.store.save_state(key, replace(state, fingerprint=DELETED_FINGERPRINT, snapshot={}, open=False))
+    audit("issue", "deleted", reason="document no longer exists in Acumatica; exception cleared", issue=issue_key)
+    logger.info("document deleted in Acumatica; issue cleared", extra={"external_id": key.external_id,
+                                                                       "issue": issue_key})
+    return "deleted"
 
 
 def _auditor(store: StateStore, key: DocumentKey, correlation_id: str) -> Callable[..., None]:
