@@ -212,7 +212,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for entity in wiring.settings.document_types:
         cursor = wiring.store.get_cursor(entity)
         resume = f", pass in progress at $skip={cursor.skip}" if cursor.pass_from else ""
-        print(f"{entity:<14} watermark {cursor.watermark.isoformat() if cursor.watermark else '(never polled)'}{resume}")
+        print(f"{entity:<14} watermark {cursor.watermark_text or '(never polled)'}{resume}")  # as Acumatica wrote it
     urls = {"work queue": wiring.settings.work_queue_url, "dead-letter queue": wiring.settings.dead_letter_queue_url}
     depths = queue_depths(boto3.client("sqs"), [u for u in urls.values() if u])
     for name, url in urls.items():
