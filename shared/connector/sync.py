@@ -306,7 +306,7 @@ def _document_deleted(key: DocumentKey, state: DocState, ctx: SyncContext, audit
     except NotFoundError:
         ctx.store.finish_claim(key, COMMENT_CLAIM, "failed", reason="issue not found")
         audit("sync", "issue-missing", reason="the Jira issue was deleted too", issue=issue_key)
-    ctx.store.save_state(key, replace(state, fingerprint=DELETED_FINGERPRINT, snapshot={}, open=False))
+    ctx.store.save_state(key, replace(state, fingerprint=DELETED_FINGERPRINT, open=False))  # snapshot: last known
     audit("issue", "deleted", reason="document no longer exists in Acumatica; exception cleared", issue=issue_key)
     logger.info("document deleted in Acumatica; issue cleared", extra={"external_id": key.external_id,
                                                                        "issue": issue_key})
