@@ -105,8 +105,10 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
                          and started - cursor.full_pass_at >= options.full_pass_every)
         if cursor.watermark_text is not None and not full_pass_due:
             since = watermarks.filter_from(cursor.watermark_text, options.overlap + cursor.lookback)
-        elif cursor.watermark_text is None and options.initial_lookback is not None:
-            since = started - options.initial_lookback  # the one bound the data cannot give: nothing read yet
+        elif cursor.watermark_text is None and options.initial_lookback is not None and cursor.full_pass_at is None:
+            # The one bound the data cannot give (nothing read yet), so the Lambda's clock, once: if that window
+            # holds nothing, Acumatica's clock may be further behind than the lookback, and the next pass reads all.
+            since = started - options.initial_lookback
         else:
             since = EVERYTHING
         full_pass_at = started if since == EVERYTHING or cursor.full_pass_at is None else cursor.full_pass_at
