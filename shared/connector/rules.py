@@ -1,7 +1,8 @@
 """Which documents need a human, and what a resolved Jira issue may do to them: both are tables, not ``if`` chains.
 
 ``EXCEPTION_RULES`` lists, per entity and in priority order, the conditions that make a document an exception; the
-first that matches is the ``Finding`` (rule name plus a sentence for the clerk). ``ACTION_POLICY`` maps the status a
+first that matches is the ``Finding`` (rule name plus a sentence for the clerk). ``STATUS_LABELS`` classifies every
+status label Acumatica uses, and ``build_rules`` derives the table from it, tuned by the ``ExceptionRules`` parameter. ``ACTION_POLICY`` maps the status a
 document has when its issue is resolved to the steps the connector may take. Status values are Acumatica's display
 labels (the REST API returns labels, not codes). Everything here is pure.
 """
