@@ -128,3 +128,19 @@ def test_a_bad_override_is_refused_naming_the_entity_and_the_label(overrides, na
     with pytest.raises(ValueError) as refused:
         build_rules(overrides)
     assert all(name in str(refused.value) for name in names), str(refused.value)
+
+
+@given(st.data())
+def test_any_valid_tuning_makes_exactly_the_statuses_it_names_exceptions(data):
+    from connector.rules import EXCEPTION, STATUS_LABELS
+
+    entity = data.draw(st.sampled_from(sorted(STATUS_LABELS)))
+    labels = sorted(STATUS_LABELS[entity])
+    add = data.draw(st.lists(st.sampled_from(labels), unique=True))
+    rest = [label for label in labels if label not in add]
+    remove = data.draw(st.lists(st.sampled_from(rest), unique=True) if rest else st.just([]))
+    rules = build_rules({entity: {"add": add, "remove": remove}})
+    wanted = ({label for label in labels if STATUS_LABELS[entity][label] == EXCEPTION} | set(add)) - set(remove)
+    for label in labels:
+        doc = make_doc(entity, status=label, hold=False)  # balanced, no errors: only the status can make it one
+        assert (classify(doc, rules) is not None) == (label in wanted), label
