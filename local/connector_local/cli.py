@@ -339,8 +339,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         cursor = wiring.store.get_cursor(entity)
         entities.append({
             "entity": entity,
-            "watermark": cursor.watermark.isoformat() if cursor.watermark else None,
-            "watermark_age": _age(cursor.watermark, now) if cursor.watermark else "never polled",
+            "watermark": cursor.watermark_text,  # as Acumatica rendered it
+            "newest_change_age": _age(cursor.watermark, now) if cursor.watermark else "never polled",
             "pass_in_progress": bool(cursor.pass_from),
             "resume_skip": cursor.skip if cursor.pass_from else None,
         })
@@ -357,7 +357,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .output import print_table
 
     print_table(("entity", "watermark", "newest change seen", "pass in progress"),
-                [(e["entity"], e["watermark"] or "(never polled)", e["watermark_age"],
+                [(e["entity"], e["watermark"] or "(never polled)", e["newest_change_age"],
                   f"yes, resumes at $skip={e['resume_skip']}" if e["pass_in_progress"] else "no") for e in entities])
     print_table(("queue", "visible", "in flight"), [(q["queue"], q["visible"], q["in_flight"]) for q in queues])
     print("Jira dynamic webhook: " + (f"expires {expires} ({webhook['days_left']} days left)" if expires

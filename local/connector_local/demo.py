@@ -2,8 +2,10 @@
 
 Seeds bills, purchase orders and payments in the Acumatica sandbox (some stuck, some healthy), then runs what AWS
 would run: schedule tick → PollerFunction → work queue → WorkerFunction → Jira issues; a person resolves one issue
-in Jira → signed webhook → WebhookFunction → queue → WorkerFunction → ReleaseBill in Acumatica. It then polls again to
-show that an unchanged backlog costs nothing. Exits non-zero if any promise of the round trip is broken.
+in Jira → signed webhook → WebhookFunction → queue → WorkerFunction → ReleaseBill in Acumatica. Between the two, a
+held bill's amount changes in Acumatica, whose clock runs hours behind the connector's and renders another time
+zone, and the next tick tells its issue. It then polls again to show that an unchanged backlog costs nothing. Exits
+non-zero if any promise of the round trip is broken.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ SEEDS = (
                    "Hold": False, "Status": "Closed", "Description": "Stationery payment"}, expect_issue=False),
 )
 RESOLVED = DocumentKey("Bill", "Bill", "000101")
+CHANGED = DocumentKey("Bill", "Bill", "000102")
 
 
 def _key(seed: Seed) -> DocumentKey:
@@ -103,7 +106,9 @@ def run_demo(out: TextIO = sys.stdout, *, verbose: bool = False) -> int:
         if first:
             say(f"   e.g. {first[2]}: {stack.jira.issue(first[2])['fields']['summary']}")
 
-        say(f"2. A person resolves the issue of {RESOLVED.external_id} in Jira -> signed webhook -> worker -> Acumatica")
+        _amount_change(stack, say, out, problems)
+
+        say(f"3. A person resolves the issue of {RESOLVED.external_id} in Jira -> signed webhook -> worker -> Acumatica")
         (issue,) = stack.jira.issues_with_external_id(RESOLVED.external_id) or [None]
         if issue is None:
             problems.append("no issue to resolve")
@@ -124,7 +129,7 @@ def run_demo(out: TextIO = sys.stdout, *, verbose: bool = False) -> int:
             if bill["Status"] != "Open":
                 problems.append(f"{RESOLVED.external_id} should be released (Open), is {bill['Status']}")
 
-        say("3. Poll again: the unchanged backlog enqueues nothing and calls Jira zero times")
+        say("4. Poll again: the unchanged backlog enqueues nothing and calls Jira zero times")
         before = len(stack.jira.exchanges())
         result = stack.tick("PollerFunction")
         queued = sum(r["enqueued"] for r in result["reports"])
@@ -144,6 +149,37 @@ def run_demo(out: TextIO = sys.stdout, *, verbose: bool = False) -> int:
     print(f"{'Round trip complete' if not problems else 'Round trip FAILED'} in {time.monotonic() - started:.1f} s",
           file=out)
     return 1 if problems else 0
+
+
+def _amount_change(stack: LocalStack, say: Callable[[str], None], out: TextIO, problems: list[str]) -> None:
+    """Step 2: a change stamped by Acumatica's own clock, hours behind the connector's, still reaches Jira."""
+    from connector.adf import plain_text
+
+    assert stack.acumatica
+    skew = stack.acumatica.skew
+    behind = f"{abs(skew) // timedelta(hours=1)}h{abs(skew) % timedelta(hours=1) // timedelta(minutes=1):02d}m"
+    sign = "-" if stack.acumatica.render_offset < timedelta(0) else "+"
+    offset = abs(stack.acumatica.render_offset)
+    zone = f"{sign}{offset // timedelta(hours=1):02d}:{offset % timedelta(hours=1) // timedelta(minutes=1):02d}"
+    say(f"2. Acumatica's clock runs {behind} {'behind' if skew < timedelta(0) else 'ahead of'} the connector's "
+        f"(stamps in {zone}): the held bill {CHANGED.number}'s amount changes; the next tick tells its issue")
+    record = stack.acumatica.update_document("Bill", (CHANGED.type, CHANGED.number), Amount=450)
+    stack.tick("PollerFunction")
+    stack.drain()
+    (issue,) = stack.jira.issues_with_external_id(CHANGED.external_id) or [None]
+    if issue is None:
+        problems.append(f"{CHANGED.external_id} has no issue to tell")
+        return
+    comment = plain_text((stack.jira.comments(issue["key"])[-1:] or [{}])[0].get("body"))
+    rows = [line.split(" | ") for line in comment.splitlines() if line.count(" | ") == 2]
+    told = "; ".join(f"{name}: {old} -> {new}" for name, old, new in rows if name != "field")
+    summary = stack.jira.issue(issue["key"])["fields"]["summary"]
+    _table(out, ("document", "LastModifiedDateTime, as Acumatica rendered it", "Jira comment (old -> new)",
+                 "summary now"),
+           [(CHANGED.external_id, stack.acumatica.render(record["LastModifiedDateTime"]), f"{issue['key']}: {told}",
+             summary)])
+    if "500.00 USD" not in comment or "450.00 USD" not in comment or "450.00 USD" not in summary:
+        problems.append(f"{CHANGED.external_id}: the amount change did not reach {issue['key']} as old -> new")
 
 
 def _printer(out: TextIO) -> Callable[[str], None]:

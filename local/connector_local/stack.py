@@ -47,6 +47,7 @@ PARAMETER_ENV = {
     "JiraExternalIdField": "JIRA_EXTERNAL_ID_FIELD",
     "JiraResolvedStatuses": "JIRA_RESOLVED_STATUSES",
     "DocumentTypes": "DOCUMENT_TYPES",
+    "ExceptionRules": "EXCEPTION_RULES",
     "PollSchedule": "POLL_SCHEDULE",
     "MaintenanceSchedule": "MAINTENANCE_SCHEDULE",
     "MaxReceiveCount": "MAX_RECEIVE_COUNT",

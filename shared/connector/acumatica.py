@@ -8,7 +8,10 @@ Every quirk of Acumatica lives here and nowhere else:
   an instance that does not serve it answers 404 to every call, which would otherwise look like "document not found".
 - Value wrappers ``{"Field": {"value": ...}}`` in both directions, with field-level ``error`` strings.
 - OData-style ``$filter`` literals that must be URL-encoded (a raw ``+`` in an offset would arrive as a space).
-- No ``$orderby``: list results come in no defined order, so paging tolerates repeats and never assumes order.
+- No ``$orderby``: list results come in no defined order, so paging tolerates repeats, never assumes order, and
+  re-reads the end of each page so a deletion between two page reads cannot shift a record out of sight.
+- ``LastModifiedDateTime`` is Acumatica's own clock in the tenant's rendering: filters are sent in the offset they
+  were derived from, and the rendered text is kept in ``Document.fields`` (the poller's watermark is made of it).
 - Actions answer ``202`` with a ``Location`` to poll until ``204``; a POST that timed out may have happened, so it is
   never resent (``UncertainOutcome``) and the caller settles it by re-reading the document.
 
@@ -26,7 +29,7 @@ import time
 import uuid
 from collections import deque
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import quote, urljoin, urlsplit

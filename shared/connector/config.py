@@ -13,6 +13,7 @@ from typing import Mapping
 from .documents import PROFILES
 from .errors import ConfigurationError
 from .triage import TriageRules, rules_from_env
+from .rules import EXCEPTION_RULES, RuleTable, build_rules
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -34,6 +35,7 @@ class Settings:
     jira_labels: tuple[str, ...] = ("acumatica",)
     document_types: tuple[str, ...] = ("Bill", "PurchaseOrder", "Check")
     owner_map: Mapping[str, str] = field(default_factory=dict)
+    exception_rules: RuleTable = field(default_factory=lambda: EXCEPTION_RULES)
     approve_action: str = "Approve"
     approve_actions: Mapping[str, str] = field(default_factory=dict)
     """Entity → approval action (``ApproveActionNames``), for instances whose bills and orders name it differently."""
@@ -84,6 +86,12 @@ class Settings:
                 for entity, name in approve_actions.items()):
             raise ConfigurationError(f"APPROVE_ACTION_NAMES must be a JSON object of entity ({', '.join(PROFILES)}) "
                                      "-> workflow action name")
+        try:
+            exception_rules = build_rules(json.loads(env.get("EXCEPTION_RULES") or "{}"))
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"EXCEPTION_RULES (ExceptionRules) is not JSON: {exc}") from None
+        except ValueError as exc:
+            raise ConfigurationError(f"EXCEPTION_RULES (ExceptionRules): {exc}") from None
 
         def integer(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
             raw = env.get(name) or str(default)
@@ -114,6 +122,7 @@ class Settings:
             jira_labels=_csv(env.get("JIRA_LABELS", "acumatica")),
             document_types=document_types,
             owner_map={str(k): str(v) for k, v in owner_map.items()},
+            exception_rules=exception_rules,
             approve_action=env.get("APPROVE_ACTION_NAME") or "Approve",
             approve_actions={str(k): str(v).strip() for k, v in approve_actions.items()},
             jira_reopen_status=env.get("JIRA_REOPEN_STATUS", ""),

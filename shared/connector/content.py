@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 from . import adf
 from .documents import screen_url
-from .model import Document, Finding
+from .model import Document, DocumentKey, Finding
 from .rules import money
 
 SUMMARY_LIMIT = 255
@@ -15,10 +15,15 @@ ENTITY_LABELS = {"Bill": "AP bill", "PurchaseOrder": "Purchase order", "Check": 
 
 def reference(doc: Document) -> str:
     """How a clerk names the document: ``AP bill 000123`` (the type too when it is not the usual one)."""
-    label = ENTITY_LABELS.get(doc.key.entity, doc.key.entity)
-    usual = {"Bill": "Bill", "PurchaseOrder": "Normal", "Check": "Payment"}.get(doc.key.entity)
-    kind = "" if doc.key.type == usual else f" ({doc.key.type})"
-    return f"{label}{kind} {doc.key.number}"
+    return key_reference(doc.key)
+
+
+def key_reference(key: DocumentKey) -> str:
+    """``reference`` for a document known only by its key (one that no longer exists)."""
+    label = ENTITY_LABELS.get(key.entity, key.entity)
+    usual = {"Bill": "Bill", "PurchaseOrder": "Normal", "Check": "Payment"}.get(key.entity)
+    kind = "" if key.type == usual else f" ({key.type})"
+    return f"{label}{kind} {key.number}"
 
 
 def summary(doc: Document, finding: Finding) -> str:
@@ -67,6 +72,11 @@ def escalation_comment(doc: Document, finding: Finding, days: int, who: str | No
     lead = [adf.mention(who), adf.text(" ")] if who else []
     return adf.doc(adf.paragraph(*lead, adf.text(f"{reference(doc)} has been an exception for {days} days: ",
                                                  strong=True), adf.text(f"{finding.reason}.")))
+def deleted_comment(key: DocumentKey) -> dict[str, Any]:
+    """ADF comment: the document behind the issue was deleted in Acumatica, so its exception is cleared."""
+    return adf.doc(adf.paragraph(adf.text(f"{key_reference(key)} no longer exists in Acumatica: it was deleted, so "
+                                          "there is nothing left to fix. The connector treats the exception as "
+                                          "cleared.")))
 
 
 def outcome_comment(doc_reference: str, lines: Sequence[str], *, success: bool) -> dict[str, Any]:

@@ -27,7 +27,10 @@ class DocumentSource(Protocol):
     def changed_pages(self, entity: str, since: datetime, *, skip: int = 0, page_size: int = 500) -> Iterator[Page]:
         """Documents whose ``LastModifiedDateTime`` >= ``since``, page by page, starting at ``$skip`` = ``skip``.
 
-        Pages come in no guaranteed order; records may repeat across pages. Lazily fetched: one HTTP call per page.
+        Pages come in no guaranteed order; records may repeat across pages, and a record deleted between two page
+        reads must not hide another (``next_skip`` may re-read the end of a page for that). Each document's
+        ``fields["LastModifiedDateTime"]`` is the stamp exactly as Acumatica rendered it: the watermark is made of it.
+        Lazily fetched: one HTTP call per page.
         """
 
     def get(self, key: DocumentKey) -> Document | None:

@@ -31,7 +31,8 @@ from . import content, timings
 from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome
 from .model import Document, DocumentKey, WorkMessage
 from .ports import DocState, DocumentSource, IssueRef, IssueTracker, StateStore, StatusChange
-from .rules import REMOVE_HOLD, Step, classify, fingerprint, is_resolved, plan, reviewed_changes, snapshot
+from .rules import (EXCEPTION_RULES, REMOVE_HOLD, RuleTable, Step, classify, fingerprint, is_resolved, plan,
+                    reviewed_changes, snapshot)
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class ResolveContext:
     """Status the issue is moved back to when a decision cannot stand; empty: a status of category To Do."""
     approve_actions: Mapping[str, str] = field(default_factory=dict)
     """Approval action per entity (``ApproveActionNames``); entities not named use ``approve_action``."""
+    rules: RuleTable = field(default_factory=lambda: EXCEPTION_RULES)
+    """The same exception rules as the poller and the worker (``ExceptionRules``), so recorded states agree."""
 
 
 def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
@@ -244,7 +247,7 @@ def _reopen_for_review(doc: Document, issue_key: str, changed: list[tuple[str, s
 
 def _record(doc: Document, state: DocState, ctx: ResolveContext) -> None:
     """The issue already tells what the action did: record the new state so the next poll does not report it again."""
-    finding = classify(doc)
+    finding = classify(doc, ctx.rules)
     snap = snapshot(doc, finding)
     try:
         ctx.store.save_state(doc.key, replace(state, fingerprint=fingerprint(snap), snapshot=snap,

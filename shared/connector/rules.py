@@ -1,7 +1,8 @@
 """Which documents need a human, and what a resolved Jira issue may do to them: both are tables, not ``if`` chains.
 
 ``EXCEPTION_RULES`` lists, per entity and in priority order, the conditions that make a document an exception; the
-first that matches is the ``Finding`` (rule name plus a sentence for the clerk). ``ACTION_POLICY`` maps the status a
+first that matches is the ``Finding`` (rule name plus a sentence for the clerk). ``STATUS_LABELS`` classifies every
+status label Acumatica uses, and ``build_rules`` derives the table from it, tuned by the ``ExceptionRules`` parameter. ``ACTION_POLICY`` maps the status a
 document has when its issue is resolved to the steps the connector may take. Status values are Acumatica's display
 labels (the REST API returns labels, not codes). Everything here is pure.
 """
@@ -61,16 +62,104 @@ _INVALID = ExceptionRule(
     lambda d: "Acumatica reports errors: " + "; ".join(f"{k or 'document'}: {v}" for k, v in sorted(d.errors.items())),
 )
 
-EXCEPTION_RULES: Mapping[str, tuple[ExceptionRule, ...]] = {
-    "Bill": (_INVALID, _UNBALANCED, _REJECTED, _PENDING, _ON_HOLD),
-    "PurchaseOrder": (_INVALID, _UNBALANCED, _REJECTED, _PENDING, _ON_HOLD),
-    "Check": (_INVALID, _ON_HOLD),
+RuleTable = Mapping[str, tuple[ExceptionRule, ...]]
+
+EXCEPTION, HEALTHY, IGNORED = "exception", "healthy", "ignored"
+
+_AP_DOCUMENT_STATUSES = {
+    "On Hold": EXCEPTION, "Pending Approval": EXCEPTION, "Rejected": EXCEPTION,
+    "Balanced": HEALTHY, "Open": HEALTHY, "Closed": HEALTHY, "Printed": HEALTHY, "Pre-Released": HEALTHY,
+    "Pending Print": HEALTHY, "Pending Processing": HEALTHY, "Pending Payment": HEALTHY, "Unapplied": HEALTHY,
+    "Voided": IGNORED, "Scheduled": IGNORED, "Reserved": IGNORED, "Under Reclassification": IGNORED,
 }
+STATUS_LABELS: Mapping[str, Mapping[str, str]] = {
+    "Bill": _AP_DOCUMENT_STATUSES,
+    "Check": _AP_DOCUMENT_STATUSES,
+    "PurchaseOrder": {
+        "On Hold": EXCEPTION, "Pending Approval": EXCEPTION, "Rejected": EXCEPTION,
+        "Open": HEALTHY, "Awaiting Link": HEALTHY, "Pending Printing": HEALTHY, "Pending Email": HEALTHY,
+        "Completed": HEALTHY, "Closed": HEALTHY, "Printed": HEALTHY,
+        "Canceled": IGNORED,
+    },
+}
+"""Every ``Status`` label Acumatica uses for each entity (APDocStatus for bills and AP payments, POOrderStatus for
+purchase orders) and what the default rules make of it. ``exception``: a person must act. ``healthy``: the
+document is moving through its normal flow. ``ignored``: deliberately not an exception, though it stops the normal
+flow: a person ended it (Voided, Canceled) or it is not a live payable (a recurring-bill template, a payment reserved
+for printing, a document being reclassified). Healthy and ignored both clear an open issue. ``ExceptionRules`` may
+move any of these labels in or out of the exceptions; a label not listed here is refused there."""
+
+_STATUS_RULES = {"Rejected": _REJECTED, "Pending Approval": _PENDING, "On Hold": _ON_HOLD}
+_TUNABLE = frozenset({"add", "remove", "unbalanced", "validation"})
 
 
-def classify(doc: Document) -> Finding | None:
+def _other_statuses(labels: frozenset[str]) -> ExceptionRule:
+    return ExceptionRule("status", _status_is(*labels), lambda d: f"Status is {d.status}")
+
+
+def build_rules(overrides: Mapping[str, object] | None = None) -> RuleTable:
+    """The exception rules per entity: the default table (``STATUS_LABELS``' exceptions, the unbalanced rule where
+    the entity has a control total, and the validation rule), tuned by ``overrides`` (the ``ExceptionRules``
+    parameter, parsed): ``{"<Entity>": {"add": [labels], "remove": [labels], "unbalanced": bool,
+    "validation": bool}}``.
+
+    Raises ``ValueError`` naming the entity and the label or key for anything it cannot apply exactly as written, and
+    for an entity left with no rule at all: a typo must never turn into silently polling with no rules.
+    """
+    overrides = overrides or {}
+    if not isinstance(overrides, Mapping):
+        raise ValueError("must be a JSON object of entity -> {add, remove, unbalanced, validation}")
+    unknown = sorted(set(overrides) - set(STATUS_LABELS))
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not an entity the connector polls; use one of {sorted(STATUS_LABELS)}")
+    table: dict[str, tuple[ExceptionRule, ...]] = {}
+    for entity, labels in STATUS_LABELS.items():
+        tuning = overrides.get(entity, {})
+        if not isinstance(tuning, Mapping):
+            raise ValueError(f"{entity}: must be an object with add, remove, unbalanced or validation")
+        extra = sorted(set(tuning) - _TUNABLE)
+        if extra:
+            raise ValueError(f"{entity}: {extra[0]!r} is not a setting; use add, remove, unbalanced or validation")
+        changes = {name: _labels(entity, name, tuning.get(name, []), labels) for name in ("add", "remove")}
+        both = sorted(changes["add"] & changes["remove"])
+        if both:
+            raise ValueError(f"{entity}: status {both[0]!r} is both added and removed")
+        switches = {name: tuning.get(name, True) for name in ("unbalanced", "validation")}
+        for name, value in switches.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"{entity}: {name} must be true or false, got {value!r}")
+        statuses = (frozenset(label for label, kind in labels.items() if kind == EXCEPTION) | changes["add"]) - \
+            changes["remove"]
+        rules: list[ExceptionRule] = [_INVALID] if switches["validation"] else []
+        if switches["unbalanced"] and entity != "Check":  # a payment has no control total to disagree with
+            rules.append(_UNBALANCED)
+        rules.extend(rule for label, rule in _STATUS_RULES.items() if label in statuses)
+        others = statuses - set(_STATUS_RULES)
+        if others:
+            rules.append(_other_statuses(frozenset(others)))
+        if not rules:
+            raise ValueError(f"{entity}: these settings leave no exception rule at all; "
+                             "remove it from DocumentTypes instead")
+        table[entity] = tuple(rules)
+    return table
+
+
+def _labels(entity: str, name: str, value: object, known: Mapping[str, str]) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{entity}: {name} must be a list of status labels")
+    for label in value:
+        if label not in known:
+            raise ValueError(f"{entity}: status {label!r} is not a {entity} status label; known labels: "
+                             + ", ".join(sorted(known)))
+    return frozenset(value)
+
+
+EXCEPTION_RULES: RuleTable = build_rules()
+
+
+def classify(doc: Document, rules: RuleTable = EXCEPTION_RULES) -> Finding | None:
     """The first exception rule that matches, or ``None`` for a healthy document."""
-    for rule in EXCEPTION_RULES.get(doc.key.entity, ()):
+    for rule in rules.get(doc.key.entity, ()):
         if rule.applies(doc):
             return Finding(rule.name, rule.explain(doc))
     return None

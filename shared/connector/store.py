@@ -75,7 +75,7 @@ class DynamoStore:
 
     def get_cursor(self, entity: str) -> Cursor:
         """The cursor; a watermark stored without its rendered text (written from the Lambda's clock by releases
-        before the watermark came from the data) is not trusted, so the next pass reads like a first pass."""
+        before the watermark came from the data) is not trusted, so the next pass re-reads every document."""
         item = self._table.get_item(Key={"PK": f"WM#{entity}", "SK": "WM"}, ConsistentRead=True).get("Item")
         if not item:
             return Cursor()

@@ -18,7 +18,7 @@ from . import content, timings, watermarks
 from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome, ValidationError
 from .model import Document, DocumentKey, Finding, WorkMessage
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
-from .rules import changes, classify, fingerprint, is_resolved, snapshot
+from .rules import EXCEPTION_RULES, RuleTable, changes, classify, fingerprint, is_resolved, snapshot
 from .triage import TriageRules, evaluate, reached_thresholds, route
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ class PollOptions:
     full_pass_every: timedelta | None = timedelta(days=7)
     """How often a pass re-reads every document, whatever the watermark says: the safety net for a record that a
     resumed pass skipped or a clock that disagreed. ``None`` never does. Unchanged documents cost a read only."""
+    rules: RuleTable = field(default_factory=lambda: EXCEPTION_RULES)
+    """The exception rules (``ExceptionRules``); the worker's ``SyncContext`` must hold the same table."""
 
 
 @dataclass
@@ -87,8 +89,8 @@ def _days_since(moment: float, today: date) -> int:
 
 
 def decide(documents: list[Document], states: Mapping[DocumentKey, DocState], correlation_id: str,
-           source: str = "poll", triage: TriageRules | None = None,
-           today: date | None = None) -> tuple[list[WorkMessage], int, int]:
+           source: str = "poll", triage: TriageRules | None = None, today: date | None = None,
+           rules: RuleTable = EXCEPTION_RULES) -> tuple[list[WorkMessage], int, int]:
     """Which documents need work: exceptions whose state changed, and changed documents with an open issue.
 
     Returns the messages, the number unchanged, and the number healthy with nothing open (both skipped)."""
@@ -98,7 +100,7 @@ def decide(documents: list[Document], states: Mapping[DocumentKey, DocState], co
         raise ValueError("judging triage needs the day it is judged on")
     day = today or EVERYTHING.date()  # unused without triage
     for doc in documents:
-        finding = classify(doc)
+        finding = classify(doc, rules)
         state = states.get(doc.key)
         fp = fingerprint(observed(doc, finding, triage, day, state.opened_at if state else None))
         if state and state.fingerprint == fp:
@@ -133,8 +135,10 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
                          and started - cursor.full_pass_at >= options.full_pass_every)
         if cursor.watermark_text is not None and not full_pass_due:
             since = watermarks.filter_from(cursor.watermark_text, options.overlap + cursor.lookback)
-        elif cursor.watermark_text is None and options.initial_lookback is not None:
-            since = started - options.initial_lookback  # the one bound the data cannot give: nothing read yet
+        elif cursor.watermark_text is None and options.initial_lookback is not None and cursor.full_pass_at is None:
+            # The one bound the data cannot give (nothing read yet), so the Lambda's clock, once: if that window
+            # holds nothing, Acumatica's clock may be further behind than the lookback, and the next pass reads all.
+            since = started - options.initial_lookback
         else:
             since = EVERYTHING
         full_pass_at = started if since == EVERYTHING or cursor.full_pass_at is None else cursor.full_pass_at
@@ -154,7 +158,7 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
         report.seen += len(page.documents)
         states = store.get_states([d.key for d in page.documents])
         messages, unchanged, healthy = decide(page.documents, states, correlation_id, triage=triage,
-                                              today=cursor.pass_started.date())
+                                              today=cursor.pass_started.date(), rules=options.rules)
         queue.send(messages)
         store.audit_queued(messages)
         report.enqueued += len(messages)
@@ -201,6 +205,7 @@ class SyncContext:
 
     def today(self) -> date:
         return datetime.fromtimestamp(self.clock(), timezone.utc).date()
+    rules: RuleTable = field(default_factory=lambda: EXCEPTION_RULES)
 
 
 def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
@@ -209,10 +214,13 @@ def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
     audit = _auditor(ctx.store, key, message.correlation_id)
     doc = ctx.documents.get(key)
     if doc is None:
+        gone = ctx.store.get_state(key)
+        if gone is not None and gone.issue_key and gone.open:
+            return _document_deleted(key, gone, ctx, audit)
         audit("sync", "skipped", reason="document not found in Acumatica")
         logger.info("document not found; skipped", extra={"external_id": key.external_id})
         return "skipped"
-    finding = classify(doc)
+    finding = classify(doc, ctx.rules)
     state = ctx.store.get_state(key) or DocState()
     snap = observed(doc, finding, ctx.triage, ctx.today(), state.opened_at)
     fp = fingerprint(snap)
@@ -467,6 +475,8 @@ def _reopen_if_resolved(issue_key: str, ctx: SyncContext, audit: Callable[..., N
 
 def _release_comment_claim(key: DocumentKey, ctx: SyncContext, exc: Exception) -> None:
     ctx.store.finish_claim(key, COMMENT_CLAIM, "failed", reason=f"nothing posted: {type(exc).__name__}: {exc}"[:500])
+
+
 def _overdue_once(doc: Document, snap: Mapping[str, str], issue_key: str, ctx: SyncContext,
                   audit: Callable[..., None]) -> None:
     """One comment when a document goes overdue, per due date: the claim holds across replays and retaken updates."""
@@ -506,6 +516,34 @@ def _escalate_once(doc: Document, finding: Finding, state: DocState, issue_key: 
         ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key)
         audit("issue", "escalated", reason=f"still an exception {days} days after the issue was opened",
               issue=issue_key, mentioned=who, label=label)
+
+
+DELETED_FINGERPRINT = "deleted"
+"""The state of a document Acumatica no longer has; a document re-created under the same keys differs from it."""
+
+
+def _document_deleted(key: DocumentKey, state: DocState, ctx: SyncContext, audit: Callable[..., None]) -> str:
+    """The document behind an open issue was deleted: say so once, and clear the exception as if it had healed."""
+    issue_key = state.issue_key
+    assert issue_key is not None
+    claim = ctx.store.claim(key, COMMENT_CLAIM, fingerprint=DELETED_FINGERPRINT,
+                            retake_after_seconds=COMMENT_RETAKE_SECONDS)
+    if not claim.won and claim.state == "claimed":
+        raise TransientError(f"an update of {issue_key} is in flight; retrying after it settles")
+    try:
+        if claim.won:
+            ctx.tracker.add_comment(issue_key, content.deleted_comment(key))
+            if ctx.cleared_status and not ctx.tracker.transition_to(issue_key, ctx.cleared_status):
+                audit("transition", "unavailable", reason=f"no transition to {ctx.cleared_status!r}", issue=issue_key)
+            ctx.store.finish_claim(key, COMMENT_CLAIM, "done", issue_key=issue_key)
+    except NotFoundError:
+        ctx.store.finish_claim(key, COMMENT_CLAIM, "failed", reason="issue not found")
+        audit("sync", "issue-missing", reason="the Jira issue was deleted too", issue=issue_key)
+    ctx.store.save_state(key, replace(state, fingerprint=DELETED_FINGERPRINT, open=False))  # snapshot: last known
+    audit("issue", "deleted", reason="document no longer exists in Acumatica; exception cleared", issue=issue_key)
+    logger.info("document deleted in Acumatica; issue cleared", extra={"external_id": key.external_id,
+                                                                       "issue": issue_key})
+    return "deleted"
 
 
 def _auditor(store: StateStore, key: DocumentKey, correlation_id: str) -> Callable[..., None]:

@@ -136,7 +136,8 @@ class Wiring:
                            acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
                            labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time,
                            reopen_status=settings.jira_reopen_status,
-                           resolved_statuses=settings.jira_resolved_statuses, triage=settings.triage)
+                           resolved_statuses=settings.jira_resolved_statuses, triage=settings.triage,
+                           rules=settings.exception_rules)
 
     @cached_property
     def resolve_context(self) -> ResolveContext:
@@ -146,7 +147,8 @@ class Wiring:
                               approve_action=self.settings.approve_action, clock=time.time,
                               resolved_statuses=self.settings.jira_resolved_statuses,
                               reopen_status=self.settings.jira_reopen_status,
-                              approve_actions=self.settings.approve_actions)
+                              approve_actions=self.settings.approve_actions,
+                              rules=self.settings.exception_rules)
 
     @cached_property
     def poll_options(self) -> PollOptions:
@@ -160,7 +162,8 @@ class Wiring:
                            initial_lookback=(timedelta(days=settings.initial_lookback_days)
                                              if settings.initial_lookback_days > 0 else None),
                            full_pass_every=(timedelta(days=settings.full_pass_days)
-                                            if settings.full_pass_days > 0 else None))
+                                            if settings.full_pass_days > 0 else None),
+                           rules=settings.exception_rules)
 
     @cached_property
     def work_runner(self):

@@ -9,9 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.acumatica import PAGE_REREAD
-from tests.acumatica.conftest import VERSION
+from connector.model import DocumentKey
 
-API_PATH = f"/entity/Default/{VERSION}/Bill"
 BRISBANE = timedelta(hours=10)
 
 
@@ -55,8 +54,6 @@ def test_a_tenant_rendering_without_an_offset_is_compared_in_its_own_zone(sandbo
 def test_a_deleted_document_answers_404_and_leaves_the_list(sandbox, client):
     record = sandbox.add_document("Bill")
     sandbox.delete_document("Bill", ("Bill", record["ReferenceNbr"]))
-
-    from connector.model import DocumentKey
 
     assert client.get(DocumentKey("Bill", "Bill", record["ReferenceNbr"])) is None
     assert [d for p in client.changed_pages("Bill", datetime(2000, 1, 1, tzinfo=timezone.utc)) for d in p.documents] == []

@@ -1,9 +1,10 @@
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.rules import ACTION_POLICY, changes, classify, fingerprint, plan, snapshot
+from connector.rules import ACTION_POLICY, EXCEPTION_RULES, build_rules, changes, classify, fingerprint, plan, snapshot
 from tests.fakes import make_doc
 
 
@@ -86,3 +87,60 @@ def test_every_policy_step_starts_from_the_status_it_is_filed_under():
     for entity, table in ACTION_POLICY.items():
         for status, steps in table.items():
             assert steps[0].requires_status == status, (entity, status)
+
+
+# --- ExceptionRules: rules a deployer tunes ----------------------------------------------------------------------
+
+
+def test_the_default_table_is_the_table_with_no_overrides():
+    assert {e: [r.name for r in rules] for e, rules in build_rules({}).items()} == \
+        {e: [r.name for r in rules] for e, rules in EXCEPTION_RULES.items()}
+
+
+def test_statuses_are_added_and_removed_per_entity():
+    rules = build_rules({"Bill": {"add": ["Scheduled"], "remove": ["Pending Approval"]}})
+    assert classify(make_doc(status="Scheduled", hold=False), rules).rule == "status"
+    assert classify(make_doc(status="Scheduled", hold=False), rules).reason == "Status is Scheduled"
+    assert classify(make_doc(status="Pending Approval", hold=False), rules) is None
+    assert classify(make_doc("PurchaseOrder", status="Pending Approval", hold=False), rules).rule == "pending-approval"
+
+
+def test_the_unbalanced_and_validation_rules_can_be_switched_off():
+    rules = build_rules({"Bill": {"unbalanced": False, "validation": False}})
+    unbalanced = make_doc(status="Balanced", hold=False, amount="100.00", total="90.00")
+    invalid = make_doc(status="Balanced", hold=False, errors={"Vendor": "is inactive"})
+    assert classify(unbalanced, rules) is None and classify(invalid, rules) is None
+    assert classify(unbalanced).rule == "unbalanced" and classify(invalid).rule == "failed-validation"
+
+
+@pytest.mark.parametrize(("overrides", "names"), [
+    ({"Bil": {}}, ["'Bil'"]),
+    ({"Bill": {"add": ["Pending approval"]}}, ["Bill", "'Pending approval'"]),
+    ({"Check": {"remove": ["Cancelled"]}}, ["Check", "'Cancelled'"]),
+    ({"PurchaseOrder": {"add": ["Canceled"], "remove": ["Canceled"]}}, ["PurchaseOrder", "'Canceled'"]),
+    ({"Bill": {"unbalanced": "no"}}, ["Bill", "unbalanced"]),
+    ({"Bill": {"statuses": []}}, ["Bill", "'statuses'"]),
+    ({"Bill": {"add": "On Hold"}}, ["Bill", "add"]),
+    ({"Check": {"remove": ["On Hold", "Pending Approval", "Rejected"], "validation": False}}, ["Check", "no exception"]),
+    (["Bill"], ["JSON object"]),
+])
+def test_a_bad_override_is_refused_naming_the_entity_and_the_label(overrides, names):
+    with pytest.raises(ValueError) as refused:
+        build_rules(overrides)
+    assert all(name in str(refused.value) for name in names), str(refused.value)
+
+
+@given(st.data())
+def test_any_valid_tuning_makes_exactly_the_statuses_it_names_exceptions(data):
+    from connector.rules import EXCEPTION, STATUS_LABELS
+
+    entity = data.draw(st.sampled_from(sorted(STATUS_LABELS)))
+    labels = sorted(STATUS_LABELS[entity])
+    add = data.draw(st.lists(st.sampled_from(labels), unique=True))
+    rest = [label for label in labels if label not in add]
+    remove = data.draw(st.lists(st.sampled_from(rest), unique=True) if rest else st.just([]))
+    rules = build_rules({entity: {"add": add, "remove": remove}})
+    wanted = ({label for label in labels if STATUS_LABELS[entity][label] == EXCEPTION} | set(add)) - set(remove)
+    for label in labels:
+        doc = make_doc(entity, status=label, hold=False)  # balanced, no errors: only the status can make it one
+        assert (classify(doc, rules) is not None) == (label in wanted), label

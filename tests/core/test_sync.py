@@ -278,3 +278,31 @@ def test_a_weekly_full_pass_finds_a_document_the_watermark_passed_by(store, cloc
     run()
     assert [m.external_id for m in queue.sent] == ["Bill:Bill:000777"]
     assert store.get_cursor("Bill").full_pass_at == NOW + timedelta(days=6)
+
+
+def test_a_deleted_document_with_an_open_issue_gets_one_comment_and_is_cleared(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    ctx = context(acu, jira, store, clock, cleared_status="Done")
+    sync_document(sync_msg(), ctx)
+    (key,) = jira.issues
+    del acu.docs[make_doc().key]  # deleted in Acumatica: the re-read answers 404
+
+    assert sync_document(sync_msg(dedupe="d2"), ctx) == "deleted"
+    assert sync_document(sync_msg(dedupe="d3"), ctx) == "skipped"  # a replay says nothing more
+    (comment,) = jira.comments[key]
+    assert "no longer exists in Acumatica" in str(comment)
+    assert jira.issues[key]["status"] == "Done"
+    state = store.get_state(make_doc().key)
+    assert state.open is False and state.issue_key == key
+    assert "deleted" in [r["outcome"] for r in store.audit_trail(make_doc().key)]
+
+
+def test_a_document_recreated_after_its_deletion_reopens_its_issue(store, clock):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    ctx = context(acu, jira, store, clock)
+    sync_document(sync_msg(), ctx)
+    del acu.docs[make_doc().key]
+    sync_document(sync_msg(dedupe="d2"), ctx)
+    acu.put(make_doc())
+    assert sync_document(sync_msg(dedupe="d3"), ctx) == "reopened"
+    assert len(jira.issues) == 1

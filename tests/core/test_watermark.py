@@ -273,3 +273,15 @@ def test_every_change_after_the_first_pass_is_queued_within_one_poll_and_only_on
         run_poll()
         dedupe_ids = [m.dedupe_id for m in queue.sent]
         assert len(dedupe_ids) == len(set(dedupe_ids)), "a change was queued twice"
+
+
+def test_an_initial_lookback_that_reads_nothing_is_followed_by_a_pass_that_reads_everything(store):
+    """The lookback is measured on the Lambda's clock; an Acumatica clock days further behind puts every stamp
+    before it, so an empty first window is not trusted."""
+    behind = rendered(make_doc(), (LAMBDA_NOW - timedelta(days=3)).isoformat())
+    acu, queue = FakeAcumatica(behind), ListQueue()
+    seen = filters_of(acu)
+    for _ in range(2):
+        poll(acu, store, queue, initial_lookback=timedelta(days=1))
+    assert seen == [LAMBDA_NOW - timedelta(days=1), EVERYTHING]
+    assert [m.external_id for m in queue.sent] == ["Bill:Bill:000123"]

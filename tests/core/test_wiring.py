@@ -28,3 +28,24 @@ def test_approval_actions_per_entity_and_the_reopen_status_reach_the_contexts():
     for bad in ('{"Invoice": "approve"}', '["approve"]', '{"Bill": ""}', "{nope"):
         with pytest.raises(ConfigurationError, match="APPROVE_ACTION_NAMES"):
             Settings.from_env({**env, "APPROVE_ACTION_NAMES": bad})
+
+
+def test_exception_rules_reach_the_poller_the_worker_and_the_return_flow_and_a_bad_value_fails_at_start():
+    import json
+
+    import pytest
+
+    from connector.errors import ConfigurationError
+    from connector.wiring import Wiring
+
+    env = {"ACUMATICA_URL": "https://acme.example.com", "JIRA_PROJECT_KEY": "AP",
+           "JIRA_EXTERNAL_ID_FIELD": "customfield_10050",
+           "EXCEPTION_RULES": json.dumps({"Check": {"remove": ["Pending Approval"], "add": ["Reserved"]}})}
+    wiring = Wiring(env)
+    rules = wiring.settings.exception_rules
+    assert [r.name for r in rules["Check"]] == ["failed-validation", "rejected", "on-hold", "status"]
+    assert wiring.poll_options.rules is rules
+    with pytest.raises(ConfigurationError, match="Check: status 'Pending approval' is not a Check status label"):
+        Wiring({**env, "EXCEPTION_RULES": '{"Check": {"add": ["Pending approval"]}}'}).settings
+    with pytest.raises(ConfigurationError, match="ExceptionRules.*not JSON"):
+        Wiring({**env, "EXCEPTION_RULES": "{Check"}).settings

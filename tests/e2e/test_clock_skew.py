@@ -38,3 +38,29 @@ def test_every_change_after_a_poll_reaches_jira_on_the_next_poll_once(stack, har
     assert len(harness.issues(f"Bill:Bill:{healthy['ReferenceNbr']}")) == 1
     assert len(harness.issues(f"PurchaseOrder:Normal:{order['OrderNbr']}")) == 1
     assert harness.queued(harness.poll()) == 0  # the overlap re-reads them; nothing is queued twice
+
+
+def test_a_check_pending_approval_or_rejected_gets_one_issue(stack, harness):
+    for number, status in (("790001", "Pending Approval"), ("790002", "Rejected")):
+        stack.acumatica.add_document("Check", ReferenceNbr=number, Hold=False, Status=status)
+    harness.poll()
+    harness.poll()
+    for number in ("790001", "790002"):
+        assert len(harness.issues(f"Check:Payment:{number}")) == 1
+
+
+def test_a_tenant_rendering_stamps_without_an_offset_still_has_every_change_read(stack, harness):
+    acumatica = stack.acumatica
+    acumatica.set_clock(skew=timedelta(hours=6), render_offset=timedelta(hours=10), render_naive=True)  # read as UTC: 10h late
+    try:
+        acumatica.add_document("Bill", ReferenceNbr="791001", Amount=60, Balance=60, Hold=True)
+        harness.poll()
+        acumatica.update_document("Bill", ("Bill", "791001"), Amount=65, Balance=65)
+        acumatica.add_document("Bill", ReferenceNbr="791002", Hold=True)
+        harness.poll()
+        (issue,) = harness.issues("Bill:Bill:791001")
+        assert "65.00 USD" in stack.jira.issue(issue["key"])["fields"]["summary"]
+        assert len(harness.issues("Bill:Bill:791002")) == 1
+        assert harness.queued(harness.poll()) == 0
+    finally:
+        acumatica.set_clock(render_naive=False)

@@ -32,6 +32,7 @@ CONTRACT_PARAMETERS = {
     "JiraSiteUrl": "",
     "JiraClearedStatus": "",
     "OwnerMap": "{}",
+    "ExceptionRules": "{}",
     "ApproveActionName": "Approve",
     "PushSecretHeader": "X-Connector-Secret",
     "PollOverlapMinutes": 10,
