@@ -59,14 +59,15 @@ def cmd_local(args: argparse.Namespace) -> int:
     from .stack import LocalStack
 
     stop = threading.Event()
-    with LocalStack.start() as stack:
+    from .demo import DEMO_ENV, SEEDS
+
+    # The sample documents come with the demo's owner map (the buyer of PO000045), unless the shell sets its own.
+    with LocalStack.start({**DEMO_ENV, **os.environ} if args.sample_data else None) as stack:
         if args.sample_data:
             if not stack.acumatica:
                 print("connector local: --sample-data seeds the Acumatica sandbox; ACUMATICA_URL points elsewhere",
                       file=sys.stderr)
                 return 2
-            from .demo import SEEDS
-
             for seed in SEEDS:
                 stack.acumatica.add_document(seed.entity, requires_approval=seed.requires_approval, **seed.fields)
         threads = [threading.Thread(target=stack.pump.run_forever, args=(stop,), daemon=True)]
@@ -356,7 +357,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     from .output import print_table
 
-    print_table(("entity", "watermark", "newest change seen", "pass in progress"),
+    print_table(("entity", "watermark (as Acumatica wrote it)", "age on this clock", "pass in progress"),
                 [(e["entity"], e["watermark"] or "(never polled)", e["newest_change_age"],
                   f"yes, resumes at $skip={e['resume_skip']}" if e["pass_in_progress"] else "no") for e in entities])
     print_table(("queue", "visible", "in flight"), [(q["queue"], q["visible"], q["in_flight"]) for q in queues])
