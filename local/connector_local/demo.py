@@ -190,6 +190,6 @@ def _printer(out: TextIO) -> Callable[[str], None]:
 
 
 def _table(out: TextIO, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    from .output import print_table
+    from connector_cli.output import print_table
 
     print_table(header, rows, out=out, boxed=True)

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from connector_local.cli import main
+from connector_cli.main import main
 from connector_local.stack import LocalStack
 
 
@@ -108,7 +108,7 @@ def test_every_command_has_help(capsys):
 
 def test_connector_local_serves_the_webhook_until_stopped():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ACUMATICA_", "JIRA_", "AWS_ENDPOINT"))}
-    process = subprocess.Popen([sys.executable, "-m", "connector_local.cli", "local", "--poll-seconds", "2"],
+    process = subprocess.Popen([sys.executable, "-m", "connector_cli", "local", "--poll-seconds", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         webhook, printed = None, []
@@ -171,7 +171,7 @@ def test_connector_local_gives_the_operator_commands_their_environment(tmp_path)
     env_file = tmp_path / "local.env"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("ACUMATICA_", "JIRA_", "AWS_", "TABLE_",
                                                                         "WORK_QUEUE", "DEAD_LETTER", "POWERTOOLS"))}
-    process = subprocess.Popen([sys.executable, "-m", "connector_local.cli", "local", "--sample-data",
+    process = subprocess.Popen([sys.executable, "-m", "connector_cli", "local", "--sample-data",
                                 "--poll-seconds", "1", "--env-file", str(env_file)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean)
     try:
@@ -190,7 +190,7 @@ def test_connector_local_gives_the_operator_commands_their_environment(tmp_path)
         assert {"TABLE_NAME", "WORK_QUEUE_URL", "AWS_ENDPOINT_URL", "ACUMATICA_URL"} <= set(operator)
 
         def connector(*argv: str) -> subprocess.CompletedProcess:
-            return subprocess.run([sys.executable, "-m", "connector_local.cli", *argv], env=operator,
+            return subprocess.run([sys.executable, "-m", "connector_cli", *argv], env=operator,
                                   capture_output=True, text=True, timeout=60)
 
         trail = None

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import botocore.client
 import pytest
 
-from connector_local.cli import main
+from connector_cli.main import main
 from connector_local.jira_sandbox import CONNECTOR_ACCOUNT, PERSON_ACCOUNT
 from connector_local.stack import LocalStack
 

@@ -34,7 +34,7 @@ def _environment(stack: str | None) -> dict[str, str]:
         for output in description.get("Outputs", []):
             if output["OutputKey"] in OUTPUT_ENV:
                 env.setdefault(OUTPUT_ENV[output["OutputKey"]], output["OutputValue"])
-        from .stack import PARAMETER_ENV
+        from connector_local.stack import PARAMETER_ENV
 
         for parameter in description.get("Parameters", []):
             variable = PARAMETER_ENV.get(parameter["ParameterKey"])
@@ -50,16 +50,16 @@ def _wiring(args: argparse.Namespace):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from connector_local.demo import run_demo
 
     return run_demo(verbose=args.verbose)
 
 
 def cmd_local(args: argparse.Namespace) -> int:
-    from .stack import LocalStack
+    from connector_local.stack import LocalStack
 
     stop = threading.Event()
-    from .demo import DEMO_ENV, SEEDS
+    from connector_local.demo import DEMO_ENV, SEEDS
 
     # The sample documents come with the demo's owner map (the buyer of PO000045), unless the shell sets its own.
     with LocalStack.start({**DEMO_ENV, **os.environ} if args.sample_data else None) as stack:
@@ -493,7 +493,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         line, status = _one_line(error)
         print(f"connector {args.command}: {line}", file=sys.stderr)
         return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
