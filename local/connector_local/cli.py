@@ -94,7 +94,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
             value = getattr(args, name, None)
             if value:
                 secret[name] = value
-        wiring.acumatica_secret.write({k: v for k, v in secret.items() if k not in ("access_token", "expires_at")})
+        wiring.acumatica_tokens.update_secret(
+            lambda current: {k: v for k, v in {**current, **secret}.items() if k not in ("access_token", "expires_at")})
         wiring.acumatica.check_endpoint_version()
         wiring.acumatica_tokens.access_token()
         print(f"Acumatica connected: Default/{wiring.settings.acumatica_endpoint_version} served, token stored.")
@@ -114,14 +115,14 @@ def cmd_connect(args: argparse.Namespace) -> int:
                            "response_type": "code", "prompt": "consent"})
         print(f"Open this URL, approve, then run again with --code <code>:\n"
               f"{wiring.settings.jira_auth_url}/authorize?{query}")
-        wiring.jira_secret.write(secret)
+        wiring.jira_tokens.update_secret(lambda current: {**current, **secret})
         return 0
     tokens = exchange_authorization_code(wiring.settings.jira_auth_url, secret["client_id"], secret["client_secret"],
                                          args.code, args.redirect_uri, session)
     secret.update(tokens)
     site = args.site or wiring.settings.jira_site_url
     secret["cloud_id"] = resolve_cloud_id(wiring.settings.jira_api_url, tokens["access_token"], site, session)
-    wiring.jira_secret.write(secret)
+    wiring.jira_tokens.update_secret(lambda current: {**current, **secret})
     print(f"Jira connected: cloudId {secret['cloud_id']} for {site}; refresh token stored.")
     return 0
 
