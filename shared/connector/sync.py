@@ -222,7 +222,9 @@ def _ensure_issue(doc: Document, finding: Finding, snap: dict[str, str], fp: str
         else:
             issue = ctx.tracker.find_by_external_id(key.external_id, ctx.store.recent_issue_ids())
             if issue is None and not claim.won:
-                raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles")
+                # Come back when the claim may be retaken (search has caught up by then), not sooner.
+                raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles",
+                                     retry_after=max(1.0, claim.claimed_at + CREATE_RETAKE_SECONDS - ctx.clock()))
         if issue is not None:
             outcome = "adopted"
             ctx.tracker.update_issue(issue.key, _content_only(doc, finding, ctx))
