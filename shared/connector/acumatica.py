@@ -522,7 +522,8 @@ class AcumaticaClient:
         try:
             document = self.get(key)
         except TransientError as exc:  # the action completed: a failed re-read must not read as "nothing happened"
-            raise UncertainOutcome(f"{action} on {key} completed but re-reading it failed ({exc}); re-read it") from None
+            raise UncertainOutcome(f"{action} on {key} completed but re-reading it failed ({exc}); "
+                                   "re-read it") from None
         if document is None:
             raise NotFoundError(f"{key} vanished after {action}")
         logger.info("Acumatica %s: %s completed, status now %s", key, action, document.status)

@@ -83,8 +83,9 @@ def jira_token_obtainer(
     """The refresh call for ``RotatingTokens``: a JSON ``refresh_token`` grant against ``<auth_url>/oauth/token``.
 
     Returns ``access_token``, the rotated ``refresh_token`` (an answer without one is ``ReconnectNeeded``: the used
-    one is spent) and ``expires_at`` in epoch seconds. ``invalid_grant`` means the rotation chain is dead (expired, revoked, or an old
-    token was replayed): ``ReconnectNeeded``, after counting it as a metric so an alarm can tell a person.
+    one is spent) and ``expires_at`` in epoch seconds. ``invalid_grant`` means the rotation chain is dead (expired,
+    revoked, or an old token was replayed): ``ReconnectNeeded``, after counting it as a metric so an alarm can tell a
+    person.
     """
     token_url = f"{auth_url.rstrip('/')}/oauth/token"
 

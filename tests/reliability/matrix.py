@@ -346,7 +346,8 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
                                       target="acumatica")),
         "Balanced"),
     "poll: SQS send fails mid-page": (
-        _poll_with(lambda w, q: q.fail("send", lambda: TransientError("2 work message(s) could not be queued"), times=2, skip=1),
+        _poll_with(lambda w, q: q.fail("send", lambda: TransientError("2 work message(s) could not be queued"),
+                                       times=2, skip=1),
                    _budget(1.0, 250.0)),
         "On Hold"),
     "poll: stopped by the time limit mid-pass": (
