@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 import boto3
@@ -238,14 +239,14 @@ class _Queue:
         self.sent.extend(messages)
 
 
-def _poll_with(fail: Callable[[World, Faults], None], seconds_left: Callable[[], Callable[[], float]]) -> Scenario:
-    """Poll ticks until a pass completes, then work what was queued: no document may be left behind."""
+def _poll_with(fail: Callable[[World, Faults], None], seconds_left: Callable[[], Callable[[], float]],
+               passes: int = 1) -> Scenario:
+    """Poll ticks until ``passes`` passes complete, then work what was queued: no document may be left behind."""
 
     def run(world: World, row: Row) -> None:
         queue = Faults(_Queue(world))
         fail(world, queue)
-        from datetime import datetime, timezone
-
+        completed = 0
         for tick in range(20):
             try:
                 report = poll_entity("Bill", documents=world.acumatica, store=world.store, queue=queue,
@@ -254,7 +255,8 @@ def _poll_with(fail: Callable[[World, Faults], None], seconds_left: Callable[[],
                                      seconds_left=seconds_left(), correlation_id=f"tick-{tick}")
             except TransientError:
                 continue
-            if report.completed:
+            completed += report.completed
+            if completed == passes:
                 break
         world.deliver([m.to_json() for m in queue._target.sent])
         row.counts["dead-lettered"] = len(world.sqs.dead)
@@ -263,6 +265,22 @@ def _poll_with(fail: Callable[[World, Faults], None], seconds_left: Callable[[],
         count(world, row)
 
     return run
+
+
+def _changes_while_paged(world: World, queue: Faults) -> None:
+    """The last document is healthy when the pass starts and goes on hold (modified now) after its first page."""
+    last = max(world.acumatica.docs)
+    world.acumatica.put(replace(world.acumatica.docs[last], status="Open", hold=False))
+    original_send = queue._target.send
+
+    def send_then_change(messages: list[WorkMessage]) -> None:
+        original_send(messages)
+        doc = world.acumatica.docs[last]
+        if doc.status == "Open":
+            world.acumatica.put(replace(doc, status="On Hold", hold=True,
+                                        last_modified=datetime(2026, 12, 1, 8, 0, 30, tzinfo=timezone.utc)))
+
+    queue._target.send = send_then_change
 
 
 def _budget(per_call: float, start: float) -> Callable[[], Callable[[], float]]:
@@ -349,6 +367,9 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
         _poll_with(lambda w, q: q.fail("send", lambda: TransientError("2 work message(s) could not be queued"),
                                        times=2, skip=1),
                    _budget(1.0, 250.0)),
+        "On Hold"),
+    "poll: a document changes while it is paged": (
+        _poll_with(_changes_while_paged, _budget(1.0, 250.0), passes=2),
         "On Hold"),
     "poll: stopped by the time limit mid-pass": (
         _poll_with(lambda w, q: None, _budget(4.0, 20.0)),
