@@ -314,6 +314,7 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
 
 
 def _release_comment_claim(key: DocumentKey, ctx: SyncContext, exc: Exception) -> None:
+    """Nothing was posted (refused, or failed before the comment): the retry may comment at once."""
     ctx.store.finish_claim(key, COMMENT_CLAIM, "failed", reason=f"nothing posted: {type(exc).__name__}: {exc}"[:500])
 
 

@@ -18,7 +18,7 @@ from connector.signatures import sign_hub, verify_dynamic_webhook_jwt, verify_hu
 from connector.webhooks import accept_jira_delivery, accept_push
 
 SECRET = "webhook-secret-value"
-CLIENT_SECRET = "client-secret-value"
+CLIENT_SECRET = "client-secret-value-of-at-least-32-bytes"
 PUSH_SECRET = "push-secret-value"
 FIELD = "customfield_10050"
 

@@ -144,6 +144,7 @@ def test_the_slowest_record_so_far_is_kept_in_reserve(store, queues):
         work_runner.run(record)
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics")  # every record failed: nothing to count
 def test_a_batch_whose_records_all_failed_is_item_failures_not_a_lambda_error(monkeypatch):
     handler = load_handler(ROOT / "functions" / "worker" / "app.py")
     module = __import__(handler.__module__)
