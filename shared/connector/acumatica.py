@@ -451,7 +451,11 @@ class AcumaticaClient:
                 raise PermanentError(f"Acumatica answered a {entity} list query with {type(payload).__name__}")
             documents, this_page = [], set()
             for item in payload:
-                document = self._document(entity, item)
+                try:
+                    document = self._document(entity, item)
+                except PermanentError as exc:  # one unusable record must not stop the entity's pass every run
+                    logger.error("skipped an unusable %s record: %s", entity, exc)
+                    continue
                 identity = document.id or document.key.external_id
                 if identity not in previous_page and identity not in this_page:
                     this_page.add(identity)
