@@ -114,7 +114,10 @@ def push_changes(payload: Mapping[str, Any], *, correlation_id: str,
         if not type_label or not number:
             continue
         by_code = {code: label for label, code in prof.type_codes.items()}
-        key = DocumentKey(entity, by_code.get(str(type_label), str(type_label)), str(number))
+        try:
+            key = DocumentKey(entity, by_code.get(str(type_label), str(type_label)), str(number))
+        except ValueError:  # a type no document can have (":"): nothing to sync, and no reason to refuse the rest
+            continue
         messages[key.external_id] = WorkMessage(
             kind="sync", external_id=key.external_id, dedupe_id=f"push:{notification_id}:{key.external_id}",
             correlation_id=correlation_id, source="push",

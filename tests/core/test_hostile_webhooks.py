@@ -109,8 +109,16 @@ def test_a_validly_signed_jira_delivery_of_any_shape_gets_a_verdict_not_a_crash(
         assert rejected.status == 400
 
 
+push_rows = st.lists(st.fixed_dictionaries({}, optional={
+    "Type": st.one_of(st.sampled_from(["Bill", "INV", "a:b", ":", ""]), st.text(max_size=6)),
+    "ReferenceNbr": st.one_of(st.text(max_size=8), st.integers()), "OrderNbr": st.text(max_size=6),
+    "Entity": st.sampled_from(["Bill", "PurchaseOrder", "Check", "Nope"])}), max_size=4)
+push_like = st.one_of(jira_like, st.fixed_dictionaries({"Id": st.text(max_size=8), "Inserted": push_rows},
+                                                       optional={"Query": st.sampled_from(["AJC-Bills", "x"])}))
+
+
 @hostile
-@given(payload=jira_like)
+@given(payload=push_like)
 def test_an_authentic_push_notification_of_any_shape_gets_a_verdict_not_a_crash(payload):
     body = json.dumps(payload).encode()
     try:
