@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench reliability audit clean
 
 $(STAMP): pyproject.toml shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The fault matrix (tests/reliability): faults x {lost, duplicate issues, double posts, ...}; fails on a non-zero cell.
+reliability: $(STAMP)
+	$(BIN)/python -m tests.reliability
+
+# pip-audit over the layer's requirements; says NOT DONE (never a silent pass) when it cannot reach its database.
+audit: $(STAMP)
+	$(BIN)/python .ci/audit.py
 
 clean:
 	rm -rf $(VENV) .aws-sam build *.egg-info

@@ -42,6 +42,14 @@ class MemoryLock:
             self._held[name] = (owner, self._clock() + lease_seconds)
             return True
 
+    def holds(self, name: str, owner: str, lease_seconds: float) -> bool:
+        with self._guard:
+            current = self._held.get(name)
+            if not current or current[0] != owner or current[1] < self._clock():
+                return False
+            self._held[name] = (owner, self._clock() + lease_seconds)
+            return True
+
     def release(self, name: str, owner: str) -> None:
         with self._guard:
             if self._held.get(name, ("",))[0] == owner:

@@ -16,11 +16,15 @@ class Faults:
 
     def __init__(self, target: Any) -> None:
         self._target = target
-        self._plan: dict[str, deque[tuple[Callable[[], BaseException], bool]]] = defaultdict(deque)
+        self._plan: dict[str, deque[tuple[Callable[[], BaseException] | None, bool]]] = defaultdict(deque)
         self.raised: list[str] = []
 
-    def fail(self, name: str, error: Callable[[], BaseException], *, times: int = 1, after: bool = False) -> "Faults":
-        """Script ``times`` failures of ``name``; ``after=True`` lets the call take effect first, then raises."""
+    def fail(self, name: str, error: Callable[[], BaseException], *, times: int = 1, after: bool = False,
+             skip: int = 0) -> "Faults":
+        """Script ``times`` failures of ``name`` after ``skip`` calls that succeed; ``after=True`` lets the call take
+        effect first, then raises (the answer was lost)."""
+        for _ in range(skip):
+            self._plan[name].append((None, False))
         for _ in range(times):
             self._plan[name].append((error, after))
         return self
@@ -38,6 +42,8 @@ class Faults:
             if not plan:
                 return attribute(*args, **kwargs)
             error, after = plan.popleft()
+            if error is None:
+                return attribute(*args, **kwargs)
             if after:
                 attribute(*args, **kwargs)
             self.raised.append(name)

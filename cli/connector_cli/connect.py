@@ -3,7 +3,8 @@
 A running stack reads the same secrets on every token refresh, so a wrong client secret or password written first and
 tested afterwards would break it. Here the candidate secret is built apart from the stored one, a token is obtained
 with exactly the new values (never a stored refresh token, which would "prove" nothing), and only then is the secret
-written, while holding the lease lock every token refresher takes, so the write cannot interleave with a rotation.
+written, through ``RotatingTokens.update_secret``: under the lease every token refresher takes, confirmed before the
+write, so it cannot interleave with a rotation.
 
 Jira's consent is two steps (URL, then code). The first stores only a pending record (client id and secret, the OAuth
 ``state``) beside the live values, which the running stack ignores; the second checks ``state``
@@ -17,7 +18,6 @@ import hmac
 import secrets as random
 import sys
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -28,8 +28,6 @@ PROMPT = "\0prompt"
 """The value of a secret option given without a value: ask for it without echo."""
 JIRA_SCOPES = "read:jira-work write:jira-work manage:jira-webhook offline_access"
 TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at")
-LOCK_LEASE_SECONDS = 60.0
-LOCK_WAIT_SECONDS = 90.0
 
 
 def secret_value(name: str, value: str | None, *, stdin=None) -> str | None:
@@ -44,21 +42,6 @@ def secret_value(name: str, value: str | None, *, stdin=None) -> str | None:
     if value == PROMPT:
         return getpass.getpass(f"{name}: ")
     return value
-
-
-def write_under_lock(lock: Any, lock_name: str, secret: Any, value: Mapping[str, Any], *,
-                     clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Write ``value`` while holding the lock token refreshers take, so no rotation is lost or overwritten."""
-    owner = f"connect-{uuid.uuid4()}"
-    deadline = clock() + LOCK_WAIT_SECONDS
-    while not lock.acquire(lock_name, owner, LOCK_LEASE_SECONDS):
-        if clock() > deadline:
-            raise ConfigurationError("a token refresh has held the lock for over 90 s; try connect again shortly")
-        sleep(0.5)
-    try:
-        secret.write(dict(value))
-    finally:
-        lock.release(lock_name, owner)
 
 
 def connect_acumatica(wiring: Any, given: Mapping[str, str], obtain: Callable[[Mapping[str, Any]], Mapping[str, Any]]
@@ -76,7 +59,10 @@ def connect_acumatica(wiring: Any, given: Mapping[str, str], obtain: Callable[[M
         candidate = {k: v for k, v in candidate.items() if k not in dropped}
         issued = obtain(candidate)
         candidate.update({k: v for k, v in issued.items() if v is not None})
-    write_under_lock(wiring.store, wiring.acumatica_tokens.lock_name, wiring.acumatica_secret, candidate)
+    if credentials_changed:  # a new grant replaces the stored one whole
+        wiring.acumatica_tokens.update_secret(lambda current: candidate)
+    else:  # read again under the lease: a rotation since the first read is kept
+        wiring.acumatica_tokens.update_secret(lambda current: {**current, **given})
     if credentials_changed:
         wiring.acumatica.check_endpoint_version()
         return (f"Acumatica connected: a token was issued for the new credentials and stored; "
@@ -86,9 +72,7 @@ def connect_acumatica(wiring: Any, given: Mapping[str, str], obtain: Callable[[M
 
 def store_webhook_secret(wiring: Any, webhook_secret: str) -> None:
     """The admin webhook's secret is chosen by the person, not issued by Jira: nothing to prove, it is live at once."""
-    current = wiring.jira_secret.read()
-    write_under_lock(wiring.store, wiring.jira_tokens.lock_name, wiring.jira_secret,
-                     {**current, "webhook_secret": webhook_secret})
+    wiring.jira_tokens.update_secret(lambda current: {**current, "webhook_secret": webhook_secret})
 
 
 def consent_url(wiring: Any, given: Mapping[str, str], redirect_uri: str) -> str:
@@ -100,8 +84,7 @@ def consent_url(wiring: Any, given: Mapping[str, str], redirect_uri: str) -> str
         raise ConfigurationError("connect jira needs --client-id and --client-secret (the OAuth 2.0 app's)")
     state = random.token_urlsafe(24)
     pending = {"client_id": client_id, "client_secret": client_secret, "state": state, "redirect_uri": redirect_uri}
-    write_under_lock(wiring.store, wiring.jira_tokens.lock_name, wiring.jira_secret,
-                     {**current, "pending_connect": pending})
+    wiring.jira_tokens.update_secret(lambda current: {**current, "pending_connect": pending})
     query = urlencode({"audience": "api.atlassian.com", "client_id": client_id, "scope": JIRA_SCOPES,
                        "redirect_uri": redirect_uri, "state": state, "response_type": "code", "prompt": "consent"})
     return f"{wiring.settings.jira_auth_url}/authorize?{query}"
@@ -120,10 +103,10 @@ def finish_jira(wiring: Any, code: str, state: str, site: str, exchange: Callabl
     tokens = exchange(wiring.settings.jira_auth_url, pending["client_id"], pending["client_secret"], code,
                       pending["redirect_uri"], session)
     cloud_id = resolve_cloud_id(wiring.settings.jira_api_url, tokens["access_token"], site, session)
-    live = {k: v for k, v in current.items() if k != "pending_connect"}
-    live.update({"client_id": pending["client_id"], "client_secret": pending["client_secret"], "cloud_id": cloud_id})
-    live.update({k: tokens[k] for k in TOKEN_FIELDS if tokens.get(k) is not None})
-    write_under_lock(wiring.store, wiring.jira_tokens.lock_name, wiring.jira_secret, live)
+    granted = {"client_id": pending["client_id"], "client_secret": pending["client_secret"], "cloud_id": cloud_id,
+               **{k: tokens[k] for k in TOKEN_FIELDS if tokens.get(k) is not None}}
+    wiring.jira_tokens.update_secret(
+        lambda now: {**{k: v for k, v in now.items() if k != "pending_connect"}, **granted})
     return f"Jira connected: cloudId {cloud_id}{f' for {site}' if site else ''}; refresh token stored."
 
 

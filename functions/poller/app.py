@@ -25,6 +25,7 @@ class PollIncomplete(Exception):
 @capture_lambda_handler
 def handler(event: dict, context) -> dict:
     logger.append_keys(correlation_id=context.aws_request_id, job=(event or {}).get("job", "poll"))
+    wiring.gates.bind(lambda: context.get_remaining_time_in_millis() / 1000)
     reports, failures = run_poll(
         wiring.settings.document_types, documents=wiring.acumatica, store=wiring.store, queue=wiring.queue,
         options=wiring.poll_options, now=lambda: datetime.now(timezone.utc),

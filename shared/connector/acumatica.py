@@ -248,19 +248,30 @@ def acumatica_token_obtainer(
         has_password = bool(secret.get("username") and secret.get("password"))
         if secret.get("refresh_token"):
             try:
-                return _grant(http, token_url, {"grant_type": "refresh_token", **credentials,
-                                                "refresh_token": str(secret["refresh_token"])}, clock, timeout_seconds)
+                issued = _grant(http, token_url, {"grant_type": "refresh_token", **credentials,
+                                                  "refresh_token": str(secret["refresh_token"])}, clock,
+                                timeout_seconds)
             except _GrantRefused as refused:
                 if refused.code != "invalid_grant" or not has_password:
                     raise ReconnectNeeded(f"Acumatica refused the refresh grant ({refused.code}): "
                                           f"{_refusal_reason(refused.code)}; " + RECONNECT_HINT) from None
                 logger.warning("Acumatica refresh chain is dead (%s); signing in with the password grant", refused.code)
+            else:
+                if issued.get("refresh_token") and issued["refresh_token"] != secret["refresh_token"]:
+                    return issued
+                # Refresh tokens rotate: the one used is spent, so an answer without a new one must not keep it.
+                if not has_password:
+                    raise ReconnectNeeded("Acumatica answered the refresh without a new refresh token; the one used "
+                                          "is spent and is not kept; " + RECONNECT_HINT)
+                logger.warning("Acumatica answered the refresh without a new refresh token; signing in again")
         if has_password:
             try:
-                return _grant(http, token_url, {"grant_type": "password", **credentials,
-                                                "username": str(secret["username"]),
-                                                "password": str(secret["password"]), "scope": OAUTH_SCOPE},
-                              clock, timeout_seconds)
+                issued = _grant(http, token_url, {"grant_type": "password", **credentials,
+                                                  "username": str(secret["username"]),
+                                                  "password": str(secret["password"]), "scope": OAUTH_SCOPE},
+                                clock, timeout_seconds)
+                # A new sign-in: a refresh token from the old chain must not outlive it in the secret.
+                return {**issued, "refresh_token": issued.get("refresh_token") or ""}
             except _GrantRefused as refused:
                 raise ReconnectNeeded(f"Acumatica refused the password grant ({refused.code}): "
                                       f"{_refusal_reason(refused.code)}; " + RECONNECT_HINT) from None
@@ -452,7 +463,11 @@ class AcumaticaClient:
                 raise PermanentError(f"Acumatica answered a {entity} list query with {type(payload).__name__}")
             documents, this_page = [], set()
             for item in payload:
-                document = self._document(entity, item)
+                try:
+                    document = self._document(entity, item)
+                except PermanentError as exc:  # one unusable record must not stop the entity's pass every run
+                    logger.error("skipped an unusable %s record: %s", entity, exc)
+                    continue
                 identity = document.id or document.key.external_id
                 if identity not in previous_page and identity not in this_page:
                     documents.append(document)
@@ -547,7 +562,8 @@ class AcumaticaClient:
         try:
             document = self.get(key)
         except TransientError as exc:  # the action completed: a failed re-read must not read as "nothing happened"
-            raise UncertainOutcome(f"{action} on {key} completed but re-reading it failed ({exc}); re-read it") from None
+            raise UncertainOutcome(f"{action} on {key} completed but re-reading it failed ({exc}); "
+                                   "re-read it") from None
         if document is None:
             raise NotFoundError(f"{key} vanished after {action}")
         logger.info("Acumatica %s: %s completed, status now %s", key, action, document.status)

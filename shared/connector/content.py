@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import unicodedata
+from typing import Any, Mapping, Sequence
 
 from . import adf
 from .documents import screen_url
@@ -10,6 +11,8 @@ from .model import Document, DocumentKey, Finding
 from .rules import money
 
 SUMMARY_LIMIT = 255
+_LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+"""Unicode categories a one-line summary cannot hold: control characters and line or paragraph separators."""
 ENTITY_LABELS = {"Bill": "AP bill", "PurchaseOrder": "Purchase order", "Check": "AP payment"}
 
 
@@ -27,8 +30,12 @@ def key_reference(key: DocumentKey) -> str:
 
 
 def summary(doc: Document, finding: Finding) -> str:
-    """Reference number, vendor, amount with currency, and the reason; at most Jira's 255 characters."""
+    """Reference number, vendor, amount with currency, and the reason; one line of at most Jira's 255 characters.
+
+    Jira refuses a summary with a line break (400), and a vendor name or reference may hold one, or other control
+    characters: they become spaces, so the issue is still created."""
     text = f"{reference(doc)} | {doc.vendor or 'no vendor'} | {money(doc.amount, doc.currency)} | {finding.reason}"
+    text = " ".join("".join(" " if unicodedata.category(c) in _LINE_BREAKING else c for c in text).split())
     return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"
 
 

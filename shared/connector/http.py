@@ -6,9 +6,9 @@ What is retried, and why:
 - 5xx and read timeouts: only idempotent methods. A POST that timed out may have happened (a created issue, a released
   bill): the caller settles that by re-reading, never by resending.
 
-``Retry-After`` is honoured per system, not per request: every session carries ``RetryGates``, one gate per host,
-shared by every request through that session (the container's clients and token endpoints share one session). After
-a 429, or a 503 with ``Retry-After``, no request to that host leaves before the wait has passed: urllib3's own retry
+``Retry-After`` is honoured per system, not per request: every session carries ``RetryGates``, one gate per host and
+port, shared by every request through that session (the container's clients and token endpoints share one session).
+After a 429, or a 503 with ``Retry-After``, no request to that host leaves before the wait has passed: urllib3's own retry
 waits at the gate, and so does the next document's first request. The wait is a minimum and never shortened (Jira
 sometimes sends ``0``: clamped to 1 s). A wait longer than the gates may spend in place (``longest_wait``, and the
 Lambda's remaining time less a reserve) is not slept at all: ``RetryLater`` carries it to the worker, which puts the
@@ -83,7 +83,8 @@ class RetryGates:
         self._seconds_left = seconds_left
 
     def for_url(self, url: str) -> RetryGate:
-        host = (urlsplit(url).hostname or url).lower()
+        parts = urlsplit(url)
+        host = f"{(parts.hostname or url).lower()}:{parts.port or parts.scheme}"  # a system is a host and port
         with self._guard:
             if host not in self._gates:
                 self._gates[host] = RetryGate(host, self._clock)

@@ -82,9 +82,10 @@ def jira_token_obtainer(
 ) -> ObtainTokens:
     """The refresh call for ``RotatingTokens``: a JSON ``refresh_token`` grant against ``<auth_url>/oauth/token``.
 
-    Returns ``access_token``, ``refresh_token`` (the old one when Jira omits it: it then stays valid) and
-    ``expires_at`` in epoch seconds. ``invalid_grant`` means the rotation chain is dead (expired, revoked, or an old
-    token was replayed): ``ReconnectNeeded``, after counting it as a metric so an alarm can tell a person.
+    Returns ``access_token``, the rotated ``refresh_token`` (an answer without one is ``ReconnectNeeded``: the used
+    one is spent) and ``expires_at`` in epoch seconds. ``invalid_grant`` means the rotation chain is dead (expired,
+    revoked, or an old token was replayed): ``ReconnectNeeded``, after counting it as a metric so an alarm can tell a
+    person.
     """
     token_url = f"{auth_url.rstrip('/')}/oauth/token"
 
@@ -103,7 +104,14 @@ def jira_token_obtainer(
         }
         response = _post_token_endpoint(session, token_url, body, timeout)
         if response.status_code == 200:
-            return _issued_tokens(response, previous_refresh_token=str(secret["refresh_token"]))
+            issued = _issued_tokens(response, previous_refresh_token="")
+            if not issued["refresh_token"] or issued["refresh_token"] == secret["refresh_token"]:
+                # Rotation is always on: the token just used is spent, and keeping it would fail at the next refresh
+                # (or, replayed after the leeway, revoke the grant). Say so now instead.
+                _count_reconnect_needed(metrics_namespace)
+                raise ReconnectNeeded("Jira answered the refresh without a new refresh token; the one used is spent "
+                                      f"and is not kept; {RECONNECT_HINT}")
+            return issued
         error = _oauth_error(response)
         if response.status_code in (400, 403) and error == "invalid_grant":
             _count_reconnect_needed(metrics_namespace)

@@ -130,7 +130,8 @@ def run_maintenance(settings: Settings, *, acumatica: Any, jira: Any, acumatica_
             return "no WEBHOOK_URL configured: relying on an admin webhook"
         secret = jira_secret.read()
         ids, expires = jira.ensure_webhook(settings.webhook_url, webhook_jql(settings), secret.get("webhook_ids") or ())
-        jira_secret.write({**jira_secret.read(), "webhook_ids": list(ids), "webhook_expires_at": expires.isoformat()})
+        jira_tokens.update_secret(lambda current: {**current, "webhook_ids": list(ids),
+                                                   "webhook_expires_at": expires.isoformat()})
         return f"webhooks {ids} live until {expires.isoformat()}"
 
     report.run("acumatica_token", refresh(acumatica_tokens))

@@ -24,6 +24,13 @@ class DocumentKey:
     type: str
     number: str
 
+    def __post_init__(self) -> None:
+        # Only the number may hold ":" (``parse`` splits the first two): anything else would make two documents
+        # share an external id, or one unparseable.
+        if not self.entity or not self.type or ":" in self.entity or ":" in self.type:
+            raise ValueError(f"not a document key: entity {self.entity!r} and type {self.type!r} must be non-empty "
+                             "and free of ':'")
+
     @property
     def external_id(self) -> str:
         """``<Entity>:<Type>:<Number>`` as written into the Jira external-id field (docs/contract.md)."""

@@ -155,6 +155,9 @@ class LeaseLock(Protocol):
     def release(self, name: str, owner: str) -> None:
         """Release the lock if ``owner`` still holds it."""
 
+    def holds(self, name: str, owner: str, lease_seconds: float) -> bool:
+        """Whether ``owner`` still holds an unexpired lease, extending it by ``lease_seconds`` (a conditional write)."""
+
 
 @dataclass(frozen=True)
 class Cursor:

@@ -284,6 +284,19 @@ class DynamoStore:
             raise
         return True
 
+    def holds(self, name: str, owner: str, lease_seconds: float) -> bool:
+        now = self._clock()
+        try:
+            self._table.update_item(
+                Key={"PK": f"LOCK#{name}", "SK": "LOCK"}, UpdateExpression="SET lease_until = :until",
+                ConditionExpression=Attr("owner").eq(owner) & Attr("lease_until").gte(Decimal(str(now))),
+                ExpressionAttributeValues={":until": Decimal(str(now + lease_seconds))})
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
     def release(self, name: str, owner: str) -> None:
         try:
             self._table.delete_item(Key={"PK": f"LOCK#{name}", "SK": "LOCK"}, ConditionExpression=Attr("owner").eq(owner))

@@ -9,13 +9,14 @@ recently created ids passed to Jira's ``reconcileIssues`` since search is eventu
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Mapping, TypeVar
 
 from . import content, timings, watermarks
-from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome, ValidationError
+from .errors import NotFoundError, PermanentError, RetryLater, TransientError, UncertainOutcome, ValidationError
 from .model import Document, DocumentKey, Finding, WorkMessage
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
 from .rules import EXCEPTION_RULES, RuleTable, changes, classify, fingerprint, is_resolved, snapshot
@@ -356,7 +357,9 @@ def _ensure_issue(doc: Document, finding: Finding, state: DocState, ctx: SyncCon
         else:
             issue = ctx.tracker.find_by_external_id(key.external_id, ctx.store.recent_issue_ids())
             if issue is None and not claim.won:
-                raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles")
+                # Come back when the claim may be retaken (search has caught up by then), not sooner.
+                raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles",
+                                     retry_after=max(1.0, claim.claimed_at + CREATE_RETAKE_SECONDS - ctx.clock()))
         orders = _orders(doc, ctx)  # also when adopting: a crash between creating and linking still links
         if issue is not None:
             outcome = "adopted"
@@ -474,6 +477,7 @@ def _reopen_if_resolved(issue_key: str, ctx: SyncContext, audit: Callable[..., N
 
 
 def _release_comment_claim(key: DocumentKey, ctx: SyncContext, exc: Exception) -> None:
+    """Nothing was posted (refused, or failed before the comment): the retry may comment at once."""
     ctx.store.finish_claim(key, COMMENT_CLAIM, "failed", reason=f"nothing posted: {type(exc).__name__}: {exc}"[:500])
 
 
@@ -553,20 +557,38 @@ def _auditor(store: StateStore, key: DocumentKey, correlation_id: str) -> Callab
     return audit
 
 
+def first_turn(entities: tuple[str, ...], tick: datetime) -> int:
+    """Which entity goes first at this tick: spread by a digest of the tick's minute, so every entity goes first in
+    about one run out of ``len(entities)`` whatever the schedule's period (a plain modulo aliases with it)."""
+    if not entities:
+        return 0
+    digest = hashlib.sha256(tick.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M").encode()).digest()
+    return int.from_bytes(digest[:8], "big") % len(entities)
+
+
 def run_poll(entities: tuple[str, ...], *, documents: DocumentSource, store: StateStore, queue: WorkQueue,
              options: PollOptions, now: Callable[[], datetime], seconds_left: Callable[[], float],
              correlation_id: str, triage: TriageRules | None = None) -> tuple[list[PollReport], dict[str, str]]:
-    """Poll every configured entity; one entity failing does not starve the others. Returns reports and errors."""
+    """Poll every configured entity; one entity failing does not starve the others. Returns reports and errors.
+
+    Entities take turns at going first (``first_turn``), so a backlog in one cannot use up every run's time while
+    the others wait. Running out of time, or a system asking for a longer wait than the run has, is not an error:
+    the entity gets an incomplete report and the next tick continues from its checkpoint."""
     reports: list[PollReport] = []
     failures: dict[str, str] = {}
-    for entity in entities:
+    start = first_turn(entities, now())
+    for entity in entities[start:] + entities[:start]:
         if seconds_left() < options.safety_seconds:
-            failures[entity] = "not polled this run: out of time (the next run continues)"
+            logger.info("not polled this run: out of time; the next run continues", extra={"entity": entity})
+            reports.append(PollReport(entity))
             continue
         try:
             reports.append(poll_entity(entity, documents=documents, store=store, queue=queue, options=options,
                                        now=now, seconds_left=seconds_left, correlation_id=correlation_id,
                                        triage=triage))
+        except RetryLater as exc:
+            logger.info("stopped: %s", exc, extra={"entity": entity})
+            reports.append(PollReport(entity))
         except Exception as exc:  # noqa: BLE001 - reported per entity, re-raised by the handler as one failure
             logger.exception("poll failed", extra={"entity": entity})
             failures[entity] = f"{type(exc).__name__}: {exc}"

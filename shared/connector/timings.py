@@ -34,7 +34,8 @@ CREATE_RETAKE_SECONDS = 900.0
 """A creation claim older than this belongs to a crashed attempt (longer than the worker's timeout, and long enough
 for Jira search to have caught up), so it may be retaken after searching for the issue it may have created."""
 COMMENT_RETAKE_SECONDS = 600.0
-"""An update claim older than this belongs to a crashed attempt; retaking it risks a repeated comment, never an issue."""
+"""An update claim older than this belongs to a crashed attempt; retaking it risks a repeated comment (unless the
+claim recorded its comment), never an issue."""
 SETTLE_AFTER_SECONDS = 900.0
 """An action claim in flight for longer than this outlived any worker: its attempt was interrupted."""
 JIRA_SEARCH_LAG_SECONDS = 300.0

@@ -5,6 +5,11 @@ invalidates the whole grant when an old refresh token is replayed outside its 10
 container refreshes, under a DynamoDB lease lock, and it writes the new refresh token back to Secrets Manager
 *before* it uses the new access token. Every other container waits and re-reads the secret. Tokens are cached per
 container and never logged: this module logs nothing but lock timing.
+
+The lock is a lock: its lease outlasts the slowest refresh (``timings.TOKEN_LEASE_SECONDS``), the holder confirms
+with a conditional write that it still holds the lease before it writes the new tokens, and every other writer of a
+token-bearing secret (maintenance, ``connector connect``, the cloud id) goes through ``update_secret``, under the same
+lease, so no read-modify-write can put back a refresh token that was spent meanwhile.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any, Callable, Mapping
 from . import timings
 from .errors import TransientError
 from .ports import LeaseLock, SecretStore
+
+TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at")
 
 ObtainTokens = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 """Given the current secret, call the token endpoint and return the fields to write back:
@@ -62,8 +69,9 @@ class RotatingTokens:
 
     def access_token(self) -> str:
         """A token that is valid for at least the refresh margin; refreshes (once, cluster-wide) when needed."""
-        if self._unsaved is not None:
-            self._persist(self._unsaved)
+        if self._unsaved is not None:  # the only copy of the rotated chain: write it back first, under the lease
+            unsaved = self._unsaved
+            self.update_secret(lambda current: {**current, **{k: unsaved[k] for k in TOKEN_FIELDS if k in unsaved}})
         if self._token and self._token != self._rejected and self._fresh(self._expires_at):
             return self._token
         if self._adopt(self._secrets.read()):
@@ -86,6 +94,22 @@ class RotatingTokens:
                     finally:
                         self._lock.release(self.lock_name, self._owner)
             raise TransientError(f"{self._name} token refresh is held by another worker; try again shortly")
+
+    def update_secret(self, change: Callable[[dict[str, Any]], Mapping[str, Any]]) -> dict[str, Any]:
+        """Write ``change(current secret)`` as the whole secret, under the refresh lease; returns what was written."""
+        deadline = self._clock() + self._wait
+        while not self._lock.acquire(self.lock_name, self._owner, self._lease):
+            if self._clock() >= deadline:
+                raise TransientError(f"{self._name} secret is being refreshed by another worker; try again shortly")
+            self._sleep(self._poll)
+        try:
+            updated = dict(change(self._secrets.read()))
+            self._confirm_lease()
+            self._persist(updated)
+        finally:
+            self._lock.release(self.lock_name, self._owner)
+        self._adopt(updated)
+        return updated
 
     def invalidate(self, token: str) -> None:
         """The server refused ``token`` (401): never hand it out again, refresh on the next call."""
@@ -111,11 +135,18 @@ class RotatingTokens:
             return self._token  # type: ignore[return-value]
         issued = dict(self._obtain(current))  # ReconnectNeeded / TransientError propagate to the caller
         updated = {**current, **{k: v for k, v in issued.items() if v is not None}}
+        self._confirm_lease()
         self._persist(updated)
         self._token = str(updated["access_token"])
         self._expires_at = float(updated["expires_at"])
         self._rejected = None
         return self._token
+
+    def _confirm_lease(self) -> None:
+        """Still the holder? Otherwise another worker took over the expired lease, and its write is the one to keep."""
+        if not self._lock.holds(self.lock_name, self._owner, self._lease):
+            raise TransientError(f"the {self._name} token lease expired during the refresh; not writing over the "
+                                 "worker that took it over")
 
     def _persist(self, secret: dict[str, Any]) -> None:
         """Write the rotated tokens back; if that fails, keep them to retry, since the old refresh token is spent."""

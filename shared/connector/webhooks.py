@@ -126,7 +126,10 @@ def push_changes(payload: Mapping[str, Any], *, correlation_id: str,
         if not type_label or not number:
             continue
         by_code = {code: label for label, code in prof.type_codes.items()}
-        key = DocumentKey(entity, by_code.get(type_label, type_label), number)
+        try:
+            key = DocumentKey(entity, by_code.get(str(type_label), str(type_label)), str(number))
+        except ValueError:  # a type no document can have (":"): nothing to sync, and no reason to refuse the rest
+            continue
         if key.external_id in messages:
             continue  # an update's Deleted row names the document its Inserted row already queued
         messages[key.external_id] = WorkMessage(

@@ -124,7 +124,7 @@ class Wiring:
 
         cloud_id = resolve_cloud_id(self.settings.jira_api_url, self.jira_tokens.access_token(),
                                     self.settings.jira_site_url, self.http)
-        self.jira_secret.write({**self.jira_secret.read(), "cloud_id": cloud_id})
+        self.jira_tokens.update_secret(lambda current: {**current, "cloud_id": cloud_id})
         return cloud_id
 
     @cached_property

@@ -405,3 +405,18 @@ def test_an_instance_that_locks_down_the_endpoint_list_is_asked_again_with_the_t
                             lock=MemoryLock(), obtain=lambda secret: {})
     AcumaticaClient(base_url=base, endpoint_version="24.200.001", tokens=tokens).check_endpoint_version()
     assert [c.request.headers.get("Authorization") for c in responses.calls] == [None, "Bearer tok"]
+
+
+def test_an_unusable_record_is_skipped_with_an_error_and_does_not_stop_the_pass(mocked, client, caplog):
+    keyless = {k: v for k, v in bill("000002").items() if k != "ReferenceNbr"}
+    mocked.get(f"{API}/Bill", match=[matchers.query_param_matcher({"$skip": "0"}, strict_match=False)],
+               json=[bill("000001"), keyless])
+    mocked.get(f"{API}/Bill", match=[matchers.query_param_matcher({"$skip": "2"}, strict_match=False)],
+               json=[bill("000003")])
+
+    pages = client.changed_pages("Bill", datetime(2024, 1, 1, tzinfo=timezone.utc))
+    first, second = next(pages), next(pages)
+
+    assert [d.key.number for d in first.documents + second.documents] == ["000001", "000003"]
+    assert (first.next_skip, second.is_last) == (2, True)  # the skipped record still counts for paging
+    assert any("unusable Bill record" in r.getMessage() for r in caplog.records)

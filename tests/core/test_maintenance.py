@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 from connector.config import Settings
 from connector.maintenance import run_maintenance
-from tests.fakes import MemorySecret
+from connector.tokens import RotatingTokens
+from tests.fakes import MemoryLock, MemorySecret
 
 
 class Healthy:
@@ -15,6 +17,9 @@ class Healthy:
 
     def access_token(self):
         return "token"
+
+    def update_secret(self, change):
+        return change({})
 
     def project(self):
         return {"key": "AP"}
@@ -30,13 +35,27 @@ SETTINGS = Settings(acumatica_url="https://acme", jira_project_key="AP", jira_ex
                     webhook_url="https://api.example.com/jira/webhook")
 
 
-def test_healthy_run_refreshes_the_webhook_and_stores_its_ids():
-    secret = MemorySecret({"client_id": "c"})
+def test_healthy_run_refreshes_the_webhook_and_stores_its_ids_under_the_token_lease():
+    secret = MemorySecret({"client_id": "c", "refresh_token": "r1"})
+    lock = MemoryLock()
+    held_while_writing = []
+
+    class Watching(MemorySecret):
+        def write(self, value):
+            held_while_writing.append(not lock.acquire("token-refresh-jira", "someone-else", 1.0))
+            super().write(value)
+
+    secret = Watching(secret.read())
+    tokens = RotatingTokens(name="jira", secrets=secret, lock=lock,
+                            obtain=lambda s: {"access_token": "t", "refresh_token": "r2",
+                                              "expires_at": time.time() + 3600})
     healthy = Healthy()
     report = run_maintenance(SETTINGS, acumatica=healthy, jira=healthy, acumatica_tokens=healthy,
-                             jira_tokens=healthy, jira_secret=secret, dead_letters=lambda: 0)
+                             jira_tokens=tokens, jira_secret=secret, dead_letters=lambda: 0)
     assert report.failures == {}
-    assert secret.read()["webhook_ids"] == [7] and secret.read()["client_id"] == "c"
+    stored = secret.read()
+    assert stored["webhook_ids"] == [7] and stored["client_id"] == "c" and stored["refresh_token"] == "r2"
+    assert held_while_writing and all(held_while_writing)
 
 
 def test_dead_letters_and_a_failing_check_are_reported_without_skipping_the_others():

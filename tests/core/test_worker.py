@@ -144,6 +144,7 @@ def test_the_slowest_record_so_far_is_kept_in_reserve(store, queues):
         work_runner.run(record)
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics")  # every record failed: nothing to count
 def test_a_batch_whose_records_all_failed_is_item_failures_not_a_lambda_error(monkeypatch):
     handler = load_handler(ROOT / "functions" / "worker" / "app.py")
     module = __import__(handler.__module__)
@@ -160,6 +161,7 @@ def test_a_batch_whose_records_all_failed_is_item_failures_not_a_lambda_error(mo
 
     monkeypatch.setattr(module, "wiring", StubWiring())
     event = json.loads((ROOT / "events" / "worker-sqs-batch.json").read_text())
-    response = handler(event, LambdaContext(function_name="WorkerFunction", memory_limit_in_mb=512, timeout_seconds=120))
+    context = LambdaContext(function_name="WorkerFunction", memory_limit_in_mb=512, timeout_seconds=120)
+    response = handler(event, context)
     assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == sorted(
         r["messageId"] for r in event["Records"])

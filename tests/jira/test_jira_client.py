@@ -96,9 +96,11 @@ def test_refresh_sends_a_json_refresh_grant_and_returns_the_rotated_tokens():
 
 
 @responses.activate
-def test_refresh_response_without_refresh_token_keeps_the_old_one():
-    responses.post(f"{AUTH}/oauth/token", json={"access_token": "at-new", "expires_in": 3600})
-    assert jira_token_obtainer(AUTH, make_session(total=0))(SECRET)["refresh_token"] == "rt-old-value"
+@pytest.mark.parametrize("answer", [{}, {"refresh_token": "rt-old-value"}], ids=["omitted", "the-spent-one"])
+def test_refresh_response_without_a_new_refresh_token_is_an_error_not_reuse_of_the_spent_one(answer):
+    responses.post(f"{AUTH}/oauth/token", json={"access_token": "at-new", "expires_in": 3600, **answer})
+    with pytest.raises(ReconnectNeeded, match="without a new refresh token"):
+        jira_token_obtainer(AUTH, make_session(total=0))(SECRET)
 
 
 @pytest.mark.parametrize("status", [400, 403])

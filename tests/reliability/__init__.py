@@ -1,0 +1,1 @@
+"""``make reliability``: the fault matrix over the real core (see ``matrix``); ``test_matrix`` runs it quickly."""
