@@ -42,7 +42,7 @@ from connector.store import DynamoStore
 from connector.sync import PollOptions, SyncContext, poll_entity, sync_document
 from connector.worker import Received, WorkRunner
 from tests.core.conftest import Clock, table_definition
-from tests.fakes import FakeAcumatica, FakeJira, make_doc
+from tests.fakes import FakeAcumatica, FakeJira, make_doc, recorded
 from tests.faults import Faults
 
 MUST_BE_ZERO = ("lost", "duplicate issues", "double posts", "double comments", "DLQ after replay")
@@ -212,6 +212,12 @@ def _update_then(fail: Callable[[World], None]) -> Scenario:
     return run
 
 
+def _decided(world: World, doc, issue_key: str, issue_id: str) -> None:
+    """The connector's own issue for ``doc`` (in Jira and the ledger), then a person's move to Done: a decision."""
+    recorded(doc, world.store, world.jira, key=issue_key, issue_id=issue_id)
+    world.jira.move(issue_key, "Done")
+
+
 def _resolve_with(fail: Callable[[World], None]) -> Scenario:
     """Balanced bills whose resolved issues release them: every bill released exactly once."""
 
@@ -219,9 +225,7 @@ def _resolve_with(fail: Callable[[World], None]) -> Scenario:
         bodies = []
         for n, doc in enumerate(world.acumatica.docs.values()):
             issue_key = f"AP-{n + 1}"
-            world.jira.issues[issue_key] = {"id": str(10001 + n), "status": "Done",
-                                            "external_id": doc.key.external_id}
-            world.jira.comments[issue_key] = []
+            _decided(world, doc, issue_key, str(10001 + n))
             bodies.append(WorkMessage(kind="resolve", external_id=doc.key.external_id, dedupe_id=f"r-{n}",
                                       correlation_id="reliability", issue_key=issue_key).to_json())
         fail(world)
@@ -245,9 +249,7 @@ def _burst(kind: str, copies: int = 3) -> Scenario:
         for n, doc in enumerate(world.acumatica.docs.values()):
             issue_key = f"AP-{n + 1}"
             if kind == "resolve":
-                world.jira.issues[issue_key] = {"id": str(10001 + n), "status": "Done",
-                                                "external_id": doc.key.external_id}
-                world.jira.comments[issue_key] = []
+                _decided(world, doc, issue_key, str(10001 + n))
             for copy in range(copies):
                 bodies.append(WorkMessage(kind=kind, external_id=doc.key.external_id, dedupe_id=f"{kind}-{n}-{copy}",
                                           correlation_id="burst", issue_key=issue_key if kind == "resolve" else None,
