@@ -30,7 +30,8 @@ def record_handler(record: SQSRecord) -> str:
     logger.append_keys(correlation_id=message.correlation_id, external_id=message.external_id, kind=message.kind)
     try:
         if message.kind == "sync":
-            outcome = sync_document(message, wiring.sync_context)
+            outcome = sync_document(message, wiring.sync_context,
+                                    attempt=int(record.attributes.approximate_receive_count))
         else:
             outcome = resolve_document(message, wiring.resolve_context)
     except ReconnectNeeded:

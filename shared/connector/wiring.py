@@ -115,7 +115,8 @@ class Wiring:
         settings = self.settings
         return SyncContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                            acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
-                           labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time)
+                           labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time,
+                           fresh_for_seconds=settings.work_freshness_seconds)
 
     @cached_property
     def resolve_context(self) -> ResolveContext:
