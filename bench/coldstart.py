@@ -74,7 +74,7 @@ module's import to the handler's return (Lambda's init phase plus the first invo
 @dataclass(frozen=True)
 class Config:
     functions: tuple[str, ...] = FUNCTIONS
-    repeats: int = 7
+    repeats: int = 5
     requests: int = 5
     """Cold webhook requests per handler (connector and plain boto3, alternating)."""
     xray_on: bool = True
