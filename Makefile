@@ -25,8 +25,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
 
+# Writes BENCHMARKS.md (machine, date, commit, every figure beside its goal); commit it with the code it measured.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --markdown BENCHMARKS.md
 
 # The fault matrix (tests/reliability): faults x {lost, duplicate issues, double posts, ...}; fails on a non-zero cell.
 reliability: $(STAMP)

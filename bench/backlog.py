@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from pathlib import Path
 import tracemalloc
 from collections import defaultdict
 from contextlib import contextmanager
@@ -54,8 +55,31 @@ class Config:
     """Messages queued when measuring how moto's SendMessageBatch slows with queue length (0: skip the probe)."""
 
 
-DEFAULT = Config()
+DEFAULT = Config(sizes=(1_000, 10_000))
+"""50,000 documents take about ten minutes on two shared cores (moto's SQS is the bottleneck, see the probe):
+``python -m bench backlog --documents 1000,10000,50000`` runs it; ``make bench`` keeps to sizes that finish."""
 QUICK = Config(sizes=(500, 2_000), budget_seconds=21.0, probe_moto_messages=0)
+
+
+def _status_bytes(field_name: str) -> int:
+    """A ``/proc/self/status`` memory line (``VmHWM``, ``VmRSS``) in bytes; 0 where there is no procfs."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field_name}:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux: ``5`` into ``/proc/self/clear_refs``), so each pass's peak is its
+    own and not the process's lifetime high."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------------------------- instrumentation
@@ -186,6 +210,9 @@ class _Pass:
     sends: bytearray = field(default_factory=bytearray)
     deliveries: Deliveries | None = None
     probe: MotoSqsProbe | None = None
+    rss_before: int = 0
+    peak_rss: int = 0
+    peak_rss_reset: bool = False
 
     @property
     def peak_bytes(self) -> int:
@@ -218,6 +245,8 @@ def drain(stack: RunningStack, documents: int, config: Config) -> _Pass:
         queue = _MeteredQueue(wiring.queue, result.meter, result.sends)
         max_runs = 3 * math.ceil(documents / max(options.page_size - options.resume_margin, 1)) + 3
         stack_cpu_before, cpu_before = stack.cpu_seconds(), time.process_time()
+        result.peak_rss_reset = _reset_peak_rss()
+        result.rss_before = _status_bytes("VmRSS")
         if config.trace_memory:
             tracemalloc.start()
         baseline = tracemalloc.get_traced_memory()[0] if config.trace_memory else 0
@@ -228,6 +257,7 @@ def drain(stack: RunningStack, documents: int, config: Config) -> _Pass:
             result.runs.append(_one_run(len(result.runs) + 1, source, store, queue, options, budget,
                                         config.trace_memory))
         result.seconds = time.perf_counter() - started
+        result.peak_rss = _status_bytes("VmHWM")
         result.poller_cpu = time.process_time() - cpu_before
         result.stack_cpu = stack.cpu_seconds() - stack_cpu_before
         if config.trace_memory:
@@ -307,6 +337,12 @@ def _report_pass(result: Result, one: _Pass) -> None:
     result.add(f"[{n}] messages delivered to the consumer", delivered.total - delivered.dropped_by_sqs_deduplication,
                "", f"plus {delivered.dropped_by_sqs_deduplication:,} repeats of a deduplication id delivered < 5 min "
                    "earlier, which SQS drops (moto forgets ids of deleted messages)")
+    if one.peak_rss:
+        result.add(f"[{n}] poller peak RSS (VmHWM)", one.peak_rss / MIB, "MiB",
+                   f"the benchmark process playing the poller's container; {one.rss_before / MIB:.0f} MiB resident "
+                   f"before the pass{'' if one.peak_rss_reset else ' (peak not resettable here: lifetime high)'}; "
+                   f"PollerFunction MemorySize {one.lambda_memory_mb} MB",
+                   goal=f"< {one.lambda_memory_mb} MB", met=one.peak_rss < one.lambda_memory_mb * 1e6)
     if one.traced:
         result.add(f"[{n}] peak traced memory (worst run)", one.peak_bytes / MIB, "MiB",
                    f"tracemalloc, poller process only; {one.retained_bytes / MIB:+.2f} MiB still held after the pass")

@@ -45,3 +45,25 @@ def _goal(figure: Figure) -> str:
 def _value_with_unit(figure: Figure) -> str:
     text = format_value(figure.value)
     return f"{text} {figure.unit}" if figure.unit else text
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(results: list[Result], header: list[str]) -> str:
+    """BENCHMARKS.md: the header lines, then one table per benchmark with every figure beside its goal."""
+    lines = ["# Benchmarks", "", *header, ""]
+    for result in results:
+        lines += [f"## {result.benchmark}", "", result.title, "", "| figure | value | goal | met | how to read it |",
+                  "| --- | ---: | --- | --- | --- |"]
+        for f in result.figures:
+            met = "" if f.met is None else ("yes" if f.met else "**MISSED**")
+            lines.append(f"| {_cell(f.name)} | {_cell(_value_with_unit(f))} | {_cell(f.goal)} | {met} | "
+                         f"{_cell(f.note)} |")
+        lines.append("")
+        lines += [f"- check {'passed' if c.passed else '**FAILED**'}: {c.name}" + (f" ({c.detail})" if c.detail else "")
+                  for c in result.checks]
+        lines += [f"- note: {note}" for note in result.notes]
+        lines.append("")
+    return "\n".join(lines)

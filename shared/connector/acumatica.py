@@ -600,7 +600,7 @@ class AcumaticaClient:
             raise PermanentError(f"Acumatica answered a {entity} read with {type(payload).__name__}, not a record")
         record, errors = unwrap(payload)
         try:
-            return to_document(entity, record, errors)
+            return to_document(entity, record, errors, read_at=datetime.now(timezone.utc))
         except ValueError as exc:  # a record without its keys: nothing downstream could address it
             raise PermanentError(f"Acumatica sent an unusable {entity} record: {exc}") from None
 

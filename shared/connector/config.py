@@ -46,6 +46,7 @@ class Settings:
     initial_lookback_days: int = 0
     full_pass_days: int = 7
     acumatica_requests_per_minute: int = 0
+    work_freshness_seconds: int = 300
     audit_retention_days: int = 400
     webhook_url: str = ""
     table_name: str = ""
@@ -132,6 +133,7 @@ class Settings:
             initial_lookback_days=integer("INITIAL_LOOKBACK_DAYS", 0),
             full_pass_days=integer("FULL_PASS_DAYS", 7),
             acumatica_requests_per_minute=integer("ACUMATICA_REQUESTS_PER_MINUTE", 0),
+            work_freshness_seconds=integer("WORK_FRESHNESS_SECONDS", 300, 0, 600),
             audit_retention_days=integer("AUDIT_RETENTION_DAYS", 400, 1),
             webhook_url=env.get("WEBHOOK_URL", ""),
             table_name=env.get("TABLE_NAME", ""),

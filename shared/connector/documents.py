@@ -116,8 +116,9 @@ def _datetime(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def to_document(entity: str, record: Mapping[str, Any], errors: Mapping[str, str] | None = None) -> Document:
-    """Build a ``Document`` from an unwrapped Acumatica record (field name → plain value)."""
+def to_document(entity: str, record: Mapping[str, Any], errors: Mapping[str, str] | None = None, *,
+                read_at: datetime | None = None) -> Document:
+    """Build a ``Document`` from an unwrapped Acumatica record (field name → plain value) read at ``read_at``."""
     prof = profile(entity)
     return Document(
         key=prof.key_of(record),
@@ -134,6 +135,7 @@ def to_document(entity: str, record: Mapping[str, Any], errors: Mapping[str, str
         description=str(record.get("Description") or ""),
         errors=dict(errors or {}),
         fields={name: record.get(name) for name in prof.select if name in record},
+        read_at=read_at,
     )
 
 

@@ -8,9 +8,9 @@ Everything here is plain data with no I/O, so the core can be tested without AWS
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 ENTITIES = ("Bill", "PurchaseOrder", "Check")
@@ -75,6 +75,45 @@ class Document:
     id: str | None = None
     errors: dict[str, str] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
+    read_at: datetime | None = field(default=None, compare=False)
+    """When the connector read this state from Acumatica (``None``: not known). Not part of the document's identity:
+    two reads of an unchanged document are equal."""
+
+
+_DECIMALS = frozenset({"amount", "control_amount", "total_amount"})
+_DATETIMES = frozenset({"last_modified", "read_at"})
+
+
+def document_to_json(doc: Document) -> dict[str, Any]:
+    """The document as JSON-ready data for a work message (``document_from_json`` reverses it exactly)."""
+    data: dict[str, Any] = {}
+    for item in fields(doc):
+        value = getattr(doc, item.name)
+        if item.name == "key":
+            value = value.external_id
+        elif value is not None and item.name in _DECIMALS:
+            value = str(value)
+        elif value is not None and item.name in _DATETIMES:
+            value = value.isoformat()
+        data[item.name] = value
+    return data
+
+
+def document_from_json(data: Any) -> Document:
+    """Parse what ``document_to_json`` wrote; ``ValueError`` for anything else (the worker then re-reads)."""
+    if not isinstance(data, dict) or not isinstance(data.get("key"), str):
+        raise ValueError("carried document is not an object with a key")
+    known = {item.name for item in fields(Document)}
+    values: dict[str, Any] = {name: value for name, value in data.items() if name in known}
+    try:
+        values["key"] = DocumentKey.parse(values["key"])
+        for name in _DECIMALS & values.keys():
+            values[name] = None if values[name] is None else Decimal(values[name])
+        for name in _DATETIMES & values.keys():
+            values[name] = None if values[name] is None else datetime.fromisoformat(values[name])
+        return Document(**values)
+    except (TypeError, InvalidOperation) as exc:
+        raise ValueError(f"carried document is malformed: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -92,7 +131,9 @@ MessageKind = Literal["sync", "resolve"]
 class WorkMessage:
     """A unit of work on the FIFO queue. Bodies are JSON; unknown keys are ignored so old messages replay safely.
 
-    ``sync``: re-read the document and bring its Jira issue up to date (from a poll or a push notification).
+    ``sync``: bring the document's Jira issue up to date (from a poll or a push notification). A poll's message
+    carries the ``document`` as the poller read it (``document_to_json``, with its ``read_at``), so the worker need
+    not read it again while that read is fresh; without it, or when stale, the worker re-reads.
     ``resolve``: the Jira issue ``issue_key`` reached a resolved status; act on the document (return flow).
     ``dedupe_id`` is the idempotency key of this piece of work, stable across SQS redelivery and DLQ redrive
     (SQS message ids change on redrive, so they are never used for that).
@@ -114,6 +155,7 @@ class WorkMessage:
     """``resolve``: the changelog entry the delivery announced (the worker re-reads the changelog itself)."""
     actor: str | None = None
     """``resolve``: the accountId the delivery names as the change's ``user`` (the worker re-checks it)."""
+    document: dict[str, Any] | None = None
 
     @property
     def key(self) -> DocumentKey:

@@ -10,6 +10,7 @@ recently created ids passed to Jira's ``reconcileIssues`` since search is eventu
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
@@ -17,7 +18,7 @@ from typing import Callable, Mapping, TypeVar
 
 from . import content, timings, watermarks
 from .errors import NotFoundError, PermanentError, RetryLater, TransientError, UncertainOutcome, ValidationError
-from .model import Document, DocumentKey, Finding, WorkMessage
+from .model import Document, DocumentKey, Finding, WorkMessage, document_from_json, document_to_json
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
 from .rules import EXCEPTION_RULES, RuleTable, changes, classify, fingerprint, is_resolved, snapshot
 from .triage import TriageRules, evaluate, reached_thresholds, route
@@ -34,6 +35,11 @@ REFUSABLE = {"assignee": "assignee_account_id", "priority": "priority", "duedate
 """Jira fields an issue can exist without: when Jira refuses one, the connector writes the rest and audits it."""
 CREATE_RETAKE_SECONDS = timings.CREATE_RETAKE_SECONDS
 COMMENT_RETAKE_SECONDS = timings.COMMENT_RETAKE_SECONDS
+CARRIED_DOCUMENT_BYTES = 16_384
+"""A work message carries the poller's read only up to this size: SendMessageBatch takes ten messages, and SQS caps
+the batch at 256 KiB. A larger document travels without it and the worker reads it."""
+CLOCK_SKEW_SECONDS = 5.0
+"""A carried read stamped this far in the worker's future is still trusted (clocks of two Lambda hosts)."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,40 @@ def decide(documents: list[Document], states: Mapping[DocumentKey, DocState], co
             correlation_id=correlation_id, source=source, fingerprint=fp,
             observed_at=doc.last_modified.isoformat() if doc.last_modified else None,
             reason=finding.reason if finding else f"exception cleared: status {doc.status}",
+            document=carried(doc),
         )
     return list(messages.values()), unchanged, healthy
+
+
+def carried(doc: Document) -> dict | None:
+    """The document as a work message carries it, so the worker need not read it again; ``None`` when its read time
+    is unknown, when it is too large, or when it would not come back exactly as it is (then the worker reads)."""
+    if doc.read_at is None:
+        return None
+    data = document_to_json(doc)
+    try:
+        wire = json.dumps(data)
+        if len(wire) > CARRIED_DOCUMENT_BYTES or document_from_json(json.loads(wire)) != doc:
+            return None
+    except (TypeError, ValueError):
+        return None
+    return data
+
+
+def fresh_carried_document(message: WorkMessage, ctx: SyncContext, attempt: int) -> Document | None:
+    """The document the message carries, when acting on it cannot be acting on stale data: the first delivery of the
+    message, read no longer than ``ctx.fresh_for_seconds`` ago. Retries, replays and DLQ redrives re-read."""
+    if message.document is None or attempt > 1 or ctx.fresh_for_seconds <= 0:
+        return None
+    try:
+        doc = document_from_json(message.document)
+    except ValueError:
+        logger.warning("carried document unreadable; reading it", extra={"external_id": message.external_id})
+        return None
+    if doc.key != message.key or doc.read_at is None:
+        return None
+    age = ctx.clock() - doc.read_at.timestamp()
+    return doc if -CLOCK_SKEW_SECONDS <= age <= ctx.fresh_for_seconds else None
 
 
 def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, queue: WorkQueue,
@@ -203,17 +241,23 @@ class SyncContext:
     resolved_statuses: tuple[str, ...] = ()
     triage: TriageRules | None = None
     """Routing, due date and priority tables; ``None`` leaves priority and due date to Jira."""
+    rules: RuleTable = field(default_factory=lambda: EXCEPTION_RULES)
+    fresh_for_seconds: float = 0.0
+    """How long the poller's read, carried in the message, stands for the document (``WorkFreshnessSeconds``);
+    0 re-reads every document."""
 
     def today(self) -> date:
         return datetime.fromtimestamp(self.clock(), timezone.utc).date()
-    rules: RuleTable = field(default_factory=lambda: EXCEPTION_RULES)
 
 
-def sync_document(message: WorkMessage, ctx: SyncContext) -> str:
-    """Bring the document's Jira issue in line with the document as it is now; returns the outcome name."""
+def sync_document(message: WorkMessage, ctx: SyncContext, *, attempt: int = 1) -> str:
+    """Bring the document's Jira issue in line with the document as it is now; returns the outcome name.
+
+    ``attempt`` is the message's delivery count (SQS ``ApproximateReceiveCount``): only a first delivery may use the
+    document the poller carried in it."""
     key = message.key
     audit = _auditor(ctx.store, key, message.correlation_id)
-    doc = ctx.documents.get(key)
+    doc = fresh_carried_document(message, ctx, attempt) or ctx.documents.get(key)
     if doc is None:
         gone = ctx.store.get_state(key)
         if gone is not None and gone.issue_key and gone.open:

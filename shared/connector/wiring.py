@@ -137,7 +137,7 @@ class Wiring:
                            labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time,
                            reopen_status=settings.jira_reopen_status,
                            resolved_statuses=settings.jira_resolved_statuses, triage=settings.triage,
-                           rules=settings.exception_rules)
+                           rules=settings.exception_rules, fresh_for_seconds=settings.work_freshness_seconds)
 
     @cached_property
     def resolve_context(self) -> ResolveContext:
@@ -174,9 +174,9 @@ class Wiring:
         from .sync import sync_document
         from .worker import WorkRunner
 
-        def perform(message: WorkMessage) -> str:
-            if message.kind == "sync":
-                return sync_document(message, self.sync_context)
+        def perform(message: WorkMessage, attempt: int) -> str:
+            if message.kind == "sync":  # only a first delivery may act on the document the poller carried
+                return sync_document(message, self.sync_context, attempt=attempt)
             return resolve_document(message, self.resolve_context)
 
         return WorkRunner(perform=perform, store=self.store, sqs=boto3.client("sqs"),

@@ -78,9 +78,10 @@ def visibility_for(wait: float | None) -> int | None:
 
 
 class WorkRunner:
-    """Runs records with ``perform`` and sorts their failures; one per container, ``begin`` once per invocation."""
+    """Runs records with ``perform(message, receive count)`` and sorts their failures; one per container, ``begin``
+    once per invocation."""
 
-    def __init__(self, *, perform: Callable[[WorkMessage], str], store: StateStore, sqs: Any, queue_url: str,
+    def __init__(self, *, perform: Callable[[WorkMessage, int], str], store: StateStore, sqs: Any, queue_url: str,
                  dead_letter_url: str, clock: Callable[[], float] = time.monotonic) -> None:
         self._perform = perform
         self._store = store
@@ -107,7 +108,7 @@ class WorkRunner:
             return self._dead_letter(record, None, PermanentError(f"not a work message: {exc}"))
         started = self._clock()
         try:
-            return Result(message.kind, self._perform(message))
+            return Result(message.kind, self._perform(message, record.receive_count))
         except PermanentError as exc:
             return self._dead_letter(record, message, exc)
         except Exception as exc:

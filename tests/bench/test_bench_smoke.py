@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import Result, backlog, classify, coldstart, webhook
+from bench import Result, backlog, classify, coldstart, flow, webhook
 from bench.__main__ import main
 
 
@@ -74,16 +74,28 @@ def test_the_built_layer_ships_bytecode_for_the_runtime_and_its_handlers_import(
     assert ms > 0 and boto3_loaded
 
 
+def test_flow_counts_calls_per_document_through_the_real_handlers() -> None:
+    result = flow.run(flow.Config(documents=60, resolutions=3, naive_documents=10))
+
+    assert result.passed, [c for c in result.checks if not c.passed]
+    assert figure(result, "Acumatica requests per exception (worker)") == 0
+    assert figure(result, "Jira calls per unchanged document on re-poll") == 0
+    assert figure(result, "naive: Acumatica requests per 1,000 documents polled") >= 1000
+    assert figure(result, "webhook -> release confirmed, p50") > 0
+
+
 def test_cli_runs_one_benchmark_and_writes_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(classify, "QUICK", classify.Config(documents=100, repeats=1))
-    output = tmp_path / "bench.json"
+    output, markdown = tmp_path / "bench.json", tmp_path / "BENCHMARKS.md"
 
-    assert main(["classify", "--quick", "--json", str(output)]) == 0
+    assert main(["classify", "--quick", "--json", str(output), "--markdown", str(markdown)]) == 0
 
     assert "== classify:" in capsys.readouterr().out
     [written] = json.loads(output.read_text())
     assert written["benchmark"] == "classify" and written["passed"] is True
+    text = markdown.read_text()
+    assert "- commit: " in text and "- machine: " in text and "| classify |" in text
 
 
 def test_cli_refuses_an_unknown_benchmark() -> None:

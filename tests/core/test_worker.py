@@ -53,7 +53,7 @@ def runner(store, queues, perform) -> WorkRunner:
 
 
 def failing(exc):
-    def perform(_message):
+    def perform(_message, _attempt):
         raise exc
 
     return perform
@@ -123,7 +123,7 @@ def test_no_record_is_started_without_the_time_to_finish_it(store, queues):
     sqs, work, _ = queues
     record = receive_one(sqs, work, message().to_json())
     calls = []
-    work_runner = runner(store, queues, lambda m: calls.append(m) or "created")
+    work_runner = runner(store, queues, lambda m, attempt: calls.append(m) or "created")
     work_runner.begin(lambda: 12.0)
     with pytest.raises(OutOfTime):
         work_runner.run(record)
@@ -136,7 +136,7 @@ def test_the_slowest_record_so_far_is_kept_in_reserve(store, queues):
     sqs, work, _ = queues
     record = receive_one(sqs, work, message().to_json())
     ticks = iter([0.0, 70.0, 100.0, 100.0])
-    work_runner = WorkRunner(perform=lambda m: "created", store=store, sqs=sqs, queue_url=work,
+    work_runner = WorkRunner(perform=lambda m, attempt: "created", store=store, sqs=sqs, queue_url=work,
                              dead_letter_url=queues[2], clock=lambda: next(ticks))
     work_runner.begin(lambda: 60.0)
     assert work_runner.run(record).outcome == "created"  # took 70 s

@@ -72,8 +72,9 @@ def test_refused_owner_map_assignee_still_creates_the_issue(stack, harness):
 
 
 def test_failures_reach_the_dlq_and_a_replay_creates_the_issue_exactly_once(stack, harness):
+    # A description too long for the work message to carry the poll's read, so every attempt reads the document.
     stack.acumatica.add_document("Bill", Type="Bill", ReferenceNbr="100050", Vendor="V100", Amount=3, Balance=3,
-                                 Hold=True)
+                                 Hold=True, Description="Quarterly maintenance. " * 800)
     # The API user is locked out for this document's reads: refused even with a fresh token, which no retry can
     # change, so the first attempt sends the message to the DLQ with its reason (not after MaxReceiveCount tries).
     stack.acumatica.fail_next(2, status=401, path_contains="/Bill/Bill/100050")
@@ -130,3 +131,14 @@ def test_search_lag_cannot_duplicate_when_the_state_record_is_lost(stack, harnes
         assert len(harness.issues("Bill:Bill:100070")) == 1
     finally:
         stack.jira.search_lag_seconds = 0.0
+
+
+def test_the_worker_acts_on_the_polled_read_without_reading_the_document_again(stack, harness):
+    stack.acumatica.add_document("Bill", Type="Bill", ReferenceNbr="100090", Vendor="V100", Amount=4, Balance=4,
+                                 Hold=True)
+    del stack.acumatica.requests_log[:]
+    harness.poll()
+    (issue,) = harness.issues("Bill:Bill:100090")
+    assert "4.00 USD" in issue["fields"]["summary"]
+    reads = [r for r in stack.acumatica.requests_log if r.method == "GET" and "/Bill/Bill/100090" in r.path]
+    assert reads == []

@@ -100,9 +100,9 @@ class World:
         self.runner = WorkRunner(perform=self.perform, store=self.store, sqs=self.sqs, queue_url="work.fifo",
                                  dead_letter_url="dlq.fifo")
 
-    def perform(self, message: WorkMessage) -> str:
+    def perform(self, message: WorkMessage, attempt: int) -> str:
         if message.kind == "sync":
-            return sync_document(message, self.sync)
+            return sync_document(message, self.sync, attempt=attempt)
         return resolve_document(message, self.resolve)
 
     def advance(self, seconds: float) -> None:
