@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
+SOURCES := shared cli local functions bench tests
 
 .PHONY: venv demo test lint bench reliability audit clean
 
@@ -18,11 +19,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/connector demo
 
+# pyflakes first: an undefined name left by a merge fails in seconds, not after the whole suite.
 test: $(STAMP)
+	$(BIN)/python -m pyflakes $(SOURCES)
 	$(BIN)/python -m pytest
 	$(BIN)/cfn-lint template.yaml
 
 lint: $(STAMP)
+	$(BIN)/python -m pyflakes $(SOURCES)
 	$(BIN)/cfn-lint template.yaml
 
 # Writes BENCHMARKS.md (machine, date, commit, every figure beside its goal); commit it with the code it measured.

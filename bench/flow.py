@@ -15,7 +15,6 @@ baseline that re-reads every document and searches and writes Jira for each on e
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections import Counter

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import deque
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import quote, urljoin, urlsplit

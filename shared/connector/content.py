@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from . import adf
 from .documents import screen_url

@@ -53,6 +53,10 @@ JOURNAL_LIMIT = 10_000
 """Exchanges and deliveries kept for inspection; a long ``connector local`` run must not grow without bound."""
 
 
+class JqlError(Exception):
+    """A JQL query Jira would refuse; the message is Jira's own wording."""
+
+
 class HttpError(Exception):
     """Ends a request with ``status`` and a JSON body (Jira's ``ErrorCollection`` unless given)."""
 

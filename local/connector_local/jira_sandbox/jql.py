@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-class JqlError(Exception):
-    pass
-
+from .common import JqlError
 
 _JQL_TOKEN = re.compile(
     r"""\s*(?:(?P<lparen>\()|(?P<rparen>\))|(?P<comma>,)|(?P<op>!=|!~|>=|<=|=|~|>|<)
