@@ -78,7 +78,7 @@ def test_flow_counts_calls_per_document_through_the_real_handlers() -> None:
     result = flow.run(flow.Config(documents=60, resolutions=3, naive_documents=10))
 
     assert result.passed, [c for c in result.checks if not c.passed]
-    assert figure(result, "Acumatica requests per exception (worker)") == 0
+    assert figure(result, "Acumatica requests per exception (worker)") <= 1.05  # a bill's lines, read once
     assert figure(result, "Jira calls per unchanged document on re-poll") == 0
     assert figure(result, "naive: Acumatica requests per 1,000 documents polled") >= 1000
     assert figure(result, "webhook -> release confirmed, p50") > 0
