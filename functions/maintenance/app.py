@@ -32,6 +32,8 @@ def handler(event: dict, context) -> dict:
                                                         wiring.webhook_secret),
         sweep=lambda: sweep_resolutions(wiring.settings, jira=wiring.jira, store=wiring.store, queue=wiring.queue,
                                         now=datetime.now(timezone.utc), correlation_id=context.aws_request_id))
+    for name, value in wiring.request_metrics().items():  # Acumatica and Jira requests and 429s, token grants
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     logger.info("maintenance", extra={"checks": report.checks, "failures": report.failures})
     metrics.add_metric(name="MaintenanceFailures", unit=MetricUnit.Count, value=len(report.failures))
     if report.failures:

@@ -32,6 +32,8 @@ def handler(event: dict, context) -> dict:
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000, correlation_id=context.aws_request_id,
         triage=wiring.settings.triage,
     )
+    for name, value in wiring.request_metrics().items():  # Acumatica requests and 429s, token grants
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     for report in reports:
         metrics.add_metric(name="DocumentsSeen", unit=MetricUnit.Count, value=report.seen)
         metrics.add_metric(name="DocumentsQueued", unit=MetricUnit.Count, value=report.enqueued)

@@ -46,4 +46,8 @@ def record_handler(record: SQSRecord) -> str:
 @capture_lambda_handler
 def handler(event: dict, context) -> dict:
     wiring.begin_invocation(lambda: context.get_remaining_time_in_millis() / 1000)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    response = process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                        context=context)
+    for name, value in wiring.request_metrics().items():  # Acumatica and Jira requests and 429s, token grants
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    return response

@@ -24,6 +24,7 @@ import email.utils
 import math
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import urlsplit
@@ -78,6 +79,18 @@ class RetryGates:
         self._seconds_left: Callable[[], float] | None = None
         self._gates: dict[str, RetryGate] = {}
         self._guard = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def count(self, gate: RetryGate, what: str) -> None:
+        """One more ``what`` (``requests``, ``throttled``) for the gate's system, for the handler's metrics."""
+        with self._guard:
+            self._counts[(gate.system, what)] += 1
+
+    def take_counts(self) -> dict[tuple[str, str], int]:
+        """``{(host:port, what): n}`` since the last call, and start again (one invocation's worth)."""
+        with self._guard:
+            counts, self._counts = dict(self._counts), Counter()
+        return counts
 
     def bind(self, seconds_left: Callable[[], float] | None) -> None:
         self._seconds_left = seconds_left
@@ -126,10 +139,13 @@ class GatedAdapter(HTTPAdapter):
         gate = self.gates.for_url(request.url)
         self.gates.pass_through(gate)
         _passing.current = (self.gates, gate)
+        self.gates.count(gate, "requests")
         try:
             response = super().send(request, *args, **kwargs)
         finally:
             _passing.current = None
+        if response.status_code == 429:  # the last answer: retried 429s were counted as they were waited out
+            self.gates.count(gate, "throttled")
         self.gates.observe(gate, response.status_code, retry_after_seconds(response, minimum=1.0))
         return response
 
@@ -141,6 +157,16 @@ class PoliteRetry(Retry):
         if status_code == 429 and self.total:
             return True
         return super().is_retry(method, status_code, has_retry_after)
+
+    def increment(self, *args, **kwargs) -> Retry:
+        """Count a 429 that will be retried (the last answer, retried or not, is counted by ``GatedAdapter``)."""
+        retried = super().increment(*args, **kwargs)  # raises once the retries are spent: then nothing is retried
+        response = kwargs.get("response")
+        current = getattr(_passing, "current", None)
+        if current is not None and response is not None and getattr(response, "status", None) == 429:
+            gates, gate = current
+            gates.count(gate, "throttled")
+        return retried
 
     def get_retry_after(self, response) -> float | None:
         seconds = super().get_retry_after(response)

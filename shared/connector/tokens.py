@@ -62,6 +62,8 @@ class RotatingTokens:
         self._expires_at = 0.0
         self._rejected: str | None = None
         self._unsaved: dict[str, Any] | None = None
+        self.refreshes = 0
+        """Token grants this container obtained (the handlers report them as a metric)."""
 
     @property
     def lock_name(self) -> str:
@@ -134,6 +136,7 @@ class RotatingTokens:
         if self._adopt(current):  # refreshed by someone else between our read and our lock
             return self._token  # type: ignore[return-value]
         issued = dict(self._obtain(current))  # ReconnectNeeded / TransientError propagate to the caller
+        self.refreshes += 1
         updated = {**current, **{k: v for k, v in issued.items() if v is not None}}
         self._confirm_lease()
         self._persist(updated)

@@ -26,9 +26,15 @@ VERIFICATION_KEYS = ("webhook_secret", "client_secret", "push_secret")
 Acumatica push secret, copied from the two credential secrets."""
 
 
+REQUEST_METRICS = ("AcumaticaRequests", "AcumaticaThrottled", "AcumaticaTokenRefreshes", "JiraRequests",
+                   "JiraThrottled", "JiraTokenRefreshes")
+"""The metrics ``Wiring.request_metrics`` reports; the handlers emit them, the dashboard shows them."""
+
+
 class Wiring:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self._env = env
+        self._refreshes_reported: dict[str, int] = {}
 
     @cached_property
     def settings(self) -> Settings:
@@ -182,6 +188,25 @@ class Wiring:
         return WorkRunner(perform=perform, store=self.store, sqs=boto3.client("sqs"),
                           queue_url=self._required("work_queue_url", "WORK_QUEUE_URL"),
                           dead_letter_url=self._required("dead_letter_queue_url", "DEAD_LETTER_QUEUE_URL"))
+
+    def request_metrics(self) -> dict[str, int]:
+        """Requests to each system since the last call, the 429s among them, and token grants obtained, by metric
+        name (``REQUEST_METRICS``): the dashboard's view of what the connector costs against Acumatica's license
+        limit and Jira's rate limits. A system the container never called reports 0."""
+        settings = self.settings
+        systems = {self.gates.for_url(url).system: name
+                   for url, name in ((settings.acumatica_url, "Acumatica"), (settings.jira_api_url, "Jira"),
+                                     (settings.jira_auth_url, "Jira")) if url}
+        counts = dict.fromkeys(REQUEST_METRICS, 0)
+        for (system, what), n in self.gates.take_counts().items():
+            if system in systems:
+                counts[f"{systems[system]}{'Requests' if what == 'requests' else 'Throttled'}"] += n
+        for name, attribute in (("Acumatica", "acumatica_tokens"), ("Jira", "jira_tokens")):
+            tokens = self.__dict__.get(attribute)  # only a container that built the tokens has refreshed any
+            if tokens is not None:
+                counts[f"{name}TokenRefreshes"] = tokens.refreshes - self._refreshes_reported.get(name, 0)
+                self._refreshes_reported[name] = tokens.refreshes
+        return counts
 
     def begin_invocation(self, seconds_left) -> None:
         """Bound this invocation's waits (Retry-After gates) and records by the Lambda's remaining time."""

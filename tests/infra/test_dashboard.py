@@ -16,6 +16,7 @@ import pytest
 from cfnlint.decode import decode
 
 from connector.jira import RECONNECT_METRIC
+from connector.wiring import REQUEST_METRICS
 from connector.worker import DEAD_LETTERED, Result
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +55,9 @@ def _returned_outcomes(path: Path) -> set[str]:
 
 def emitted_metric_names() -> set[str]:
     names: set[str] = {RECONNECT_METRIC}
+    if all("wiring.request_metrics()" in (ROOT / "functions" / f / "app.py").read_text()
+           for f in ("poller", "worker", "maintenance")):
+        names |= set(REQUEST_METRICS)
     for app in (ROOT / "functions").glob("*/app.py"):
         names |= set(re.findall(r'add_metric\(name="(\w+)"', app.read_text()))
     webhook = (ROOT / "functions/webhook/app.py").read_text()
@@ -87,7 +91,8 @@ def test_every_connector_metric_on_the_dashboard_is_emitted_by_the_code(template
 def test_the_dashboard_covers_what_the_issue_asks_for(template: dict[str, Any]) -> None:
     names = {m[1] for m in _dashboard_metrics(template)}
     for wanted in ("DocumentsSeen", "DocumentsQueued", "SyncCreated", "SyncUpdated", "SyncCleared", "ResolveDone",
-                   "ResolveNoAction", "ReconnectNeeded", "ApproximateAgeOfOldestMessage", "Duration", "Errors"):
+                   "ResolveNoAction", "ReconnectNeeded", "ApproximateAgeOfOldestMessage", "Duration", "Errors",
+                   "AcumaticaRequests", "AcumaticaThrottled", "JiraRequests", "JiraThrottled", "JiraTokenRefreshes"):
         assert wanted in names, wanted
 
 
