@@ -158,6 +158,9 @@ def test_a_batch_whose_records_all_failed_is_item_failures_not_a_lambda_error(mo
         def begin_invocation(self, seconds_left):
             assert seconds_left() > 0
 
+        def request_metrics(self):
+            return {"AcumaticaRequests": 0}
+
     monkeypatch.setattr(module, "wiring", StubWiring())
     event = json.loads((ROOT / "events" / "worker-sqs-batch.json").read_text())
     context = LambdaContext(function_name="WorkerFunction", memory_limit_in_mb=512, timeout_seconds=120)
