@@ -159,13 +159,16 @@ class PoliteRetry(Retry):
         return super().is_retry(method, status_code, has_retry_after)
 
     def increment(self, *args, **kwargs) -> Retry:
-        """Count a 429 that will be retried (the last answer, retried or not, is counted by ``GatedAdapter``)."""
+        """Count the attempt about to be made again, and a 429 that caused it: a license counts attempts, not calls
+        (the first attempt and the last answer are counted by ``GatedAdapter``)."""
         retried = super().increment(*args, **kwargs)  # raises once the retries are spent: then nothing is retried
-        response = kwargs.get("response")
         current = getattr(_passing, "current", None)
-        if current is not None and response is not None and getattr(response, "status", None) == 429:
+        if current is not None:
             gates, gate = current
-            gates.count(gate, "throttled")
+            gates.count(gate, "requests")
+            response = kwargs.get("response")
+            if response is not None and getattr(response, "status", None) == 429:
+                gates.count(gate, "throttled")
         return retried
 
     def get_retry_after(self, response) -> float | None:

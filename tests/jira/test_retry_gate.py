@@ -106,3 +106,24 @@ def test_the_wait_is_bounded_by_the_lambdas_remaining_time(sandbox):
     gates.bind(lambda: 300.0)
     assert client.myself()["accountId"]
     assert [round(seconds) for seconds, _ in clock.waits] == [15]
+
+
+
+@pytest.mark.parametrize("retries, outcome", [(2, "answered"), (0, "refused")])
+def test_every_429_is_counted_once_whether_urllib3_retried_it_or_it_was_the_last_answer(sandbox, retries, outcome):
+    """Through real urllib3 retries (not a mock of them): the dashboard's counts match what Jira received."""
+    clock = GateClock(sandbox)
+    client, gates = gated_client(sandbox, clock, retries=retries)
+    gates.take_counts()  # the token grant and the warm-up call are not this test's
+    before = len(sandbox.exchanges())
+    sandbox.fail_next(1, status=429, retry_after=1, path_contains="/myself")
+    if outcome == "answered":
+        client.myself()
+    else:
+        with pytest.raises(TransientError):
+            client.myself()
+    received = sandbox.exchanges()[before:]
+    counts = {what: n for (_, what), n in gates.take_counts().items()}
+    assert counts["throttled"] == sum(1 for e in received if e["status"] == 429) == 1
+    assert counts["requests"] == len(received) == (2 if outcome == "answered" else 1)  # attempts, as a license counts
+    assert gates.take_counts() == {}  # the next invocation starts from zero
