@@ -21,3 +21,15 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(autouse=True)
+def core_logger_left_as_found():
+    """A handler module loaded in-process routes the ``connector`` logger through its Powertools logger (no
+    propagation to the root); later tests that read core logs with ``caplog`` need it as they found it."""
+    import logging
+
+    core = logging.getLogger("connector")
+    state = (list(core.handlers), core.propagate, core.level)
+    yield
+    core.handlers[:], core.propagate, core.level = state[0], state[1], state[2]

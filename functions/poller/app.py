@@ -8,10 +8,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from connector.sync import run_poll
-from connector.telemetry import capture_lambda_handler
+from connector.telemetry import capture_lambda_handler, with_core_logs
 from connector.wiring import Wiring
 
-logger = Logger()
+logger = with_core_logs(Logger())
 metrics = Metrics()
 wiring = Wiring()
 

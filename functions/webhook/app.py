@@ -23,11 +23,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 
 from connector.errors import Rejected
 from connector.model import WorkMessage
-from connector.telemetry import capture_lambda_handler
+from connector.telemetry import capture_lambda_handler, with_core_logs
 from connector.webhooks import accept_jira_delivery, accept_push, delivery_id
 from connector.wiring import Wiring
 
-logger = Logger()
+logger = with_core_logs(Logger())
 metrics = Metrics()
 wiring = Wiring()
 

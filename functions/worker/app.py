@@ -14,11 +14,11 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from connector.errors import ReconnectNeeded
-from connector.telemetry import capture_lambda_handler, capture_method
+from connector.telemetry import capture_lambda_handler, capture_method, with_core_logs
 from connector.worker import Received
 from connector.wiring import Wiring
 
-logger = Logger()
+logger = with_core_logs(Logger())
 metrics = Metrics()
 wiring = Wiring()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from werkzeug.wrappers import Request, Response
 
-from .runtime import DEFAULT_ACCOUNT_ID, LocalFunction
+from .runtime import DEFAULT_ACCOUNT_ID, Invocable
 from .serving import LoopbackServer, Served
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class HttpApiGateway(Served):
 
     def __init__(
         self,
-        routes: Mapping[tuple[str, str], LocalFunction],
+        routes: Mapping[tuple[str, str], Invocable],
         host: str = "127.0.0.1",
         port: int = 0,
         *,
@@ -80,7 +80,7 @@ class HttpApiGateway(Served):
         logger.info("HTTP API listening on %s", self.url)
         return self
 
-    def route(self, method: str, path: str) -> LocalFunction | None:
+    def route(self, method: str, path: str) -> Invocable | None:
         """The function for ``METHOD path`` (method case-insensitive, path exact: no path parameters here)."""
         for (route_method, route_path), function in list(self.routes.items()):
             if route_method.upper() == method.upper() and route_path == path:

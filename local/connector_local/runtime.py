@@ -20,7 +20,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,15 @@ Handler = Callable[[Any, Any], Any]
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account, so ARNs line up with the local AWS
+
+
+class Invocable(Protocol):
+    """What the gateway, the queue pump and the schedules need of a function, in-process or in a container."""
+
+    name: str
+    timeout_seconds: float
+
+    def invoke(self, event: Any) -> Any: ...
 
 
 class InvocationFailed(RuntimeError):

@@ -19,10 +19,11 @@ from aws_lambda_powertools.utilities import parameters as parameters_utility
 
 from .acumatica_sandbox import AcumaticaSandbox
 from .aws import LocalAws
+from .container import ContainerFunction
 from .gateway import HttpApiGateway
 from .jira_sandbox import JiraSandbox
 from .pump import QueuePump
-from .runtime import LocalFunction, load_handler
+from .runtime import Invocable, LocalFunction, load_handler
 from .ticker import ScheduleTicker, parse_rate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +88,7 @@ def parameters_from_env(env: Mapping[str, str], defaults: Mapping[str, str]) -> 
 @dataclass
 class LocalStack:
     aws: LocalAws
-    functions: dict[str, LocalFunction]
+    functions: dict[str, Invocable]
     gateway: HttpApiGateway
     pump: QueuePump
     tickers: dict[str, ScheduleTicker]
@@ -98,9 +99,14 @@ class LocalStack:
     """What ``os.environ`` held before the stack configured the handlers; ``stop()`` puts it back."""
 
     @classmethod
-    def start(cls, env: Mapping[str, str] | None = None, *, quiet: bool = False) -> LocalStack:
+    def start(cls, env: Mapping[str, str] | None = None, *, quiet: bool = False,
+              containers: bool = False) -> LocalStack:
         """Start everything. Sandboxes stand in for Acumatica/Jira unless ``ACUMATICA_URL`` / ``JIRA_API_URL`` are
-        given; then the secrets must be provided as ``ACUMATICA_SECRET_JSON`` / ``JIRA_SECRET_JSON``."""
+        given; then the secrets must be provided as ``ACUMATICA_SECRET_JSON`` / ``JIRA_SECRET_JSON``.
+
+        ``containers`` runs each function in a process of its own (``connector_local.container``), as Lambda does,
+        so its logs, cold start and cached state are its own; otherwise the handlers run in this process, where
+        tests can reach into them."""
         env = dict(os.environ if env is None else env)
         acumatica = None if env.get("ACUMATICA_URL") else AcumaticaSandbox(
             skew=SANDBOX_CLOCK_SKEW, render_offset=SANDBOX_RENDER_OFFSET).start()
@@ -122,7 +128,7 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto and the sandboxes log every request
         aws = LocalAws.start(TEMPLATE, parameters)
         try:
-            stack = cls._assemble(aws, acumatica, jira, env, quiet)
+            stack = cls._assemble(aws, acumatica, jira, env, quiet, containers)
         except BaseException:
             aws.stop()
             for sandbox in (acumatica, jira):
@@ -133,14 +139,15 @@ class LocalStack:
 
     @classmethod
     def _assemble(cls, aws: LocalAws, acumatica: AcumaticaSandbox | None, jira: JiraSandbox | None,
-                  env: Mapping[str, str], quiet: bool) -> LocalStack:
-        functions: dict[str, LocalFunction] = {}
+                  env: Mapping[str, str], quiet: bool, containers: bool) -> LocalStack:
+        functions: dict[str, Invocable] = {}
         environment: dict[str, str] = {**aws.aws_environment(), "POWERTOOLS_TRACE_DISABLED": "true"}
         if quiet:
             environment["POWERTOOLS_METRICS_DISABLED"] = "true"
-        for logical_id in FUNCTIONS:
-            environment.update(aws.function_environment(logical_id))
-        gateway_routes: dict[tuple[str, str], LocalFunction] = {}
+        function_environments = {logical_id: aws.function_environment(logical_id) for logical_id in FUNCTIONS}
+        for variables in function_environments.values():
+            environment.update(variables)
+        gateway_routes: dict[tuple[str, str], Invocable] = {}
         gateway = HttpApiGateway(gateway_routes)
         gateway.start()
         environment["WEBHOOK_URL"] = f"{gateway.url}/jira/webhook"
@@ -148,9 +155,15 @@ class LocalStack:
         os.environ.update(environment)
         for logical_id in FUNCTIONS:
             settings = aws.function_settings(logical_id)
-            functions[logical_id] = LocalFunction(logical_id, load_handler(settings["handler_path"],
-                                                                           settings["handler_name"]),
-                                                  settings["timeout"], settings["memory"])
+            if containers:
+                own = {**function_environments[logical_id], "WEBHOOK_URL": environment["WEBHOOK_URL"]}
+                functions[logical_id] = ContainerFunction(logical_id, settings["handler_path"],
+                                                          settings["handler_name"], settings["timeout"],
+                                                          settings["memory"], {**environment, **own})
+            else:
+                functions[logical_id] = LocalFunction(logical_id, load_handler(settings["handler_path"],
+                                                                               settings["handler_name"]),
+                                                      settings["timeout"], settings["memory"])
             for event in settings["events"].values():
                 if event.get("Type") == "HttpApi":
                     props = event["Properties"]
@@ -209,6 +222,9 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self.gateway.stop()
+        for function in self.functions.values():
+            if isinstance(function, ContainerFunction):
+                function.stop()
         for sandbox in (self.acumatica, self.jira):
             if sandbox:
                 sandbox.stop()

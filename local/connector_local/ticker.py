@@ -13,7 +13,7 @@ import re
 import threading
 from typing import Any
 
-from .runtime import LocalFunction
+from .runtime import Invocable
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def parse_rate(expression: str) -> int:
 class ScheduleTicker:
     """Invokes ``function`` with the parsed ``input_json`` now and then every ``rate_seconds``."""
 
-    def __init__(self, function: LocalFunction, input_json: str | dict[str, Any], rate_seconds: float) -> None:
+    def __init__(self, function: Invocable, input_json: str | dict[str, Any], rate_seconds: float) -> None:
         if rate_seconds <= 0:
             raise ValueError(f"rate_seconds must be positive, got {rate_seconds}")
         self.function = function

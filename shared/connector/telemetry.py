@@ -8,10 +8,14 @@ the function unchanged and the SDK is never imported; with it on they are Powert
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
 
 Function = TypeVar("Function", bound=Callable)
 
@@ -37,3 +41,16 @@ def capture_method(method: Function) -> Function:
     from aws_lambda_powertools import Tracer
 
     return Tracer().capture_method(method)
+
+
+def with_core_logs(logger: Logger) -> Logger:
+    """``logger``, now also the writer of the core's loggers (``connector.*``, plain ``logging``).
+
+    Left alone they reach the Lambda runtime's root handler: plain text without the invocation's keys (function
+    name, request id, correlation id), and below WARNING not at all, whatever ``LOG_LEVEL`` says. The ``connector``
+    logger is created first so that core modules imported later (the wiring imports lazily) inherit its handler."""
+    from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+    logging.getLogger("connector")
+    copy_config_to_registered_loggers(source_logger=logger, include={"connector"})
+    return logger

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -174,14 +175,20 @@ def test_connector_local_gives_the_operator_commands_their_environment(tmp_path)
     process = subprocess.Popen([sys.executable, "-m", "connector_cli", "local", "--sample-data",
                                 "--poll-seconds", "1", "--env-file", str(env_file)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean)
-    try:
-        printed = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            line = process.stdout.readline()
+    printed: list[str] = []
+    serving = threading.Event()
+
+    def read_output() -> None:  # all of it, so the functions' log lines never fill the pipe
+        for line in process.stdout:
             printed.append(line)
             if line.startswith("Serving"):
-                break
+                serving.set()
+
+    reader = threading.Thread(target=read_output, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        serving.wait(timeout=120)
         assert env_file.exists(), "".join(printed)
         operator = dict(clean)
         for line in env_file.read_text().splitlines():
@@ -217,6 +224,13 @@ def test_connector_local_gives_the_operator_commands_their_environment(tmp_path)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+        reader.join(timeout=10)
+    # Each function runs in a container of its own, so every log line names the function that wrote it.
+    writers = {"polled": "PollerFunction", "maintenance": "MaintenanceFunction", "work done": "WorkerFunction"}
+    logged = [json.loads(line) for line in printed if line.startswith('{"level"')]
+    assert {line["message"] for line in logged} >= set(writers), "".join(printed)
+    assert [line for line in logged if line["message"] in writers
+            and line["function_name"] != writers[line["message"]]] == []
 
 
 def test_status_as_json_for_scripts(stack, capsys):
