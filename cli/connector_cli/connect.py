@@ -19,7 +19,7 @@ import secrets as random
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qs, urlencode, urlparse
 
 from connector.errors import ConfigurationError
@@ -91,8 +91,14 @@ def consent_url(wiring: Any, given: Mapping[str, str], redirect_uri: str) -> str
 
 
 def finish_jira(wiring: Any, code: str, state: str, site: str, exchange: Callable[..., Mapping[str, Any]],
-                resolve_cloud_id: Callable[..., str], session: Any) -> str:
-    """Step two: check ``state``, exchange the code, resolve the cloudId, then replace the live values at once."""
+                list_sites: Callable[..., Sequence[Mapping[str, Any]]],
+                choose_site: Callable[[Sequence[Mapping[str, Any]]], str], session: Any) -> str:
+    """Step two: check ``state``, exchange the code, find the site's cloudId, then replace the live values at once.
+
+    With no site named (``--site`` or ``JiraSiteUrl``) and a grant that reaches several, ``choose_site`` asks the
+    person: the connector must never guess which team's Jira to write to."""
+    from connector.jira import site_cloud_id
+
     current = wiring.jira_secret.read()
     pending = current.get("pending_connect") or {}
     if not pending.get("state"):
@@ -102,12 +108,17 @@ def finish_jira(wiring: Any, code: str, state: str, site: str, exchange: Callabl
                                  "was not ours (or a newer consent replaced it): start again")
     tokens = exchange(wiring.settings.jira_auth_url, pending["client_id"], pending["client_secret"], code,
                       pending["redirect_uri"], session)
-    cloud_id = resolve_cloud_id(wiring.settings.jira_api_url, tokens["access_token"], site, session)
+    sites = list_sites(wiring.settings.jira_api_url, tokens["access_token"], session)
+    chosen = site or (choose_site(sites) if len(sites) > 1 else "")
+    cloud_id = site_cloud_id(sites, chosen)
     granted = {"client_id": pending["client_id"], "client_secret": pending["client_secret"], "cloud_id": cloud_id,
                **{k: tokens[k] for k in TOKEN_FIELDS if tokens.get(k) is not None}}
     wiring.jira_tokens.update_secret(
         lambda now: {**{k: v for k, v in now.items() if k != "pending_connect"}, **granted})
-    return f"Jira connected: cloudId {cloud_id}{f' for {site}' if site else ''}; refresh token stored."
+    told = f"Jira connected: cloudId {cloud_id}{f' for {chosen}' if chosen else ''}; refresh token stored."
+    if chosen and not wiring.settings.jira_site_url:
+        told += f" Set the JiraSiteUrl parameter to {chosen} so that issue links point there."
+    return told
 
 
 def catch_redirect(redirect_uri: str, timeout_seconds: float = 300.0) -> tuple[str, str]:

@@ -116,6 +116,29 @@ def operator_exports(environment: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def choose_jira_site(sites: Sequence[Mapping[str, Any]]) -> str:
+    """A person picks the site from a numbered list; a script (stdin not a terminal) must name it with ``--site``."""
+    from connector.errors import ConfigurationError
+
+    from .output import print_table
+
+    ordered = sorted(sites, key=lambda site: str(site.get("url")))
+    urls = ", ".join(str(site.get("url")) for site in ordered)
+    if not sys.stdin.isatty():
+        raise ConfigurationError(f"this authorisation reaches several Jira sites ({urls}); the code is spent, so "
+                                 "run `connector connect jira` again with --site <url>")
+    print_table(("#", "site", "name"), [(n, site.get("url"), site.get("name", "")) for n, site in
+                                        enumerate(ordered, 1)], title="This authorisation reaches several Jira sites:")
+    while True:
+        try:
+            answer = input(f"Which one should the connector use? [1-{len(ordered)}]: ").strip()
+        except EOFError:
+            raise ConfigurationError(f"no Jira site chosen among {urls}; run again with --site <url>") from None
+        if answer.isdigit() and 1 <= int(answer) <= len(ordered):
+            return str(ordered[int(answer) - 1]["url"])
+        print(f"Answer with a number from 1 to {len(ordered)}.")
+
+
 def cmd_connect(args: argparse.Namespace) -> int:
     from connector.http import make_session
 
@@ -135,7 +158,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
                                                                                  session)))
         _copy_verification_material(wiring, push_secret=wiring.acumatica_secret.read().get("push_secret"))
         return 0
-    from connector.jira import exchange_authorization_code, resolve_cloud_id
+    from connector.jira import accessible_sites, exchange_authorization_code
 
     code, state = args.code, args.state
     if given.get("webhook_secret"):
@@ -153,7 +176,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
         print(f"Open this URL and approve; waiting for the redirect on {args.redirect_uri}:\n{url}", flush=True)
         code, state = connect.catch_redirect(args.redirect_uri)
     site = args.site or wiring.settings.jira_site_url
-    print(connect.finish_jira(wiring, code, state or "", site, exchange_authorization_code, resolve_cloud_id, session))
+    print(connect.finish_jira(wiring, code, state or "", site, exchange_authorization_code, accessible_sites,
+                              choose_jira_site, session))
     stored = wiring.jira_secret.read()
     _copy_verification_material(wiring, webhook_secret=stored.get("webhook_secret"),
                                 client_secret=stored.get("client_secret"))

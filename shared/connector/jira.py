@@ -164,15 +164,15 @@ def exchange_authorization_code(
     return tokens
 
 
-def resolve_cloud_id(
+def accessible_sites(
     api_url: str,
     access_token: str,
-    site_url: str,
     session: requests.Session,
     *,
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-) -> str:
-    """The cloud id of ``site_url`` among the sites the grant reaches (matched by URL: the list is unordered)."""
+) -> list[Mapping[str, Any]]:
+    """The sites a grant reaches (``GET /oauth/token/accessible-resources``: ``id`` is the cloudId, ``url``, ``name``,
+    ``scopes``), in the order Atlassian answered, which is no order at all."""
     url = f"{api_url.rstrip('/')}/oauth/token/accessible-resources"
     try:
         response = session.get(url, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
@@ -186,8 +186,13 @@ def resolve_cloud_id(
     resources = _json(response, "Jira accessible-resources")
     if not isinstance(resources, list):
         raise PermanentError("Jira accessible-resources did not answer a list")
-    if not site_url:  # no site configured: only an unambiguous grant may choose for us
-        sites = [r for r in resources if isinstance(r, Mapping) and r.get("id")]
+    return [r for r in resources if isinstance(r, Mapping) and r.get("id")]
+
+
+def site_cloud_id(sites: Sequence[Mapping[str, Any]], site_url: str) -> str:
+    """The cloudId of ``site_url`` among ``sites`` (matched by URL); with no site named, only an unambiguous grant
+    may choose, since a guess would point the connector at another team's Jira."""
+    if not site_url:
         if len(sites) == 1:
             return str(sites[0]["id"])
         raise ConfigurationError(
@@ -196,15 +201,26 @@ def resolve_cloud_id(
             + "); set JiraSiteUrl to the one the connector should use"
         )
     wanted = _normalise_site(site_url)
-    for resource in resources:
-        if isinstance(resource, Mapping) and _normalise_site(str(resource.get("url", ""))) == wanted:
-            return str(resource["id"])
-    reachable = sorted(str(r.get("url")) for r in resources if isinstance(r, Mapping))
+    for site in sites:
+        if _normalise_site(str(site.get("url", ""))) == wanted:
+            return str(site["id"])
     raise ConfigurationError(
         f"the Jira site {site_url} is not among the sites this authorisation reaches: "
-        f"{', '.join(reachable) or 'none'}; "
+        f"{', '.join(sorted(str(r.get('url')) for r in sites)) or 'none'}; "
         f"authorise that site with `connector connect jira` or correct the site URL"
     )
+
+
+def resolve_cloud_id(
+    api_url: str,
+    access_token: str,
+    site_url: str,
+    session: requests.Session,
+    *,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+) -> str:
+    """The cloud id of ``site_url`` among the sites the grant reaches."""
+    return site_cloud_id(accessible_sites(api_url, access_token, session, timeout=timeout), site_url)
 
 
 # --- JQL --------------------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -172,6 +173,7 @@ def test_connector_local_gives_the_operator_commands_their_environment(tmp_path)
     env_file = tmp_path / "local.env"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("ACUMATICA_", "JIRA_", "AWS_", "TABLE_",
                                                                         "WORK_QUEUE", "DEAD_LETTER", "POWERTOOLS"))}
+    clean["LOG_LEVEL"] = "INFO"  # the log lines are checked below; a quiet stack of an earlier test may have set it
     process = subprocess.Popen([sys.executable, "-m", "connector_cli", "local", "--sample-data",
                                 "--poll-seconds", "1", "--env-file", str(env_file)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean)
@@ -396,3 +398,41 @@ def test_replay_of_one_document_leaves_the_others_in_the_dlq(stack, capsys):
     stack.drain()
     assert main(["replay", "--dry-run"]) == 0
     assert "0 message(s)" in capsys.readouterr().out
+
+
+class _Terminal(io.StringIO):
+    """Standard input that is a terminal, holding the person's answers."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_connect_jira_with_several_sites_lets_the_person_choose_from_a_list(stack, capsys, monkeypatch):
+    other = "https://other-team.atlassian.net"
+    assert other in stack.jira.sites  # the sandbox's grant reaches two sites
+    monkeypatch.setenv("JIRA_SITE_URL", "")
+    state = _consent(stack, capsys)
+    code = stack.jira.issue_authorization_code("http://localhost:8765/callback")
+    listed = sorted(stack.jira.sites)
+    monkeypatch.setattr(sys, "stdin", _Terminal(f"9\n{listed.index(other) + 1}\n"))
+
+    assert main(["connect", "jira", "--code", code, "--state", state]) == 0
+
+    out = capsys.readouterr().out
+    assert all(site in out for site in stack.jira.sites) and "Answer with a number from 1 to 2" in out
+    assert f"for {other}" in out and "Set the JiraSiteUrl parameter" in out
+    assert _secret(stack, "JiraSecretArn")["cloud_id"] == stack.jira.cloud_ids[other]
+
+
+def test_connect_jira_with_several_sites_off_a_terminal_names_them_and_stores_nothing(stack, capsys, monkeypatch):
+    monkeypatch.setenv("JIRA_SITE_URL", "")
+    live = {k: v for k, v in _secret(stack, "JiraSecretArn").items() if k != "pending_connect"}
+    state = _consent(stack, capsys)
+    code = stack.jira.issue_authorization_code("http://localhost:8765/callback")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+
+    assert main(["connect", "jira", "--code", code, "--state", state]) == 2
+
+    err = capsys.readouterr().err
+    assert "--site" in err and all(site in err for site in stack.jira.sites)
+    assert {k: v for k, v in _secret(stack, "JiraSecretArn").items() if k != "pending_connect"} == live
