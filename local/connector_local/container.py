@@ -43,11 +43,96 @@ class HandlerError(RuntimeError):
         self.error_message = message
 
 
-class ContainerFunction:
-    """One deployed function whose invocations run, one at a time, in a container process.
+class _Container:
+    """One container process: one invocation at a time, warm between invocations, discarded once broken."""
 
-    The same interface as ``LocalFunction`` (``name``, ``timeout_seconds``, ``memory_mb``, ``invoke``), so the
-    gateway, the queue pump and the schedules cannot tell them apart.
+    def __init__(self, function: ContainerFunction) -> None:
+        self.function = function
+        answer_read, answer_write = os.pipe()
+        environment = {
+            **os.environ,
+            **function.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
+            "LAMBDA_TASK_ROOT": str(function.handler_path.parent),
+            "PYTHONUNBUFFERED": "1",  # log lines reach the terminal as they are written, as in CloudWatch
+        }
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "connector_local.container", str(function.handler_path),
+                 function.handler_name, str(answer_write), function.name, str(function.timeout_seconds),
+                 str(function.memory_mb), function.region, function.account_id],
+                stdin=subprocess.PIPE, stdout=function.log_stream, stderr=function.log_stream, env=environment,
+                pass_fds=(answer_write,), text=True,
+            )
+        finally:
+            os.close(answer_write)
+        self.answers = os.fdopen(answer_read, "r", encoding="utf-8")
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def invoke(self, event: Any) -> Any:
+        name, timeout = self.function.name, self.function.timeout_seconds
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps({"event": event}) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died at cold start; its answer (an init error) or its end is read below
+        ready, _, _ = select.select([self.answers], [], [], timeout + STOP_GRACE_SECONDS)
+        line = self.answers.readline() if ready else None
+        if line is None:
+            self.discard()
+            raise InvocationFailed(f"{name}: Task timed out after {timeout:.2f} seconds")
+        if not line:
+            code = self.process.wait()
+            self.discard()
+            raise InvocationFailed(f"{name}: Runtime.ExitError: the container exited with status {code}")
+        answer = json.loads(line)
+        if "result" in answer:
+            return answer["result"]
+        error = answer["error"]
+        if error["runtime"]:  # the runtime's failure (init, marshalling), not an exception of the handler's
+            raise InvocationFailed(f"{name}: {error['type']}: {error['message']}")
+        raise HandlerError(name, error["type"], error["message"])
+
+    def discard(self) -> None:
+        """Kill the process if it still runs (an overrun) and release its pipes."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        if self.process.stdin:
+            try:
+                self.process.stdin.close()
+            except BrokenPipeError:
+                pass
+        self.answers.close()
+
+    def stop(self) -> None:
+        """Close stdin (the container exits between invocations), then reap it."""
+        if self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self.process.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        self.discard()
+
+
+class ContainerFunction:
+    """One deployed function whose invocations run in container processes, as many as are invoked at once.
+
+    An invocation takes an idle container or, when every one is busy, starts a new one (a cold start), as Lambda
+    scales a function; a container that overran or crashed is dropped and never reused. The same interface as
+    ``LocalFunction`` (``name``, ``timeout_seconds``, ``memory_mb``, ``invoke``), so the gateway, the queue pump
+    and the schedules cannot tell them apart.
     """
 
     def __init__(
@@ -72,102 +157,56 @@ class ContainerFunction:
         self.account_id = account_id
         self.environment = dict(environment)
         self.log_stream = log_stream
-        self._process: subprocess.Popen[str] | None = None
-        self._answers: IO[str] | None = None
-        self._one_at_a_time = threading.Lock()
+        self._idle: list[_Container] = []
+        self._busy: set[_Container] = set()
+        self._pool = threading.Lock()
+        self._stopped = False
         self.cold_starts = 0
+        self.peak_concurrency = 0
 
     @property
-    def pid(self) -> int | None:
-        """The running container's process id, or ``None`` before the first invocation or after a failure."""
-        return self._process.pid if self._process and self._process.poll() is None else None
-
-    def _start(self) -> None:
-        """A cold start: a new interpreter that imports the handler module before it reads the first event."""
-        answer_read, answer_write = os.pipe()
-        environment = {
-            **os.environ,
-            **self.environment,
-            "AWS_LAMBDA_FUNCTION_NAME": self.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.name}",
-            "LAMBDA_TASK_ROOT": str(self.handler_path.parent),
-            "PYTHONUNBUFFERED": "1",  # log lines reach the terminal as they are written, as in CloudWatch
-        }
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "connector_local.container", str(self.handler_path), self.handler_name,
-                 str(answer_write), self.name, str(self.timeout_seconds), str(self.memory_mb), self.region,
-                 self.account_id],
-                stdin=subprocess.PIPE, stdout=self.log_stream, stderr=self.log_stream, env=environment,
-                pass_fds=(answer_write,), text=True,
-            )
-        finally:
-            os.close(answer_write)
-        self._answers = os.fdopen(answer_read, "r", encoding="utf-8")
-        self.cold_starts += 1
-
-    def _discard(self) -> None:
-        """Kill the container (an overrun or a crash): the next invocation starts a new one."""
-        if self._process is not None:
-            if self._process.poll() is None:
-                self._process.kill()
-            self._process.wait()
-            if self._process.stdin:
-                self._process.stdin.close()
-        if self._answers is not None:
-            self._answers.close()
-        self._process, self._answers = None, None
+    def warm_pids(self) -> list[int]:
+        """Process ids of the idle containers, ready for a warm start."""
+        with self._pool:
+            return [container.process.pid for container in self._idle if container.alive]
 
     def invoke(self, event: Any) -> Any:
-        """Run the handler on ``event`` in the container and return its JSON response.
+        """Run the handler on ``event`` in a container and return its JSON response.
 
         A handler exception raises ``HandlerError`` and leaves the container warm, as Lambda does; an overrun, a
         crash, an import failure or a response that is not JSON raises ``InvocationFailed``.
         """
-        request = json.dumps({"event": event}) + "\n"
-        with self._one_at_a_time:
-            if self._process is None or self._process.poll() is not None:
-                self._discard()
-                self._start()
-            assert self._process is not None and self._process.stdin is not None and self._answers is not None
-            try:
-                self._process.stdin.write(request)
-                self._process.stdin.flush()
-            except BrokenPipeError:
-                pass  # it died at cold start; its answer (an init error) or its end is read below
-            ready, _, _ = select.select([self._answers], [], [], self.timeout_seconds + STOP_GRACE_SECONDS)
-            line = self._answers.readline() if ready else None
-            if line is None:
-                self._discard()
-                raise InvocationFailed(f"{self.name}: Task timed out after {self.timeout_seconds:.2f} seconds")
-            if not line:
-                code = self._process.wait()
-                self._discard()
-                raise InvocationFailed(f"{self.name}: Runtime.ExitError: the container exited with status {code}")
-            answer = json.loads(line)
-        if "result" in answer:
-            return answer["result"]
-        error = answer["error"]
-        if error["runtime"]:  # the runtime's failure (init, marshalling), not an exception of the handler's
-            raise InvocationFailed(f"{self.name}: {error['type']}: {error['message']}")
-        raise HandlerError(self.name, error["type"], error["message"])
+        payload = json.loads(json.dumps(event))
+        with self._pool:
+            if self._stopped:
+                raise InvocationFailed(f"{self.name}: the function was stopped")
+            while self._idle and not self._idle[-1].alive:
+                self._idle.pop().discard()
+            if self._idle:
+                container = self._idle.pop()
+            else:
+                container = _Container(self)
+                self.cold_starts += 1
+            self._busy.add(container)
+            self.peak_concurrency = max(self.peak_concurrency, len(self._busy))
+        try:
+            return container.invoke(payload)
+        finally:
+            with self._pool:
+                self._busy.discard(container)
+                keep = container.alive and not self._stopped
+                if keep:
+                    self._idle.append(container)
+            if not keep:
+                container.stop()
 
     def stop(self) -> None:
-        """Close the container's stdin (it exits between invocations) and reap it."""
-        with self._one_at_a_time:
-            process = self._process
-            if process is not None and process.stdin is not None:
-                try:
-                    process.stdin.close()
-                except BrokenPipeError:
-                    pass
-                try:
-                    process.wait(timeout=STOP_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    pass
-            self._discard()
+        """Stop every idle container; a busy one is stopped when its invocation returns."""
+        with self._pool:
+            self._stopped = True
+            idle, self._idle = self._idle, []
+        for container in idle:
+            container.stop()
 
     def __repr__(self) -> str:
         return f"ContainerFunction({self.name!r}, timeout={self.timeout_seconds}s, memory={self.memory_mb}MB)"

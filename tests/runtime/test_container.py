@@ -98,12 +98,12 @@ def test_a_handler_exception_is_reported_and_the_container_stays_warm(app, log_f
     try:
         with pytest.raises(HandlerError, match="ValueError: the handler refused") as raised:
             function.invoke({"say": "x", "fail": True})
-        pid = function.pid
+        warm = function.warm_pids
         assert function.invoke({"say": "y"}) == {"said": "y"}
     finally:
         function.stop()
     assert raised.value.error_type == "ValueError"
-    assert pid is not None and function.cold_starts == 1
+    assert len(warm) == 1 and function.cold_starts == 1
 
 
 def test_an_overrun_kills_the_container_and_the_next_invocation_is_a_cold_start(app, log_file):
@@ -113,7 +113,7 @@ def test_an_overrun_kills_the_container_and_the_next_invocation_is_a_cold_start(
         function.timeout_seconds = 0.5
         with pytest.raises(InvocationFailed, match="Task timed out"):
             function.invoke({"say": "slow", "sleep": 10})
-        assert function.pid is None
+        assert function.warm_pids == []
         function.timeout_seconds = 20.0
         assert function.invoke({"say": "again"}) == {"said": "again"}
     finally:
@@ -145,3 +145,21 @@ def test_an_import_failure_and_an_unserializable_answer_fail_the_invocation(app,
         broken.stop()
         function.stop()
     assert function.cold_starts == 1
+
+
+def test_overlapping_invocations_of_one_function_run_in_containers_of_their_own(app, log_file):
+    function = container("WorkerFunction", app("worker"), log_file)
+    try:
+        threads = [threading.Thread(target=function.invoke, args=({"say": n, "sleep": 1},)) for n in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        function.invoke({"say": "c"})
+    finally:
+        function.stop()
+
+    assert (function.peak_concurrency, function.cold_starts) == (2, 2)  # the third found one of them warm
+    handled = {line["said"]: line for line in log_lines(log_file) if line["message"] == "handled"}
+    assert handled["a"]["function_request_id"] != handled["b"]["function_request_id"]
+    assert handled["c"]["cold_start"] is False
