@@ -436,3 +436,22 @@ def test_connect_jira_with_several_sites_off_a_terminal_names_them_and_stores_no
     err = capsys.readouterr().err
     assert "--site" in err and all(site in err for site in stack.jira.sites)
     assert {k: v for k, v in _secret(stack, "JiraSecretArn").items() if k != "pending_connect"} == live
+
+
+@pytest.mark.parametrize("command", [["status"], ["audit", "Bill:Bill:400777", "--format", "json"]])
+def test_a_reader_that_leaves_early_ends_the_command_quietly(stack, command):
+    """`connector status | head -0`: no traceback and no "Exception ignored" from the flush at exit."""
+    if not any(d["ReferenceNbr"] == "400777" for d in stack.acumatica.documents("Bill")):
+        stack.acumatica.add_document("Bill", Type="Bill", ReferenceNbr="400777", Vendor="V1", Amount=5, Balance=5,
+                                     Hold=True)
+        stack.tick("PollerFunction")
+        stack.drain()
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before anything is written
+    try:
+        completed = subprocess.run([sys.executable, "-m", "connector_cli", *command], stdout=write_end,
+                                   stderr=subprocess.PIPE, text=True, env=dict(os.environ), timeout=60)
+    finally:
+        os.close(write_end)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
