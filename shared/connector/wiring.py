@@ -231,22 +231,38 @@ class Wiring:
         return IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=2 * 86400)
 
     @cached_property
-    def _enqueue_once(self):
+    def dynamodb(self):
+        """The low-level DynamoDB client of the webhook's idempotency records and its audit of queued work.
+
+        A client of boto3's default session, which the queue uses too: left to itself Powertools builds a session of
+        its own, and every new session reads botocore's endpoint and service data from disk again."""
         import boto3
+
+        return boto3.client("dynamodb")
+
+    @cached_property
+    def queued_audit(self):
+        """The webhook's ``queued`` audit records, through ``dynamodb`` rather than ``store``'s resource (see
+        ``connector.audit.QueuedAudit``)."""
+        from .audit import QueuedAudit
+
+        return QueuedAudit(self.dynamodb, self._required("table_name", "TABLE_NAME"),
+                           audit_retention_days=self.settings.audit_retention_days)
+
+    @cached_property
+    def _enqueue_once(self):
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
 
-        # A client of boto3's default session, which the store and queue use too: left to itself Powertools builds a
-        # session of its own, and every new session reads botocore's endpoint and service data from disk again.
         persistence = DynamoDBPersistenceLayer(
             table_name=self._required("table_name", "TABLE_NAME"), key_attr="PK", sort_key_attr="SK",
-            static_pk_value="IDEMPOTENCY#deliveries", expiry_attr="expires_at", boto3_client=boto3.client("dynamodb"))
+            static_pk_value="IDEMPOTENCY#deliveries", expiry_attr="expires_at", boto3_client=self.dynamodb)
 
         @idempotent_function(data_keyword_argument="delivery", persistence_store=persistence,
                              config=self.delivery_idempotency)
         def enqueue(delivery: dict) -> dict:
             messages = [WorkMessage.from_json(body) for body in delivery["messages"]]
             self.queue.send(messages)
-            self.store.audit_queued(messages)
+            self.queued_audit.write(messages)
             return {"queued": len(messages)}
 
         return enqueue
@@ -273,7 +289,7 @@ class Wiring:
 
     @cached_property
     def _cached_secrets(self):
-        """Powertools' caching secrets provider over a client of boto3's default session (see ``_enqueue_once``)."""
+        """Powertools' caching secrets provider over a client of boto3's default session (see ``dynamodb``)."""
         import boto3
         from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
