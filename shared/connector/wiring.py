@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .config import Settings
-from .errors import ConfigurationError
+from .errors import ConfigurationError, DeliveryInProgress
 from .model import WorkMessage
 
 if TYPE_CHECKING:  # the webhook never syncs, resolves or refreshes tokens: it does not import that code
@@ -225,10 +225,14 @@ class Wiring:
 
     @cached_property
     def delivery_idempotency(self):
-        """Powertools idempotency for inbound deliveries: Jira retries for 30 minutes, FIFO dedupes for five."""
+        """Powertools idempotency for inbound deliveries: Jira retries for 30 minutes, FIFO dedupes for five.
+
+        A delivery without a key is an error, not a silent pass through the guarantee (the key is never empty:
+        ``webhooks.delivery_id`` falls back to a digest of the body)."""
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
-        return IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=2 * 86400)
+        return IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=2 * 86400,
+                                 raise_on_no_idempotency_key=True)
 
     @cached_property
     def dynamodb(self):
@@ -268,8 +272,18 @@ class Wiring:
         return enqueue
 
     def enqueue_delivery(self, delivery_id: str, messages: Sequence[WorkMessage]) -> dict:
-        """Queue (and audit) a delivery's messages once per delivery id; a repeat returns the first result."""
-        return self._enqueue_once(delivery={"delivery_id": delivery_id, "messages": [m.to_json() for m in messages]})
+        """Queue (and audit) a delivery's messages once per delivery id; a repeat returns the first result.
+
+        Raises ``DeliveryInProgress`` while another invocation is queueing the same delivery. The library's own
+        exception is imported here, not by the handler: its module loads the idempotency package and boto3, which a
+        request that reaches this point has loaded anyway, and the handler's import then stays free of both."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+        try:
+            return self._enqueue_once(delivery={"delivery_id": delivery_id,
+                                                "messages": [m.to_json() for m in messages]})
+        except IdempotencyAlreadyInProgressError:
+            raise DeliveryInProgress(f"delivery {delivery_id} is being queued by another invocation") from None
 
     def _required(self, attribute: str, variable: str) -> str:
         value = getattr(self.settings, attribute)
