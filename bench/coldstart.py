@@ -40,8 +40,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench import Result
 from connector.signatures import sign_hub
@@ -63,6 +65,27 @@ BEYOND_PLAIN = (
     "package imports Logger, Metrics and Tracer together, plus the idempotency and parameters utilities) and the "
     "connector's model, configuration and webhook parsing")
 """The named causes of the gap that remains, a note of every run that times the cold request."""
+CHOICES = (
+    "choice: the webhook's audit record goes through the low-level DynamoDB client (connector.audit.QueuedAudit, "
+    "boto3's TypeSerializer and BatchWriter), not through boto3's DynamoDB resource, whose resource model and "
+    "classes cost about 30 ms of every cold request; the items are the store's own, read back by connector audit",
+    "choice: Powertools idempotency is kept, with its second write: its in-progress record, expiring with the "
+    "Lambda's remaining time and deleted when the send fails, is what keeps a crash or a failed send between marking "
+    "and sending from losing a delivery, and answers a concurrent duplicate 409 (tests/core/test_delivery_once.py); "
+    "the row of the two writes prices it. Folding the audit record into the completed update (one TransactWriteItems) "
+    "would save one round trip but means overriding the library's persistence layer and granting the "
+    "internet-facing function PutItem on document partitions. Its options were checked: payload validation is off, "
+    "a local cache only answers repeats in a warm container, raise_on_no_idempotency_key is on (a missing key fails "
+    "instead of bypassing the guarantee)",
+    "choice: the webhook handler imports neither boto3 nor the idempotency package; its wiring does, at the first "
+    "request, which reads the secret and needs boto3 anyway (moving an import cannot change the cold request)",
+    "choice: Logger and Metrics have no lighter import path (the aws_lambda_powertools package imports Logger, "
+    "Metrics and Tracer together); with tracing off the X-Ray SDK is never loaded (connector.telemetry)",
+    "choice: the worker keeps Powertools batch at module level: it has no lighter path (batch.base imports asyncio "
+    "and, through data_classes, every event data class), importing it at the first request would only move its cost "
+    "there, and the worker's import meets its goal",
+)
+"""Why the handlers are built as they are, beside the figures that justify it (a note of every full run)."""
 
 _TIMED_IMPORT = (
     "import importlib, json, sys, time; started = time.perf_counter()\n"
@@ -220,6 +243,8 @@ class ColdRequests:
 
     connector: tuple[Request, ...]
     plain: tuple[Request, ...]
+    write_ms: float
+    """Median milliseconds of one warm DynamoDB write against the same moto server (what each extra write costs)."""
 
     def ratios(self, cpu: bool = False) -> list[float]:
         if cpu:
@@ -240,6 +265,23 @@ def _signed_delivery(number: int) -> dict:
 def _cold_request(runtime: Runtime, module: str, directory: Path, env: dict[str, str], event: dict) -> Request:
     answer = json.loads(_run(runtime, _COLD_REQUEST.format(module=module), directory, env, json.dumps(event)))
     return Request(float(answer["ms"]), float(answer["cpu_ms"]), int(answer["status"]))
+
+
+def _warm_write_ms(client: Any, table_name: str, writes: int = 20) -> float:
+    """One warm write of each kind the connector adds (the idempotency record's update, a one-item batch write),
+    timed from this process against the moto server the cold requests use: the price of each extra write."""
+    samples = []
+    for number in range(writes):
+        key = {"PK": {"S": "BENCH#writes"}, "SK": {"S": str(number)}}
+        started = time.perf_counter()
+        client.update_item(TableName=table_name, Key=key, UpdateExpression="SET #s = :s",
+                           ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "done"}})
+        samples.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        audit = {**key, "SK": {"S": f"audit-{number}"}}
+        client.batch_write_item(RequestItems={table_name: [{"PutRequest": {"Item": audit}}]})
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
 
 
 def cold_webhook_requests(runtimes: list[Runtime], requests: int) -> dict[str, ColdRequests]:
@@ -273,7 +315,8 @@ def cold_webhook_requests(runtimes: list[Runtime], requests: int) -> dict[str, C
                     module, where, env = sides[side]
                     measured[side].append(_cold_request(runtime, module, where, env, _signed_delivery(number)))
                     number += 1
-            results[runtime.label] = ColdRequests(tuple(measured["connector"]), tuple(measured["plain"]))
+            results[runtime.label] = ColdRequests(tuple(measured["connector"]), tuple(measured["plain"]),
+                                                  _warm_write_ms(aws.client("dynamodb"), template_env["TABLE_NAME"]))
     return results
 
 
@@ -395,6 +438,10 @@ def _report_requests(result: Result, label: str, requests: ColdRequests) -> None
     result.add(f"[{label}] cold webhook request / plain boto3", round(ratio, 2), "x",
                f"{connector_ms:.0f} ms vs {plain_ms:.0f} ms (medians of {len(ratios)}); {spread(ratios, 'pairs')}; "
                f"CPU of the same windows {cpu:.2f}x", goal=f"<= {REQUEST_GOAL}x", met=ratio <= REQUEST_GOAL)
+    result.add(f"[{label}] the two writes beyond the plain handler / plain boto3",
+               round(2 * requests.write_ms / plain_ms, 2), "x",
+               f"2 x {requests.write_ms:.1f} ms, the median warm DynamoDB write against the same moto server (the "
+               "idempotency record's completed update and the audit record), over the plain handler's request")
     if ratio > REQUEST_GOAL:
         result.notes.append(
             f"[{label}] the cold webhook request missed its goal ({ratio:.2f}x; {spread(ratios, 'pairs')}; CPU "
@@ -406,9 +453,9 @@ def _report_requests(result: Result, label: str, requests: ColdRequests) -> None
 
 
 def run(config: Config) -> Result:
-    result = Result("coldstart", f"fresh interpreters: {config.repeats} rounds of imports and {config.requests} pairs of "
-                                 "whole cold webhook requests, each figure the median of its per-round ratios to the "
-                                 "yardstick measured in the same round")
+    result = Result("coldstart", f"fresh interpreters: {config.repeats} rounds of imports and {config.requests} pairs "
+                                 "of whole cold webhook requests, each figure the median of its per-round ratios to "
+                                 "the yardstick measured in the same round")
     for package in ("shared", "functions", "bench"):  # the source tree's bytecode, as a test run leaves it
         compileall.compile_dir(ROOT / package, quiet=1)
     runtimes = [SOURCE]
@@ -434,6 +481,8 @@ def run(config: Config) -> Result:
         for label, measured in requests.items():
             _report_requests(result, label, measured)
         result.notes.append(f"cold webhook request, {BEYOND_PLAIN}")
+        if config.heaviest:
+            result.notes.extend(CHOICES)
     if config.heaviest:
         for function in config.functions:
             directory = SOURCE.directory(function)
