@@ -19,9 +19,8 @@ import json
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-from connector.errors import Rejected
+from connector.errors import DeliveryInProgress, Rejected
 from connector.model import WorkMessage
 from connector.telemetry import capture_lambda_handler, with_core_logs
 from connector.webhooks import accept_jira_delivery, accept_push, delivery_id
@@ -88,7 +87,7 @@ def rejected(error: Rejected) -> dict:
     return _response(error.status, {"message": str(error)})
 
 
-def in_progress(error: IdempotencyAlreadyInProgressError) -> dict:
+def in_progress(error: DeliveryInProgress) -> dict:
     """The same delivery is being queued right now by another invocation: 409 makes Jira retry it later."""
     return _response(409, {"message": "this delivery is being processed"})
 
@@ -105,5 +104,5 @@ def handler(event: dict, context) -> dict:
         return route(event)
     except Rejected as error:
         return rejected(error)
-    except IdempotencyAlreadyInProgressError as error:
+    except DeliveryInProgress as error:
         return in_progress(error)

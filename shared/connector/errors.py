@@ -70,3 +70,7 @@ class Rejected(ConnectorError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class DeliveryInProgress(TransientError):
+    """Another invocation is queueing the same inbound delivery right now; the webhook answers 409 and Jira retries."""

@@ -16,6 +16,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from . import watermarks
+from .audit import audit_item, queued_audit_items, storable
 from .errors import TransientError
 from .model import DocumentKey, WorkMessage
 from .ports import Claim, Cursor, DocState
@@ -40,16 +41,6 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    return value
-
-
-def _storable(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {k: _storable(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [_storable(v) for v in value]
     return value
 
 
@@ -159,7 +150,7 @@ class DynamoStore:
             item["opened_at"] = Decimal(str(state.opened_at))
         condition = Attr("version").eq(state.version) if state.version else Attr("PK").not_exists()
         try:
-            self._table.put_item(Item=_storable(item), ConditionExpression=condition)
+            self._table.put_item(Item=storable(item), ConditionExpression=condition)
         except ClientError as exc:
             if _condition_failed(exc):
                 raise TransientError(f"{key} was updated concurrently; retrying with fresh state") from None
@@ -204,7 +195,7 @@ class DynamoStore:
         sets = ["#s = :s", "finished_at = :t"]
         for index, (field, value) in enumerate(sorted(details.items())):
             names[f"#d{index}"] = field
-            values[f":d{index}"] = _storable(value)
+            values[f":d{index}"] = storable(value)
             sets.append(f"#d{index} = :d{index}")
         self._table.update_item(Key={"PK": key.pk, "SK": f"CLAIM#{name}"}, UpdateExpression="SET " + ", ".join(sets),
                                 ExpressionAttributeNames=names, ExpressionAttributeValues=values)
@@ -236,26 +227,13 @@ class DynamoStore:
 
     def audit(self, key: DocumentKey, event: str, outcome: str, *, correlation_id: str, reason: str = "",
               details: Mapping[str, Any] | None = None) -> None:
-        self._table.put_item(Item=self._audit_item(key, event, outcome, correlation_id, reason, details))
+        self._table.put_item(Item=audit_item(key, event, outcome, correlation_id=correlation_id, reason=reason,
+                                             details=details, now=self._clock(), retention_seconds=self._retention))
 
     def audit_queued(self, messages: Sequence[WorkMessage]) -> None:
         with self._table.batch_writer() as batch:  # 25 items a request, unprocessed items resent by boto3
-            for message in messages:
-                batch.put_item(Item=self._audit_item(
-                    message.key, "queued", message.kind, message.correlation_id, message.reason or "",
-                    {"source": message.source, "dedupe_id": message.dedupe_id, "issue": message.issue_key}))
-
-    def _audit_item(self, key: DocumentKey, event: str, outcome: str, correlation_id: str, reason: str,
-                    details: Mapping[str, Any] | None) -> dict[str, Any]:
-        now = self._now()
-        item = {
-            "PK": key.pk, "SK": f"AUDIT#{now.isoformat()}#{uuid.uuid4().hex[:8]}", "external_id": key.external_id,
-            "event": event, "outcome": outcome, "reason": reason, "correlation_id": correlation_id,
-            "at": now.isoformat(), "expires_at": int(self._clock() + self._retention),
-        }
-        if details:
-            item["details"] = _storable({k: v for k, v in details.items() if v not in (None, "")})
-        return item
+            for item in queued_audit_items(messages, now=self._clock(), retention_seconds=self._retention):
+                batch.put_item(Item=item)
 
     def audit_trail(self, key: DocumentKey) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .config import Settings
-from .errors import ConfigurationError
+from .errors import ConfigurationError, DeliveryInProgress
 from .model import WorkMessage
 
 if TYPE_CHECKING:  # the webhook never syncs, resolves or refreshes tokens: it does not import that code
@@ -225,35 +225,65 @@ class Wiring:
 
     @cached_property
     def delivery_idempotency(self):
-        """Powertools idempotency for inbound deliveries: Jira retries for 30 minutes, FIFO dedupes for five."""
+        """Powertools idempotency for inbound deliveries: Jira retries for 30 minutes, FIFO dedupes for five.
+
+        A delivery without a key is an error, not a silent pass through the guarantee (the key is never empty:
+        ``webhooks.delivery_id`` falls back to a digest of the body)."""
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
-        return IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=2 * 86400)
+        return IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=2 * 86400,
+                                 raise_on_no_idempotency_key=True)
+
+    @cached_property
+    def dynamodb(self):
+        """The low-level DynamoDB client of the webhook's idempotency records and its audit of queued work.
+
+        A client of boto3's default session, which the queue uses too: left to itself Powertools builds a session of
+        its own, and every new session reads botocore's endpoint and service data from disk again."""
+        import boto3
+
+        return boto3.client("dynamodb")
+
+    @cached_property
+    def queued_audit(self):
+        """The webhook's ``queued`` audit records, through ``dynamodb`` rather than ``store``'s resource (see
+        ``connector.audit.QueuedAudit``)."""
+        from .audit import QueuedAudit
+
+        return QueuedAudit(self.dynamodb, self._required("table_name", "TABLE_NAME"),
+                           audit_retention_days=self.settings.audit_retention_days)
 
     @cached_property
     def _enqueue_once(self):
-        import boto3
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
 
-        # A client of boto3's default session, which the store and queue use too: left to itself Powertools builds a
-        # session of its own, and every new session reads botocore's endpoint and service data from disk again.
         persistence = DynamoDBPersistenceLayer(
             table_name=self._required("table_name", "TABLE_NAME"), key_attr="PK", sort_key_attr="SK",
-            static_pk_value="IDEMPOTENCY#deliveries", expiry_attr="expires_at", boto3_client=boto3.client("dynamodb"))
+            static_pk_value="IDEMPOTENCY#deliveries", expiry_attr="expires_at", boto3_client=self.dynamodb)
 
         @idempotent_function(data_keyword_argument="delivery", persistence_store=persistence,
                              config=self.delivery_idempotency)
         def enqueue(delivery: dict) -> dict:
             messages = [WorkMessage.from_json(body) for body in delivery["messages"]]
             self.queue.send(messages)
-            self.store.audit_queued(messages)
+            self.queued_audit.write(messages)
             return {"queued": len(messages)}
 
         return enqueue
 
     def enqueue_delivery(self, delivery_id: str, messages: Sequence[WorkMessage]) -> dict:
-        """Queue (and audit) a delivery's messages once per delivery id; a repeat returns the first result."""
-        return self._enqueue_once(delivery={"delivery_id": delivery_id, "messages": [m.to_json() for m in messages]})
+        """Queue (and audit) a delivery's messages once per delivery id; a repeat returns the first result.
+
+        Raises ``DeliveryInProgress`` while another invocation is queueing the same delivery. The library's own
+        exception is imported here, not by the handler: its module loads the idempotency package and boto3, which a
+        request that reaches this point has loaded anyway, and the handler's import then stays free of both."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+        try:
+            return self._enqueue_once(delivery={"delivery_id": delivery_id,
+                                                "messages": [m.to_json() for m in messages]})
+        except IdempotencyAlreadyInProgressError:
+            raise DeliveryInProgress(f"delivery {delivery_id} is being queued by another invocation") from None
 
     def _required(self, attribute: str, variable: str) -> str:
         value = getattr(self.settings, attribute)
@@ -273,7 +303,7 @@ class Wiring:
 
     @cached_property
     def _cached_secrets(self):
-        """Powertools' caching secrets provider over a client of boto3's default session (see ``_enqueue_once``)."""
+        """Powertools' caching secrets provider over a client of boto3's default session (see ``dynamodb``)."""
         import boto3
         from aws_lambda_powertools.utilities.parameters import SecretsProvider
 

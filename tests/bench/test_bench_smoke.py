@@ -71,7 +71,7 @@ def test_the_built_layer_ships_bytecode_for_the_runtime_and_its_handlers_import(
     assert modules > 100 and compiled == modules
     directory = runtime.directory("webhook")
     ms, boto3_loaded = coldstart._import_ms(runtime, ("app",), directory, runtime.environment("webhook", directory))
-    assert ms > 0 and boto3_loaded
+    assert ms > 0 and not boto3_loaded  # the webhook leaves boto3 to its first request, which reads its secret
 
 
 def test_flow_counts_calls_per_document_through_the_real_handlers() -> None:
