@@ -84,6 +84,12 @@ def parameters_from_env(env: Mapping[str, str], defaults: Mapping[str, str]) -> 
     return values
 
 
+def _environment(logical_id: str, settings: Mapping[str, Any]) -> LocalFunction:
+    """One execution environment of a function: its handler module imported afresh, as a cold start does."""
+    return LocalFunction(logical_id, load_handler(settings["handler_path"], settings["handler_name"]),
+                         settings["timeout"], settings["memory"])
+
+
 @dataclass
 class LocalStack:
     aws: LocalAws
@@ -98,9 +104,14 @@ class LocalStack:
     """What ``os.environ`` held before the stack configured the handlers; ``stop()`` puts it back."""
 
     @classmethod
-    def start(cls, env: Mapping[str, str] | None = None, *, quiet: bool = False) -> LocalStack:
+    def start(cls, env: Mapping[str, str] | None = None, *, quiet: bool = False,
+              worker_concurrency: int | None = 1) -> LocalStack:
         """Start everything. Sandboxes stand in for Acumatica/Jira unless ``ACUMATICA_URL`` / ``JIRA_API_URL`` are
-        given; then the secrets must be provided as ``ACUMATICA_SECRET_JSON`` / ``JIRA_SECRET_JSON``."""
+        given; then the secrets must be provided as ``ACUMATICA_SECRET_JSON`` / ``JIRA_SECRET_JSON``.
+
+        ``worker_concurrency``: concurrent worker invocations; ``None`` runs as many as template.yaml's event source
+        mapping allows (``WorkerMaxConcurrency``). The default, one, keeps the exact call counts the demo and the
+        tests rely on (each further environment is another container, with its own token refresh)."""
         env = dict(os.environ if env is None else env)
         acumatica = None if env.get("ACUMATICA_URL") else AcumaticaSandbox(
             skew=SANDBOX_CLOCK_SKEW, render_offset=SANDBOX_RENDER_OFFSET).start()
@@ -122,7 +133,7 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto and the sandboxes log every request
         aws = LocalAws.start(TEMPLATE, parameters)
         try:
-            stack = cls._assemble(aws, acumatica, jira, env, quiet)
+            stack = cls._assemble(aws, acumatica, jira, env, quiet, worker_concurrency)
         except BaseException:
             aws.stop()
             for sandbox in (acumatica, jira):
@@ -133,7 +144,7 @@ class LocalStack:
 
     @classmethod
     def _assemble(cls, aws: LocalAws, acumatica: AcumaticaSandbox | None, jira: JiraSandbox | None,
-                  env: Mapping[str, str], quiet: bool) -> LocalStack:
+                  env: Mapping[str, str], quiet: bool, worker_concurrency: int | None) -> LocalStack:
         functions: dict[str, LocalFunction] = {}
         environment: dict[str, str] = {**aws.aws_environment(), "POWERTOOLS_TRACE_DISABLED": "true"}
         if quiet:
@@ -148,9 +159,7 @@ class LocalStack:
         os.environ.update(environment)
         for logical_id in FUNCTIONS:
             settings = aws.function_settings(logical_id)
-            functions[logical_id] = LocalFunction(logical_id, load_handler(settings["handler_path"],
-                                                                           settings["handler_name"]),
-                                                  settings["timeout"], settings["memory"])
+            functions[logical_id] = _environment(logical_id, settings)
             for event in settings["events"].values():
                 if event.get("Type") == "HttpApi":
                     props = event["Properties"]
@@ -162,7 +171,10 @@ class LocalStack:
                     props = aws.resolve(event["Properties"])
                     tickers[logical_id] = ScheduleTicker(functions[logical_id], props.get("Input") or "{}",
                                                          parse_rate(props["ScheduleExpression"]))
-        pump = QueuePump(aws.client("sqs"), aws.outputs["WorkQueueUrl"], functions["WorkerFunction"])
+        worker_settings = aws.function_settings("WorkerFunction")
+        pump = QueuePump(aws.client("sqs"), aws.outputs["WorkQueueUrl"], functions["WorkerFunction"],
+                         max_concurrency=worker_concurrency or aws.worker_max_concurrency,
+                         scale_out=lambda: _environment("WorkerFunction", worker_settings))
         stack = cls(aws, functions, gateway, pump, tickers, acumatica, jira, environment, replaced)
         parameters_utility.clear_caches()  # secrets cached by an earlier stack in this process are stale
         stack._seed_secrets(env)
