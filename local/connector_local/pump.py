@@ -217,7 +217,6 @@ class QueuePump:
         self.max_concurrency = max_concurrency
         self._scale_out = scale_out
         self._idle: list[LocalFunction] = [function]
-        self._environments = 1
         self._running = 0
         self._lock = threading.Lock()
         attributes = sqs_client.get_queue_attributes(
@@ -299,11 +298,12 @@ class QueuePump:
         ).get("Messages", [])
 
     def _environment(self) -> LocalFunction:
+        """An idle environment, or a new one: ``_pump`` never runs more invocations than ``max_concurrency``, and
+        each holds its environment until it ends, so at most that many are ever built."""
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-            self._environments += 1
-        assert self._scale_out is not None  # _pump never runs more invocations than environments it may build
+        assert self._scale_out is not None  # more than one invocation at once only with max_concurrency > 1
         return self._scale_out()
 
     def _invoke_and_settle(self, messages: list[dict[str, Any]]) -> PumpStats:
