@@ -337,3 +337,26 @@ def test_more_than_one_concurrent_invocation_needs_a_way_to_build_environments(s
 
     with pytest.raises(ValueError, match="scale_out"):
         pump_for(sqs, work_url, Recorder(), max_concurrency=2)
+
+
+def test_a_wait_set_through_the_batch_call_is_kept_for_its_accepted_entries_only(sqs):
+    work_url, _ = make_fifo_queues(sqs, max_receive_count=3)
+    send(sqs, work_url, "waits", "A")
+    send(sqs, work_url, "refused", "B")
+    seen = []
+
+    def handler(event, context):
+        handles = {r["body"]: r["receiptHandle"] for r in event["Records"]}
+        seen.extend(handles)
+        entries = [{"Id": "0", "ReceiptHandle": handles["waits"], "VisibilityTimeout": 600}] if "waits" in handles else []
+        if "refused" in handles and seen.count("refused") == 1:
+            entries.append({"Id": "1", "ReceiptHandle": "not-a-handle", "VisibilityTimeout": 600})
+        if entries:
+            sqs.change_message_visibility_batch(QueueUrl=work_url, Entries=entries)
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]
+                                      if seen.count(r["body"]) == 1]}
+
+    stats = pump_for(sqs, work_url, handler).drain()
+
+    assert seen.count("waits") == 1 and seen.count("refused") == 2  # the refused entry protected nothing
+    assert stats.delayed == 1
