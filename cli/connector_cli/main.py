@@ -62,7 +62,8 @@ def cmd_local(args: argparse.Namespace) -> int:
     from connector_local.demo import DEMO_ENV, SEEDS
 
     # The sample documents come with the demo's owner map (the buyer of PO000045), unless the shell sets its own.
-    with LocalStack.start({**DEMO_ENV, **os.environ} if args.sample_data else None, containers=True) as stack:
+    with LocalStack.start({**DEMO_ENV, **os.environ} if args.sample_data else None, containers=True,
+                          worker_concurrency=None) as stack:
         if args.sample_data:
             if not stack.acumatica:
                 print("connector local: --sample-data seeds the Acumatica sandbox; ACUMATICA_URL points elsewhere",

@@ -22,8 +22,9 @@ operation, so releasing twice fails. Every change bumps ``LastModifiedDateTime``
 Its own clock: ``LastModifiedDateTime`` is stamped by the sandbox's clock, which runs ``skew`` apart from the wall
 clock (hours behind, days ahead), and rendered with the tenant's ``render_offset`` (``+10:00``), or without an offset
 at all (``render_naive``). ``$filter`` compares ``datetimeoffset`` literals with the stamps by instant, as OData
-defines it, whatever offset either side is written in. So a client that trusts its own clock, or the UTC rendering
-of anything, disagrees with this sandbox the way it would disagree with a real tenant.
+defines it, whatever offset either side is written in. Every answer's ``Date`` header comes from the same clock, as a
+real server's does. So a client that trusts its own clock, or the UTC rendering of anything, disagrees with this
+sandbox the way it would disagree with a real tenant.
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ class AcumaticaSandbox(Served):
         self.action_log: list[tuple[str, tuple[str, str], str, str]] = []
         self.requests_log: list[LoggedRequest] = []
         # Quiet: tests and the demo read ``requests_log`` instead of an access log.
-        self._server = LoopbackServer(self._wsgi, name="acumatica-sandbox")
+        self._server = LoopbackServer(self._wsgi, name="acumatica-sandbox", clock=self.now)
 
     # ------------------------------------------------------------------------------------------- clock
 

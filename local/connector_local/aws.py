@@ -238,6 +238,14 @@ class LocalAws:
         policy = self.resolve(self._template.resources[WORK_QUEUE]["Properties"]["RedrivePolicy"])
         return int(policy["maxReceiveCount"])
 
+    @property
+    def worker_max_concurrency(self) -> int:
+        """``ScalingConfig: MaximumConcurrency`` of the worker's SQS event (the ``WorkerMaxConcurrency`` parameter)."""
+        for event in self.function_settings("WorkerFunction")["events"].values():
+            if event.get("Type") == "SQS":
+                return int(self.resolve(event["Properties"]["ScalingConfig"])["MaximumConcurrency"])
+        raise TemplateError("WorkerFunction has no SQS event")
+
     def function_environment(self, logical_id: str) -> dict[str, str]:
         """The function's environment as Lambda would set it: Globals merged with its own variables, resolved.
 

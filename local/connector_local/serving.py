@@ -8,7 +8,9 @@ test that follows cannot race the old server).
 from __future__ import annotations
 
 import threading
-from typing import Any, Self
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any, Callable, Self
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -24,12 +26,16 @@ class LoopbackServer:
     """Serves ``app`` with ``start()`` / ``stop()`` / ``url``; starting twice keeps the running server.
 
     ``port=0`` asks the OS for a free port, read back through ``port`` once started. ``quiet`` drops Werkzeug's
-    per-request access log, which the sandboxes replace with their own request journals.
+    per-request access log, which the sandboxes replace with their own request journals. ``clock``: the time the
+    ``Date`` response header gives (the standard library's server writes that header itself, from the wall clock),
+    so a sandbox with a clock of its own answers with it, as a real server answers with its machine's clock.
     """
 
-    def __init__(self, app: Any, *, name: str, host: str = "127.0.0.1", port: int = 0, quiet: bool = True) -> None:
+    def __init__(self, app: Any, *, name: str, host: str = "127.0.0.1", port: int = 0, quiet: bool = True,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.app = app
         self.name = name
+        self._clock = clock
         self.host = host
         self._requested_port = port
         self._quiet = quiet
@@ -38,7 +44,16 @@ class LoopbackServer:
 
     def start(self) -> LoopbackServer:
         if self._server is None:
-            handler = QuietRequestHandler if self._quiet else None
+            handler: type[WSGIRequestHandler] | None = QuietRequestHandler if self._quiet else None
+            if self._clock is not None:
+                clock = self._clock
+
+                class ClockedRequestHandler(handler or WSGIRequestHandler):  # type: ignore[misc, valid-type]
+                    def date_time_string(self, timestamp: float | None = None) -> str:
+                        return super().date_time_string(timestamp) if timestamp is not None else format_datetime(
+                            clock(), usegmt=True)
+
+                handler = ClockedRequestHandler
             self._server = make_server(self.host, self._requested_port, self.app, threaded=True,
                                        request_handler=handler)
             # A short poll interval keeps stop() fast: shutdown() waits for the serve loop to notice.

@@ -85,6 +85,12 @@ def parameters_from_env(env: Mapping[str, str], defaults: Mapping[str, str]) -> 
     return values
 
 
+def _environment(logical_id: str, settings: Mapping[str, Any]) -> LocalFunction:
+    """One execution environment of a function: its handler module imported afresh, as a cold start does."""
+    return LocalFunction(logical_id, load_handler(settings["handler_path"], settings["handler_name"]),
+                         settings["timeout"], settings["memory"])
+
+
 @dataclass
 class LocalStack:
     aws: LocalAws
@@ -100,13 +106,17 @@ class LocalStack:
 
     @classmethod
     def start(cls, env: Mapping[str, str] | None = None, *, quiet: bool = False,
-              containers: bool = False) -> LocalStack:
+              containers: bool = False, worker_concurrency: int | None = 1) -> LocalStack:
         """Start everything. Sandboxes stand in for Acumatica/Jira unless ``ACUMATICA_URL`` / ``JIRA_API_URL`` are
         given; then the secrets must be provided as ``ACUMATICA_SECRET_JSON`` / ``JIRA_SECRET_JSON``.
 
-        ``containers`` runs each function in a process of its own (``connector_local.container``), as Lambda does,
+        ``containers`` runs each function in processes of its own (``connector_local.container``), as Lambda does,
         so its logs, cold start and cached state are its own; otherwise the handlers run in this process, where
-        tests can reach into them."""
+        tests can reach into them.
+
+        ``worker_concurrency``: concurrent worker invocations; ``None`` runs as many as template.yaml's event source
+        mapping allows (``WorkerMaxConcurrency``). The default, one, keeps the exact call counts the demo and the
+        tests rely on (each further environment is another container, with its own token refresh)."""
         env = dict(os.environ if env is None else env)
         acumatica = None if env.get("ACUMATICA_URL") else AcumaticaSandbox(
             skew=SANDBOX_CLOCK_SKEW, render_offset=SANDBOX_RENDER_OFFSET).start()
@@ -128,7 +138,7 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto and the sandboxes log every request
         aws = LocalAws.start(TEMPLATE, parameters)
         try:
-            stack = cls._assemble(aws, acumatica, jira, env, quiet, containers)
+            stack = cls._assemble(aws, acumatica, jira, env, quiet, containers, worker_concurrency)
         except BaseException:
             aws.stop()
             for sandbox in (acumatica, jira):
@@ -139,7 +149,8 @@ class LocalStack:
 
     @classmethod
     def _assemble(cls, aws: LocalAws, acumatica: AcumaticaSandbox | None, jira: JiraSandbox | None,
-                  env: Mapping[str, str], quiet: bool, containers: bool) -> LocalStack:
+                  env: Mapping[str, str], quiet: bool, containers: bool, worker_concurrency: int | None
+                  ) -> LocalStack:
         functions: dict[str, Invocable] = {}
         environment: dict[str, str] = {**aws.aws_environment(), "POWERTOOLS_TRACE_DISABLED": "true"}
         if quiet:
@@ -161,9 +172,7 @@ class LocalStack:
                                                           settings["handler_name"], settings["timeout"],
                                                           settings["memory"], {**environment, **own})
             else:
-                functions[logical_id] = LocalFunction(logical_id, load_handler(settings["handler_path"],
-                                                                               settings["handler_name"]),
-                                                      settings["timeout"], settings["memory"])
+                functions[logical_id] = _environment(logical_id, settings)
             for event in settings["events"].values():
                 if event.get("Type") == "HttpApi":
                     props = event["Properties"]
@@ -175,7 +184,16 @@ class LocalStack:
                     props = aws.resolve(event["Properties"])
                     tickers[logical_id] = ScheduleTicker(functions[logical_id], props.get("Input") or "{}",
                                                          parse_rate(props["ScheduleExpression"]))
-        pump = QueuePump(aws.client("sqs"), aws.outputs["WorkQueueUrl"], functions["WorkerFunction"])
+        worker_settings = aws.function_settings("WorkerFunction")
+        worker = functions["WorkerFunction"]
+        # A container function starts another container whenever its containers are all busy; in this process each
+        # further environment is the handler imported afresh. The pump sees the worker's ChangeMessageVisibility
+        # only in this process, so with containers failed messages wait out the queue's visibility timeout, as on AWS.
+        pump = QueuePump(aws.client("sqs"), aws.outputs["WorkQueueUrl"], worker,
+                         max_concurrency=worker_concurrency or aws.worker_max_concurrency,
+                         scale_out=(lambda: worker) if containers else (
+                             lambda: _environment("WorkerFunction", worker_settings)),
+                         quick_retries=not containers)
         stack = cls(aws, functions, gateway, pump, tickers, acumatica, jira, environment, replaced)
         parameters_utility.clear_caches()  # secrets cached by an earlier stack in this process are stale
         stack._seed_secrets(env)

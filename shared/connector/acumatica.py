@@ -30,6 +30,7 @@ import uuid
 from collections import deque
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
+from email.utils import parsedate_to_datetime
 from decimal import Decimal
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import quote, urljoin, urlsplit
@@ -475,7 +476,7 @@ class AcumaticaClient:
             previous_page = this_page
             is_last = len(payload) < size
             page = Page(documents=documents, next_skip=skip + len(payload) - (0 if is_last else reread),
-                        is_last=is_last)
+                        is_last=is_last, server_time=_server_time(response))
             yield page
             if page.is_last:
                 return
@@ -706,6 +707,16 @@ class AcumaticaClient:
 
 
 # ------------------------------------------------------------------------------------------------- module helpers
+
+
+def _server_time(response: requests.Response) -> datetime | None:
+    """The instance's own clock, from the ``Date`` header an origin server with a clock must send (RFC 9110 6.6.1;
+    IIS does, from the machine Acumatica runs on); ``None`` when it is absent or unreadable."""
+    try:
+        moment = parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _json_or_none(response: requests.Response) -> Any:

@@ -19,6 +19,8 @@ class Page:
     documents: list[Document]
     next_skip: int
     is_last: bool
+    server_time: datetime | None = None
+    """Acumatica's own clock when it answered (the response's ``Date`` header, whole seconds); ``None`` if absent."""
 
 
 class DocumentSource(Protocol):
@@ -185,6 +187,13 @@ class Cursor:
     watermark_text: str | None = None
     lookback: timedelta = timedelta(0)
     pass_max: str | None = None
+    checked_at: datetime | None = None
+    """Lambda clock at the last comparison of a pass's start with Acumatica's own clock (``watermarks.server_bound``)."""
+    server_checked: datetime | None = None
+    """Acumatica's clock (its ``Date`` header) at that comparison: edits after it carry no earlier stamp unless the
+    clock went back."""
+    last_rewind: str | None = None
+    """The latest time a pass was started earlier because Acumatica's clock went back: when, from where, to where."""
 
 
 @dataclass(frozen=True)

@@ -80,17 +80,20 @@ class DynamoStore:
             pass_max=item.get("pass_max"),
             skip=int(item.get("skip", 0)),
             full_pass_at=_parse(item.get("full_pass_at")),
+            checked_at=_parse(item.get("checked_at")),
+            server_checked=_parse(item.get("server_checked")),
+            last_rewind=item.get("last_rewind"),
         )
 
     def put_cursor(self, entity: str, cursor: Cursor) -> None:
         item = {"PK": f"WM#{entity}", "SK": "WM", "skip": cursor.skip, "updated_at": _iso(self._now()),
                 "lookback_seconds": Decimal(str(cursor.lookback.total_seconds()))}
-        for name in ("pass_started", "full_pass_at"):
+        for name in ("pass_started", "full_pass_at", "checked_at", "server_checked"):
             if getattr(cursor, name):
                 item[name] = _iso(getattr(cursor, name))
         if cursor.pass_from is not None:
             item["pass_from"] = cursor.pass_from.isoformat()  # in the offset it is sent in, not converted
-        for name in ("watermark_text", "pass_max"):
+        for name in ("watermark_text", "pass_max", "last_rewind"):
             if getattr(cursor, name):
                 item[name] = getattr(cursor, name)
         if cursor.watermark is not None:

@@ -192,35 +192,70 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
     slowest_page = 0.0
     page_started = seconds_left()
     page: Page
-    for page in documents.changed_pages(entity, cursor.pass_from, skip=skip, page_size=options.page_size):
-        report.pages += 1
-        report.seen += len(page.documents)
-        states = store.get_states([d.key for d in page.documents])
-        messages, unchanged, healthy = decide(page.documents, states, correlation_id, triage=triage,
-                                              today=cursor.pass_started.date(), rules=options.rules)
-        queue.send(messages)
-        store.audit_queued(messages)
-        report.enqueued += len(messages)
-        report.unchanged += unchanged
-        report.healthy += healthy
-        cursor = replace(cursor, skip=page.next_skip, pass_max=watermarks.greatest(cursor.pass_max, page.documents))
-        store.put_cursor(entity, cursor)
-        remaining = seconds_left()
-        slowest_page = max(slowest_page, page_started - remaining)
-        page_started = remaining
-        if page.is_last:
+    checking = True  # the first page of every run compares the pass's start with Acumatica's own clock
+    while True:
+        restarted = False
+        for page in documents.changed_pages(entity, cursor.pass_from, skip=skip, page_size=options.page_size):
+            if checking:
+                checking = False
+                cursor, restarted = _checked_against_server(entity, cursor, page, now(), options.overlap)
+                if restarted:  # that page is of the later start: read again from the earlier one
+                    skip = 0
+                    store.put_cursor(entity, cursor)
+                    break
+            report.pages += 1
+            report.seen += len(page.documents)
+            states = store.get_states([d.key for d in page.documents])
+            messages, unchanged, healthy = decide(page.documents, states, correlation_id, triage=triage,
+                                                  today=cursor.pass_started.date(), rules=options.rules)
+            queue.send(messages)
+            store.audit_queued(messages)
+            report.enqueued += len(messages)
+            report.unchanged += unchanged
+            report.healthy += healthy
+            cursor = replace(cursor, skip=page.next_skip,
+                             pass_max=watermarks.greatest(cursor.pass_max, page.documents))
+            store.put_cursor(entity, cursor)
+            remaining = seconds_left()
+            slowest_page = max(slowest_page, page_started - remaining)
+            page_started = remaining
+            if page.is_last:
+                break
+            if remaining < options.safety_seconds + 2 * slowest_page:
+                logger.info("stopping before the time limit; checkpoint kept",
+                            extra={"entity": entity, "skip": cursor.skip, "seconds_left": round(remaining, 1)})
+                return report
+        if not restarted:
             break
-        if remaining < options.safety_seconds + 2 * slowest_page:
-            logger.info("stopping before the time limit; checkpoint kept",
-                        extra={"entity": entity, "skip": cursor.skip, "seconds_left": round(remaining, 1)})
-            return report
     text = watermarks.later(cursor.watermark_text, cursor.pass_max)  # never backwards; reading nothing keeps it
     store.put_cursor(entity, Cursor(watermark=watermarks.parse(text) if text else None, watermark_text=text,
                                     lookback=max(timedelta(0), now() - cursor.pass_started),
-                                    full_pass_at=cursor.full_pass_at))
+                                    full_pass_at=cursor.full_pass_at, checked_at=cursor.checked_at,
+                                    server_checked=cursor.server_checked, last_rewind=cursor.last_rewind))
     report.completed = True
     report.watermark = text
     return report
+
+
+def _checked_against_server(entity: str, cursor: Cursor, page: Page, lambda_now: datetime,
+                            overlap: timedelta) -> tuple[Cursor, bool]:
+    """The cursor after comparing its pass's start with Acumatica's clock (``watermarks.server_bound``), and whether
+    the pass must start again, earlier. A rewind is logged and kept in the cursor (``last_rewind``): it is the one
+    trace of Acumatica's clock having gone back, and it costs re-reads only (unchanged documents queue nothing)."""
+    assert cursor.pass_from is not None
+    since_then = lambda_now - cursor.checked_at if cursor.checked_at is not None else timedelta(0)
+    start = watermarks.server_bound(cursor.pass_from, page.server_time, cursor.server_checked, since_then, overlap)
+    checked = replace(cursor, checked_at=lambda_now, server_checked=page.server_time or cursor.server_checked)
+    if start is None:
+        return checked, False
+    assert page.server_time is not None  # server_bound answers only with Acumatica's time in hand
+    note = (f"{lambda_now.isoformat()}: Acumatica's clock read {page.server_time.isoformat()}, so a pass from "
+            f"{cursor.pass_from.isoformat()} could miss edits stamped after a correction; started from "
+            f"{start.isoformat()}")
+    logger.warning("Acumatica's clock went back: the pass starts earlier",
+                   extra={"entity": entity, "pass_from": cursor.pass_from.isoformat(), "start": start.isoformat(),
+                          "server_time": page.server_time.isoformat()})
+    return replace(checked, pass_from=start, skip=0, last_rewind=note), True
 
 
 # --- worker ----------------------------------------------------------------------------------------------------

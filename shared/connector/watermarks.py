@@ -66,3 +66,34 @@ def filter_from(watermark: str, lookback: timedelta) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc) - lookback - NAIVE_WIDENING
     return moment - lookback
+
+
+DATE_RESOLUTION = timedelta(seconds=1)
+"""The HTTP ``Date`` header names whole seconds: the server's time was within the second after the one it names."""
+
+
+def server_bound(pass_from: datetime, server_now: datetime | None, server_then: datetime | None,
+                 since_then: timedelta, overlap: timedelta) -> datetime | None:
+    """Where a pass must start instead of ``pass_from`` because Acumatica's clock went back; ``None``: it need not.
+
+    The watermark is a stamp Acumatica wrote, so it is a safe start only while Acumatica's clock does not go back.
+    When it does (an NTP correction, or a clock that ran ahead and was put right), every edit after the correction
+    carries a stamp earlier than the watermark, and a filter from the watermark hides them until the clock catches
+    up. So the start is also bounded by Acumatica's own clock (its HTTP ``Date`` header): ``server_then`` when the
+    last pass checked, ``server_now`` on this pass's first page, ``since_then`` between the two by the Lambda's clock.
+    Given at most one jump since that check, an edit made after it was stamped no earlier than the lesser of
+    ``server_then`` (the clock went forward, or not at all, before the edit) and ``server_now - since_then`` (it went
+    back before the edit, and has run evenly since). The pass starts ``overlap`` before that bound when it would start
+    later (the overlap also covers latency and two Lambda hosts' clocks); a normal pass starts long before it and
+    keeps its start, so an ordinary poll re-reads nothing. Without a ``Date`` header there is nothing to compare
+    with, and the start stands.
+    """
+    if server_now is None:
+        return None
+    bound = server_now + DATE_RESOLUTION - max(since_then, timedelta(0))
+    if server_then is not None:
+        bound = min(bound, server_then + DATE_RESOLUTION)
+    start = bound - overlap
+    if _comparable(pass_from) <= start:
+        return None
+    return start.astimezone(pass_from.tzinfo) if pass_from.tzinfo is not None else start

@@ -215,6 +215,7 @@ def test_paging_keeps_one_page_of_ids_and_drops_a_record_repeated_by_the_next_pa
 
     class Answer:
         status_code = 200
+        headers: dict[str, str] = {}
 
         def __init__(self, body):
             self.body = body

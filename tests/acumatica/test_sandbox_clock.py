@@ -28,6 +28,16 @@ def test_stamps_follow_the_sandbox_clock_and_are_rendered_in_the_tenant_offset(s
     assert doc.last_modified == datetime.fromisoformat(record["LastModifiedDateTime"])  # the same instant
 
 
+
+def test_every_answer_carries_the_sandbox_clock_in_its_date_header(sandbox, client):
+    sandbox.set_clock(skew=-timedelta(hours=2), render_offset=BRISBANE)
+
+    (page,) = client.changed_pages("Bill", datetime(2000, 1, 1, tzinfo=timezone.utc))
+
+    behind = datetime.now(timezone.utc) - page.server_time
+    assert timedelta(hours=1, minutes=59) < behind < timedelta(hours=2, minutes=1)
+    assert page.server_time.utcoffset() == timedelta(0)  # HTTP dates are GMT, whatever the tenant renders
+
 def test_filters_compare_datetimeoffsets_by_instant_whatever_offset_either_side_is_written_in(sandbox, client):
     sandbox.set_clock(render_offset=-timedelta(hours=5))
     moment = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)

@@ -285,3 +285,36 @@ def test_an_initial_lookback_that_reads_nothing_is_followed_by_a_pass_that_reads
         poll(acu, store, queue, initial_lookback=timedelta(days=1))
     assert seen == [LAMBDA_NOW - timedelta(days=1), EVERYTHING]
     assert [m.external_id for m in queue.sent] == ["Bill:Bill:000123"]
+
+
+SERVER_THEN = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+
+
+def test_an_ordinary_pass_starts_before_acumaticas_clock_and_keeps_its_start():
+    watermark = (SERVER_THEN - timedelta(minutes=1)).astimezone(BRISBANE)
+    five_minutes = timedelta(minutes=5)
+
+    assert watermarks.server_bound(watermark - OVERLAP, SERVER_THEN + five_minutes, SERVER_THEN, five_minutes,
+                                   OVERLAP) is None
+    assert watermarks.server_bound(watermark - OVERLAP, None, SERVER_THEN, five_minutes, OVERLAP) is None
+
+
+def test_a_clock_put_back_starts_the_pass_before_the_edits_it_stamped_since_in_the_pass_offset():
+    watermark = SERVER_THEN.astimezone(BRISBANE)
+    corrected_now = SERVER_THEN - timedelta(hours=2) + timedelta(minutes=5)  # put back 2 h, then 5 min went by
+
+    start = watermarks.server_bound(watermark - OVERLAP, corrected_now, SERVER_THEN, timedelta(minutes=5), OVERLAP)
+
+    # The earliest an edit after the correction can be stamped is the corrected clock 5 minutes ago.
+    assert start == SERVER_THEN - timedelta(hours=2) + watermarks.DATE_RESOLUTION - OVERLAP
+    assert start.utcoffset() == timedelta(hours=10)
+
+
+def test_a_clock_that_ran_ahead_bounds_the_start_by_what_it_read_at_the_last_check():
+    ahead = SERVER_THEN + timedelta(hours=6)  # the last check read a clock 6 h ahead, and the watermark with it
+    watermark = ahead - timedelta(minutes=1)
+    put_right = SERVER_THEN + timedelta(minutes=5)
+
+    start = watermarks.server_bound(watermark - OVERLAP, put_right, ahead, timedelta(minutes=5), OVERLAP)
+
+    assert start == SERVER_THEN + watermarks.DATE_RESOLUTION - OVERLAP

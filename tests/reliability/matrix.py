@@ -15,13 +15,17 @@ Jira's search lags every create until the clock has moved on (``JIRA_SEARCH_LAG_
 
 - dead-lettered: messages that reached the DLQ before the replay. A permanent error belongs there at once (those
   rows are marked ``*`` and exempt); a transient fault must never get a message there.
+
+The ``clock:`` rows poll through the real Acumatica client against the Acumatica sandbox, whose own clock (stamps and
+``Date`` header alike) jumps or changes its offset between polls while the Lambda's clock runs evenly; bills put on
+hold before and after the change must each get their issue (lost counts those that did not).
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 import boto3
@@ -29,6 +33,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from connector import timings
+from connector.acumatica import AcumaticaClient, acumatica_token_obtainer
+from connector.http import make_session
 from connector.errors import (
     AuthenticationError,
     RetryLater,
@@ -40,9 +46,11 @@ from connector.model import WorkMessage
 from connector.resolve import ResolveContext, resolve_document
 from connector.store import DynamoStore
 from connector.sync import PollOptions, SyncContext, poll_entity, sync_document
+from connector.tokens import RotatingTokens
 from connector.worker import Received, WorkRunner
+from connector_local.acumatica_sandbox import AcumaticaSandbox
 from tests.core.conftest import Clock, table_definition
-from tests.fakes import FakeAcumatica, FakeJira, make_doc, recorded
+from tests.fakes import FakeAcumatica, FakeJira, MemoryLock, MemorySecret, make_doc, recorded
 from tests.faults import Faults
 
 MUST_BE_ZERO = ("lost", "duplicate issues", "double posts", "double comments", "DLQ after replay")
@@ -330,6 +338,73 @@ def _budget(per_call: float, start: float) -> Callable[[], Callable[[], float]]:
     return fresh
 
 
+def _sandbox_client(sandbox: AcumaticaSandbox) -> AcumaticaClient:
+    """The real client with the real token machinery, against the sandbox (credentials in memory)."""
+    user, password = next(iter(sandbox.users.items()))
+    secret = MemorySecret({"client_id": sandbox.client_id, "client_secret": sandbox.client_secret,
+                           "username": user, "password": password})
+    session = make_session(total=2, backoff_factor=0.01, backoff_max=0.05)
+    tokens = RotatingTokens(name="acumatica", secrets=secret, lock=MemoryLock(),
+                            obtain=acumatica_token_obtainer(sandbox.url, session))
+    return AcumaticaClient(base_url=sandbox.url, endpoint_version=sandbox.versions[0], tokens=tokens,
+                           session=session)
+
+
+ClockChange = tuple[timedelta, timedelta]
+"""A jump of Acumatica's clock and the UTC offset it renders stamps in from then on."""
+BRISBANE, BRISBANE_DST = timedelta(hours=10), timedelta(hours=11)
+POLL_EVERY = timedelta(minutes=5)  # PollSchedule's default
+
+
+def _clock_changes(*changes: ClockChange) -> Scenario:
+    """A poll takes the watermark; then, per change, five minutes pass, a share of the healthy bills goes on hold,
+    Acumatica's clock jumps (or its offset changes), another share goes on hold, and the scheduled poll runs. What
+    the polls queued is worked through the core against the same sandbox."""
+
+    def run(world: World, row: Row) -> None:
+        count_of_bills = len(world.acumatica.docs)
+        with AcumaticaSandbox(render_offset=BRISBANE) as sandbox:
+            client = _sandbox_client(sandbox)
+            world.sync = replace(world.sync, documents=client)
+            lambda_now = [datetime.now(timezone.utc)]
+            started, jumped = lambda_now[0], [timedelta(0)]
+
+            def move_clock(offset: timedelta | None = None) -> None:  # it runs with the Lambda's, plus its jumps
+                sandbox.set_clock(skew=(lambda_now[0] - started) + jumped[0], render_offset=offset)
+
+            numbers = [sandbox.add_document("Bill", Hold=False)["ReferenceNbr"] for _ in range(count_of_bills)]
+            queue = _Queue(world)
+
+            def poll() -> None:
+                poll_entity("Bill", documents=client, store=world.store, queue=queue,
+                            options=PollOptions(page_size=50), now=lambda: lambda_now[0],
+                            seconds_left=lambda: 250.0, correlation_id="clock")
+
+            poll()
+            # Shares filled from the last: with few bills, the edits after the last change (the hard case) come first.
+            shares = iter(reversed([numbers[n::2 * len(changes)] for n in range(2 * len(changes))]))
+            for jump, offset in changes:
+                lambda_now[0] += POLL_EVERY
+                move_clock()
+                for number in next(shares, []):
+                    sandbox.update_document("Bill", ("Bill", number), Hold=True, Status="On Hold")
+                jumped[0] += jump
+                move_clock(offset)
+                for number in next(shares, []):
+                    sandbox.update_document("Bill", ("Bill", number), Hold=True, Status="On Hold")
+                poll()
+            world.deliver([m.to_json() for m in queue.sent])
+            row.counts["dead-lettered"] = len(world.sqs.dead)
+            world.replay()
+            row.counts["DLQ after replay"] = len(world.sqs.dead)
+            issues = Counter(issue["external_id"] for issue in world.jira.issues.values())
+            held = [f"Bill:Bill:{r['ReferenceNbr']}" for r in sandbox.documents("Bill") if r["Hold"]]
+            row.counts["lost"] += sum(1 for external_id in held if issues[external_id] == 0)
+        count(world, row, expect_issue=False)
+
+    return run
+
+
 SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "Jira search 503 before the create": (
         _sync_with(lambda w: _each(w, "find_by_external_id", lambda: TransientError("search answered 503"), 2)),
@@ -410,6 +485,10 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "poll: stopped by the time limit mid-pass": (
         _poll_with(lambda w, q: None, _budget(4.0, 20.0)),
         "On Hold"),
+    "clock: Acumatica +6 h, then put right": (
+        _clock_changes((timedelta(hours=6), BRISBANE), (-timedelta(hours=6), BRISBANE)), "On Hold"),
+    "clock: Acumatica put back 2 h (NTP)": (_clock_changes((-timedelta(hours=2), BRISBANE)), "On Hold"),
+    "clock: offset +10:00 -> +11:00 (DST)": (_clock_changes((timedelta(0), BRISBANE_DST)), "On Hold"),
 }
 
 

@@ -3,9 +3,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+import time
+from types import SimpleNamespace
 
 import pytest
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from botocore.exceptions import ClientError
+
+from connector.errors import RetryLater, TransientError
+from connector.model import WorkMessage
+from connector.worker import Received, WorkRunner
 
 from connector_local.pump import QueuePump, failed_message_ids
 from connector_local.runtime import LocalFunction
@@ -217,3 +224,152 @@ def test_run_forever_delivers_messages_until_stopped(sqs):
     thread.join(5)
     assert not thread.is_alive()
     assert pump.stats.deleted == 1
+
+
+def worker_like(sqs, queue_url, dead_letter_url, outcomes):
+    """A handler that runs each record through the real ``WorkRunner``: ``outcomes`` maps a body to what its work
+    raises (``None``: it succeeds), so the worker itself decides on the DLQ and on ``ChangeMessageVisibility``."""
+
+    def perform(message, attempt):
+        error = outcomes[message.dedupe_id]
+        if error is not None:
+            raise error
+        return "done"
+
+    runner = WorkRunner(perform=perform, store=SimpleNamespace(audit=lambda *args, **kwargs: None), sqs=sqs,
+                        queue_url=queue_url, dead_letter_url=dead_letter_url)
+    received: list[str] = []
+
+    def handler(event, context):
+        failures = []
+        for record in event["Records"]:
+            received.append(WorkMessage.from_json(record["body"]).dedupe_id)
+            try:
+                runner.run(Received(message_id=record["messageId"], receipt_handle=record["receiptHandle"],
+                                    body=record["body"], group_id=record["attributes"]["MessageGroupId"],
+                                    receive_count=int(record["attributes"]["ApproximateReceiveCount"])))
+            except Exception:  # noqa: BLE001 - reported to the pump, as the worker's processor does
+                failures.append({"itemIdentifier": record["messageId"]})
+        return {"batchItemFailures": failures}
+
+    return handler, received
+
+
+def test_a_visibility_the_worker_set_after_a_long_retry_after_is_not_shortened(sqs):
+    work_url, dlq_url = make_fifo_queues(sqs, max_receive_count=2)
+    outcomes = {"throttled": RetryLater("Jira asked to wait 1847 s", 1847.0),
+                "flaky": TransientError("Jira answered 503"), "fine": None}
+    for group, dedupe in enumerate(outcomes):
+        send(sqs, work_url, WorkMessage(kind="sync", external_id=f"Bill:Bill:00000{group}", dedupe_id=dedupe,
+                                        correlation_id="c").to_json(), f"g{group}")
+    handler, received = worker_like(sqs, work_url, dlq_url, outcomes)
+    pump = pump_for(sqs, work_url, handler)
+
+    first = pump.drain()
+    pump.drain()
+    pump.drain()
+
+    # The throttled record waits out its Retry-After; the ordinary failure came back at once until it was spent.
+    assert received.count("throttled") == 1 and received.count("flaky") == 2 and received.count("fine") == 1
+    assert (first.failed, first.delayed, first.deleted) == (3, 1, 1)
+    dead = [WorkMessage.from_json(m["Body"]).dedupe_id for m in peek(sqs, dlq_url)]
+    assert dead == ["flaky"]
+    assert peek(sqs, work_url) == []  # the throttled record is in the queue, invisible for its wait
+
+
+def test_a_refused_or_zero_visibility_change_is_reset_like_any_failure(sqs):
+    work_url, _ = make_fifo_queues(sqs, max_receive_count=3)
+    send(sqs, work_url, "asks for nothing", "A")
+    calls = []
+
+    def handler(event, context):
+        record = event["Records"][0]
+        calls.append(record["receiptHandle"])
+        if len(calls) == 1:  # zero is no wait to protect; a handle SQS refuses changes nothing
+            sqs.change_message_visibility(QueueUrl=work_url, ReceiptHandle=record["receiptHandle"],
+                                          VisibilityTimeout=0)
+            with pytest.raises(ClientError):
+                sqs.change_message_visibility(QueueUrl=work_url, ReceiptHandle="not-a-handle",
+                                              VisibilityTimeout=600)
+        return {"batchItemFailures": [{"itemIdentifier": record["messageId"]}] if len(calls) == 1 else []}
+
+    stats = pump_for(sqs, work_url, handler).drain()
+
+    assert len(calls) == 2 and stats.delayed == 0 and stats.deleted == 1
+
+
+def test_concurrent_invocations_reach_the_maximum_and_never_share_a_group_or_an_environment(sqs):
+    work_url, _ = make_fifo_queues(sqs)
+    for n in range(12):
+        send(sqs, work_url, f"{n % 4}:{n}", f"g{n % 4}")
+    lock = threading.Lock()
+    running_groups: list[str] = []
+    seen: dict[str, list[int]] = {}
+    overlaps = []
+    environments = []
+
+    def handler(event, context):
+        groups = {r["attributes"]["MessageGroupId"] for r in event["Records"]}
+        with lock:
+            overlaps.extend(groups & set(running_groups))
+            running_groups.extend(groups)
+        time.sleep(0.15)
+        with lock:
+            for record in event["Records"]:
+                group, n = record["body"].split(":")
+                seen.setdefault(group, []).append(int(n))
+            for group in groups:
+                running_groups.remove(group)
+
+    def scale_out():
+        environments.append(LocalFunction("WorkerFunction", handler, 30, 512))
+        return environments[-1]
+
+    stats = pump_for(sqs, work_url, handler, batch_size=1, max_concurrency=3, scale_out=scale_out).drain()
+
+    assert stats.peak_concurrency == 3 and len(environments) == 2  # the first environment plus two scale-outs
+    assert stats.deleted == 12 and overlaps == []
+    assert seen == {str(g): [n for n in range(12) if n % 4 == g] for g in range(4)}  # FIFO order per group
+
+
+def test_more_than_one_concurrent_invocation_needs_a_way_to_build_environments(sqs):
+    work_url, _ = make_fifo_queues(sqs)
+
+    with pytest.raises(ValueError, match="scale_out"):
+        pump_for(sqs, work_url, Recorder(), max_concurrency=2)
+
+
+def test_a_wait_set_through_the_batch_call_is_kept_for_its_accepted_entries_only(sqs):
+    work_url, _ = make_fifo_queues(sqs, max_receive_count=3)
+    send(sqs, work_url, "waits", "A")
+    send(sqs, work_url, "refused", "B")
+    seen = []
+
+    def handler(event, context):
+        handles = {r["body"]: r["receiptHandle"] for r in event["Records"]}
+        seen.extend(handles)
+        entries = [{"Id": "0", "ReceiptHandle": handles["waits"], "VisibilityTimeout": 600}] if "waits" in handles else []
+        if "refused" in handles and seen.count("refused") == 1:
+            entries.append({"Id": "1", "ReceiptHandle": "not-a-handle", "VisibilityTimeout": 600})
+        if entries:
+            sqs.change_message_visibility_batch(QueueUrl=work_url, Entries=entries)
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]
+                                      if seen.count(r["body"]) == 1]}
+
+    stats = pump_for(sqs, work_url, handler).drain()
+
+    assert seen.count("waits") == 1 and seen.count("refused") == 2  # the refused entry protected nothing
+    assert stats.delayed == 1
+
+
+def test_without_quick_retries_a_failed_message_waits_out_the_queue_visibility_timeout(sqs):
+    """Functions in container processes: the pump cannot see their visibility changes, so it changes none."""
+    work_url, _ = make_fifo_queues(sqs, max_receive_count=2)
+    send(sqs, work_url, "poison", "group-1")
+    recorder = Recorder(fail_bodies={"poison"})
+
+    stats = pump_for(sqs, work_url, recorder, quick_retries=False).drain()
+
+    assert (recorder.bodies, stats.failed, stats.deleted) == (["poison"], 1, 0)
+    assert sqs.get_queue_attributes(QueueUrl=work_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])[
+        "Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"

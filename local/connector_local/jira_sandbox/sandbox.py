@@ -243,13 +243,22 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
 
         Returns the delivery attempts made (see ``deliveries``).
         """
+        return self._send_all(self._person_move(key, status, actor))
+
+    def move_issue(self, key: str, status: str, *, actor: str = PERSON_ACCOUNT) -> list[tuple[bytes, dict[str, str]]]:
+        """``actor`` moves the issue to ``status``, as ``resolve_issue`` does, but the webhook deliveries it implies
+        are handed back (body and headers, signed as sent) instead of sent: for a caller that delivers them itself,
+        out of order, late, more than once or all at once, as Jira's delivery service can."""
+        return [(delivery.body, self._delivery_headers(delivery, retry=0))
+                for delivery in self._person_move(key, status, actor)]
+
+    def _person_move(self, key: str, status: str, actor: str) -> list[Delivery]:
         with self._lock:
             issue = self._find_issue(key)
             if status not in STATUSES:
                 raise ValueError(f"unknown status {status!r}; the sandbox has {sorted(STATUSES)}")
             change = self._move(issue, status, actor)
-            planned = self._plan_deliveries(issue, change)
-        return self._send_all(planned)
+            return self._plan_deliveries(issue, change)
 
     def clone_issue(self, key: str, *, actor: str = PERSON_ACCOUNT) -> str:
         """What Jira's *Clone* does for a person: a new issue (``CLONE - `` summary, initial status) that keeps the
