@@ -134,7 +134,8 @@ def test_a_failed_send_leaves_no_mark_so_the_retry_queues_the_delivery(aws):
 
 def test_a_crash_between_mark_and_send_blocks_retries_only_while_the_invocation_could_still_run(aws):
     message = resolve_message()
-    crashing = webhook_wiring(aws, Context(remaining_ms=300))
+    # Long enough that the retry below comes within it even on a loaded machine, short enough to wait out.
+    crashing = webhook_wiring(aws, Context(remaining_ms=3000))
 
     class Dying:
         def send(self, messages):
@@ -145,7 +146,7 @@ def test_a_crash_between_mark_and_send_blocks_retries_only_while_the_invocation_
         crashing.enqueue_delivery("delivery-1", [message])
     with pytest.raises(DeliveryInProgress):  # the crashed invocation might still be sending: 409, Jira retries
         webhook_wiring(aws).enqueue_delivery("delivery-1", [message])
-    time.sleep(0.4)  # past the crashed invocation's remaining time: its in-progress mark has expired
+    time.sleep(3.2)  # past the crashed invocation's remaining time: its in-progress mark has expired
     assert webhook_wiring(aws).enqueue_delivery("delivery-1", [message]) == {"queued": 1}
     assert len(queued(aws)) == 1 and len(queued_audit(aws, message)) == 1
 
