@@ -82,7 +82,7 @@ def consent_url(wiring: Any, given: Mapping[str, str], redirect_uri: str) -> str
     client_secret = given.get("client_secret") or current.get("client_secret")
     if not client_id or not client_secret:
         raise ConfigurationError("connect jira needs --client-id and --client-secret (the OAuth 2.0 app's)")
-    state = random.token_urlsafe(24)
+    state = random.token_hex(24)  # never starts with "-", which argparse would take for an option in --state
     pending = {"client_id": client_id, "client_secret": client_secret, "state": state, "redirect_uri": redirect_uri}
     wiring.jira_tokens.update_secret(lambda current: {**current, "pending_connect": pending})
     query = urlencode({"audience": "api.atlassian.com", "client_id": client_id, "scope": JIRA_SCOPES,

@@ -455,3 +455,22 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(stack, command):
         os.close(write_end)
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == ""
+
+
+def test_every_oauth_state_can_be_typed_back_after_state():
+    """The printed `--state <state>` must parse: a state starting with "-" would be taken for an option."""
+    from types import SimpleNamespace
+    from urllib.parse import parse_qs, urlparse
+
+    from connector_cli import connect
+    from connector_cli.main import build_parser
+
+    stored: dict = {}
+    wiring = SimpleNamespace(
+        jira_secret=SimpleNamespace(read=lambda: {"client_id": "id", "client_secret": "secret"}),
+        jira_tokens=SimpleNamespace(update_secret=lambda change: stored.update(change(stored))),
+        settings=SimpleNamespace(jira_auth_url="https://auth.atlassian.com"))
+    for _ in range(300):  # a url-safe token starts with "-" once in 64
+        url = connect.consent_url(wiring, {}, "http://localhost:8765/callback")
+        state = parse_qs(urlparse(url).query)["state"][0]
+        assert build_parser().parse_args(["connect", "jira", "--code", "c", "--state", state]).state == state
