@@ -85,12 +85,12 @@ class _Container:
             pass  # it died at cold start; its answer (an init error) or its end is read below
         ready, _, _ = select.select([self.answers], [], [], timeout + STOP_GRACE_SECONDS)
         line = self.answers.readline() if ready else None
-        if line is None:
-            self.discard()
+        if line is None:  # killed, as Lambda ends an overrun environment; the pool drops what is not alive
+            self.process.kill()
+            self.process.wait()
             raise InvocationFailed(f"{name}: Task timed out after {timeout:.2f} seconds")
         if not line:
             code = self.process.wait()
-            self.discard()
             raise InvocationFailed(f"{name}: Runtime.ExitError: the container exited with status {code}")
         answer = json.loads(line)
         if "result" in answer:
@@ -158,11 +158,9 @@ class ContainerFunction:
         self.environment = dict(environment)
         self.log_stream = log_stream
         self._idle: list[_Container] = []
-        self._busy: set[_Container] = set()
         self._pool = threading.Lock()
         self._stopped = False
         self.cold_starts = 0
-        self.peak_concurrency = 0
 
     @property
     def warm_pids(self) -> list[int]:
@@ -187,13 +185,10 @@ class ContainerFunction:
             else:
                 container = _Container(self)
                 self.cold_starts += 1
-            self._busy.add(container)
-            self.peak_concurrency = max(self.peak_concurrency, len(self._busy))
         try:
             return container.invoke(payload)
         finally:
             with self._pool:
-                self._busy.discard(container)
                 keep = container.alive and not self._stopped
                 if keep:
                     self._idle.append(container)

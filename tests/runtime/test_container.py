@@ -159,7 +159,23 @@ def test_overlapping_invocations_of_one_function_run_in_containers_of_their_own(
     finally:
         function.stop()
 
-    assert (function.peak_concurrency, function.cold_starts) == (2, 2)  # the third found one of them warm
+    assert function.cold_starts == 2  # one container each for the overlapping two; the third found one warm
     handled = {line["said"]: line for line in log_lines(log_file) if line["message"] == "handled"}
     assert handled["a"]["function_request_id"] != handled["b"]["function_request_id"]
     assert handled["c"]["cold_start"] is False
+
+
+def test_a_container_busy_when_the_function_stops_is_stopped_when_its_invocation_returns(app, log_file):
+    function = container("WorkerFunction", app("worker"), log_file)
+    function.invoke({"say": "warm up"})
+    answers = []
+    busy = threading.Thread(target=lambda: answers.append(function.invoke({"say": "late", "sleep": 1})))
+    busy.start()
+    while function.warm_pids:  # the busy invocation has taken the warm container
+        pass
+    function.stop()
+    busy.join()
+
+    assert answers == [{"said": "late"}] and function.warm_pids == []
+    with pytest.raises(InvocationFailed, match="stopped"):
+        function.invoke({"say": "after"})
