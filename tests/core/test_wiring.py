@@ -47,5 +47,5 @@ def test_exception_rules_reach_the_poller_the_worker_and_the_return_flow_and_a_b
     assert wiring.poll_options.rules is rules
     with pytest.raises(ConfigurationError, match="Check: status 'Pending approval' is not a Check status label"):
         Wiring({**env, "EXCEPTION_RULES": '{"Check": {"add": ["Pending approval"]}}'}).settings
-    with pytest.raises(ConfigurationError, match="ExceptionRules.*not JSON"):
+    with pytest.raises(ConfigurationError, match="ExceptionRules.*not valid JSON"):
         Wiring({**env, "EXCEPTION_RULES": "{Check"}).settings
