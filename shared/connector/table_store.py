@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as NetworkError, HTTPClientError
 
 from .errors import ConfigurationError, ConnectorError, TransientError
 from .table_versions import VersionInfo
@@ -153,10 +153,9 @@ class DynamoTableVersions:
             condition = "#v = :expected"
             values[":expected"] = {"N": str(expected)}
         try:
-            self._client.update_item(TableName=self._table, Key=self._key(POINTER),
-                                     UpdateExpression="SET #v = :n, updated_at = :at, updated_by = :by",
-                                     ConditionExpression=condition, ExpressionAttributeNames=names,
-                                     ExpressionAttributeValues=values)
+            self._call("update_item", Key=self._key(POINTER),
+                       UpdateExpression="SET #v = :n, updated_at = :at, updated_by = :by",
+                       ConditionExpression=condition, ExpressionAttributeNames=names, ExpressionAttributeValues=values)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
@@ -168,11 +167,11 @@ class DynamoTableVersions:
     def _forget(self, number: int, chunks: int) -> None:
         """Remove what a failed publish wrote (best effort: the pointer never named it, so no reader sees it)."""
         try:
-            self._client.delete_item(TableName=self._table, Key=self._key(_version_key(number)))
+            self._call("delete_item", Key=self._key(_version_key(number)))
             for index in range(chunks):
-                self._client.delete_item(TableName=self._table, Key={
-                    "PK": {"S": _chunk_partition(number)}, "SK": {"S": f"CHUNK#{index:04d}"}})
-        except (ClientError, BotoCoreError):
+                self._call("delete_item", Key={"PK": {"S": _chunk_partition(number)},
+                                               "SK": {"S": f"CHUNK#{index:04d}"}})
+        except (ConnectorError, ClientError, BotoCoreError):
             pass
 
     # --- plumbing ------------------------------------------------------------------------------------------------
@@ -181,7 +180,7 @@ class DynamoTableVersions:
         return {"PK": {"S": PARTITION}, "SK": {"S": sort_key}}
 
     def _get(self, sort_key: str, projection: str | None = None) -> dict[str, Any] | None:
-        kwargs: dict[str, Any] = {"TableName": self._table, "Key": self._key(sort_key), "ConsistentRead": True}
+        kwargs: dict[str, Any] = {"Key": self._key(sort_key), "ConsistentRead": True}
         if projection:
             kwargs.update(ProjectionExpression="#p", ExpressionAttributeNames={"#p": projection})
         item = self._call("get_item", **kwargs).get("Item")
@@ -191,7 +190,7 @@ class DynamoTableVersions:
                ) -> list[dict[str, Any]]:
         condition = "PK = :pk" + (" AND begins_with(SK, :prefix)" if begins_with else "")
         values = {":pk": {"S": partition}, **({":prefix": {"S": begins_with}} if begins_with else {})}
-        kwargs: dict[str, Any] = {"TableName": self._table, "KeyConditionExpression": condition,
+        kwargs: dict[str, Any] = {"KeyConditionExpression": condition,
                                   "ExpressionAttributeValues": values, "ConsistentRead": True,
                                   "ScanIndexForward": not newest_first}
         items: list[dict[str, Any]] = []
@@ -203,8 +202,7 @@ class DynamoTableVersions:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _put(self, item: Mapping[str, Any], condition: str | None = None) -> None:
-        kwargs: dict[str, Any] = {"TableName": self._table,
-                                  "Item": {name: self._serialize(_storable(value)) for name, value in item.items()}}
+        kwargs: dict[str, Any] = {"Item": {name: self._serialize(_storable(value)) for name, value in item.items()}}
         if condition:
             kwargs["ConditionExpression"] = condition
         self._call("put_item", **kwargs)
@@ -213,7 +211,7 @@ class DynamoTableVersions:
         """A DynamoDB call; throttling and unreachable endpoints are ``TransientError``s (the reader keeps its
         tables, the work is retried), refusals of the caller's rights stay AWS's own error."""
         try:
-            return getattr(self._client, operation)(**kwargs)
+            return getattr(self._client, operation)(TableName=self._table, **kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -221,7 +219,7 @@ class DynamoTableVersions:
                     or status >= 500:
                 raise TransientError(f"DynamoDB {operation} on the tables: {code}") from None
             raise
-        except BotoCoreError as exc:
+        except (NetworkError, HTTPClientError) as exc:
             raise TransientError(f"DynamoDB {operation} on the tables: {exc}") from None
 
     def _plain(self, item: Mapping[str, Any]) -> dict[str, Any]:
@@ -293,7 +291,7 @@ class ParameterTablesSecret:
                     or "Throttl" in exc.response.get("Error", {}).get("Code", ""):
                 raise TransientError(f"Secrets Manager: {exc}") from None
             raise
-        except BotoCoreError as exc:
+        except (NetworkError, HTTPClientError) as exc:
             raise TransientError(f"Secrets Manager: {exc}") from None
         return parameter_lines(text, self._secret_id)
 

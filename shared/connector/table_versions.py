@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from time import monotonic
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol
 
 from . import timings
 from .config import Settings
@@ -63,6 +63,8 @@ class InEffect:
     """What a container routes on: the settings with every table applied, and where the tables came from."""
 
     settings: Settings
+    parameters: Settings
+    """The same settings with only the parameters' tables: what a version's tables are applied to."""
     version: int | None = None
     """The imported version applied, ``None`` when every table is a parameter's."""
     document: Mapping[str, Any] = field(default_factory=dict)
@@ -131,7 +133,7 @@ class TablesInEffect:
         number, document, tables = self._version if self._version else (None, {}, {})
         if tables:
             settings = apply_tables(base, tables)
-        return InEffect(settings, number, document, dict(self._refused), pointer)
+        return InEffect(settings, base, number, document, dict(self._refused), pointer)
 
     def _read_base(self) -> Settings:
         if self._primed and self._base is not None:
@@ -183,11 +185,3 @@ class TablesInEffect:
             return None
         return number, document, tables
 
-
-def effective(base: Settings, document: Mapping[str, Any], source: str) -> Settings:
-    """``base`` with a document's tables applied (what an import would put in effect); validates the document."""
-    return apply_tables(base, parse_document(document, source))
-
-
-def newest_first(versions: Sequence[VersionInfo]) -> list[VersionInfo]:
-    return sorted(versions, key=lambda info: -info.number)

@@ -49,10 +49,10 @@ class Wiring:
     @cached_property
     def settings(self) -> Settings:
         """The settings the container started with (tables included: a bad table fails the cold start)."""
-        self._started_with = self._parameters()
+        self._started_with = self.parameters()
         return Settings.from_env(self._started_with)
 
-    def _parameters(self) -> dict[str, str]:
+    def parameters(self) -> dict[str, str]:
         """The environment, with the table parameters from their secret where the template put them there (an
         explicit variable wins: a local run or a test overrides the stack's)."""
         env = dict(self._env if self._env is not None else os.environ)
@@ -79,7 +79,7 @@ class Wiring:
     def tables(self) -> TablesInEffect:
         from .table_versions import TablesInEffect
 
-        return TablesInEffect(self._parameters, self.table_versions if self.settings.table_name else None,
+        return TablesInEffect(self.parameters, self.table_versions if self.settings.table_name else None,
                               started=(self._started_with, self.settings))
 
     def refresh_tables(self) -> InEffect:
