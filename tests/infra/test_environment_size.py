@@ -235,6 +235,19 @@ def test_every_function_environment_stays_within_lambdas_4_kb_at_its_worst(templ
     assert over == {}, f"worst-case environments over {LAMBDA_ENVIRONMENT_LIMIT} bytes: {over}"
 
 
+SECRET_STRING_LIMIT = 65_536
+"""Secrets Manager's largest secret value, in bytes."""
+
+
+def test_every_secret_the_template_writes_from_parameters_fits_secrets_manager(template: dict[str, Any]) -> None:
+    """The parameter tables travel in a secret (not the environment): at their worst they still fit in it."""
+    worst = Worst(template)
+    written = {logical_id: worst.length(resource["Properties"]["SecretString"])
+               for logical_id, resource in template["Resources"].items()
+               if resource["Type"] == "AWS::SecretsManager::Secret"}
+    assert written and all(size <= SECRET_STRING_LIMIT for size in written.values()), written
+
+
 def test_every_free_text_parameter_has_a_length_within_cloudformations_limit(template: dict[str, Any]) -> None:
     for name, spec in template["Parameters"].items():
         if spec.get("Type") == "String" and "AllowedValues" not in spec:
