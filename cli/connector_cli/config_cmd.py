@@ -89,11 +89,9 @@ def _make_current(wiring: Any, document: Mapping[str, Any], *, source: str, acti
     now = wiring.in_effect()
     versions = wiring.table_versions
     current = now.pointer
-    if current is not None:
-        held = now.document if now.version == current else versions.load(current)
-        if digest(held) == digest(document):
-            print(f"unchanged: version {current} already holds these tables; nothing was stored")
-            return 0
+    if current is not None and now.version == current and digest(now.document) == digest(document):
+        print(f"unchanged: version {current} already holds these tables; nothing was stored")
+        return 0
     after = apply_tables(now.parameters, parse_document(document, source))
     checked = _check_accounts(wiring, document, source)
     effect = routing_effect(now.settings, after)
@@ -125,10 +123,13 @@ def _check_accounts(wiring: Any, document: Mapping[str, Any], source: str) -> st
     unique = sorted({account for _, _, account in found})
     if not unique:
         return ""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from requests import RequestException
+
     try:
         states = wiring.jira.account_states(unique)
-    except Exception as exc:  # noqa: BLE001 - whatever keeps Jira from answering skips the check, and says why
-        reason = str(exc) if isinstance(exc, ConnectorError) else type(exc).__name__.replace("Error", " error")
+    except (ConnectorError, RequestException, ClientError, BotoCoreError) as exc:  # Jira not askable: say so
+        reason = str(exc) if isinstance(exc, ConnectorError) else "its credentials or its address cannot be read"
         print(f"connector config: Jira accountIds not checked ({len(unique):,}): Jira could not be asked: {reason}",
               file=sys.stderr)
         return ""

@@ -163,7 +163,7 @@ class TablesInEffect:
         if self._version is not None:
             logger.error("tables version %s refused; routing stays on version %s", pointer, self._version[0])
             return self._version
-        for earlier in range(pointer - 1, max(0, pointer - FALLBACK_DEPTH), -1):
+        for earlier in range(pointer - 1, max(0, pointer - 1 - FALLBACK_DEPTH), -1):
             accepted = self._accept(earlier)
             if accepted is not None:
                 logger.error("tables version %s refused; routing on version %s, the newest that passes", pointer,

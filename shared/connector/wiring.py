@@ -41,7 +41,7 @@ counts table versions (or parameter changes) a container refused at read time an
 class Wiring:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self._env = env
-        self._refreshes_reported: dict[str, int] = {}
+        self._reported: dict[str, int] = {}
         self._in_effect: InEffect | None = None
         self._built: dict[str, tuple[Settings, Any]] = {}
         self._started_with: dict[str, str] = {}
@@ -262,7 +262,8 @@ class Wiring:
     def request_metrics(self) -> dict[str, int]:
         """Requests to each system since the last call, the 429s among them, and token grants obtained, by metric
         name (``REQUEST_METRICS``): the dashboard's view of what the connector costs against Acumatica's license
-        limit and Jira's rate limits. A system the container never called reports 0."""
+        limit and Jira's rate limits. A system the container never called reports 0. Also the tables refused since
+        the last call (``TablesRefused``)."""
         settings = self.settings
         systems = {self.gates.for_url(url).system: name
                    for url, name in ((settings.acumatica_url, "Acumatica"), (settings.jira_api_url, "Jira"),
@@ -274,12 +275,12 @@ class Wiring:
         for name, attribute in (("Acumatica", "acumatica_tokens"), ("Jira", "jira_tokens")):
             tokens = self.__dict__.get(attribute)  # only a container that built the tokens has refreshed any
             if tokens is not None:
-                counts[f"{name}TokenRefreshes"] = tokens.refreshes - self._refreshes_reported.get(name, 0)
-                self._refreshes_reported[name] = tokens.refreshes
+                counts[f"{name}TokenRefreshes"] = tokens.refreshes - self._reported.get(name, 0)
+                self._reported[name] = tokens.refreshes
         tables = self.__dict__.get("tables")
         if tables is not None:
-            counts["TablesRefused"] = tables.refusals - self._refreshes_reported.get("tables", 0)
-            self._refreshes_reported["tables"] = tables.refusals
+            counts["TablesRefused"] = tables.refusals - self._reported.get("tables", 0)
+            self._reported["tables"] = tables.refusals
         return counts
 
     def begin_invocation(self, seconds_left) -> None:
