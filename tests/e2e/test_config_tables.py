@@ -204,3 +204,21 @@ def stack_versions(stack):
     from connector.table_store import DynamoTableVersions
 
     return DynamoTableVersions(stack.aws.client("dynamodb"), stack.aws.outputs["TableName"])
+
+
+@pytest.mark.parametrize("variable, value, says", [
+    ("PRIORITY_TABLE", '{"levels": 3}', 'PriorityTable (PRIORITY_TABLE): entry "levels" must be a list'),
+    ("OWNER_MAP", '{"buyer.kim": 5}', 'OwnerMap (OWNER_MAP): entry "buyer.kim" must be a Jira accountId'),
+    ("EXCEPTION_RULES", "null", "ExceptionRules (EXCEPTION_RULES): must be a JSON object"),
+])
+def test_a_bad_table_setting_is_one_line_and_exit_2(monkeypatch, capsys, variable, value, says):
+    """The examples of issue #21, from a shell: one line, exit 2, the setting named, no Python type names."""
+    for name, setting in {"ACUMATICA_URL": "https://acme.acumatica.com", "JIRA_PROJECT_KEY": "AP",
+                          "JIRA_EXTERNAL_ID_FIELD": "customfield_10050", variable: value}.items():
+        monkeypatch.setenv(name, setting)
+    for name in ("TABLE_NAME", "PARAMETER_TABLES_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    status, out, err = config(capsys, "show")
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("connector config: configuration error: ") and says in err
+    assert "'int'" not in err and "iterable" not in err
