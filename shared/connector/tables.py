@@ -22,6 +22,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
@@ -108,21 +109,30 @@ def _object(value: Any, shape: str) -> dict[str, Any]:
     return value
 
 
-def _text(value: Any, entry: str, what: str, *, limit: int | None = None) -> str:
+def _text(value: Any, entry: str, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise TableError(f"must be {what}, not {kind(value)}", entry)
-    if limit is not None and len(value) > limit:
-        raise TableError(f"must be {what} of at most {limit} characters, not {len(value)}", entry)
     return value
 
 
 ACCOUNT = 'a Jira accountId (text such as "5b10ac8d82e05b22cc7d4ef5")'
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9:_-]+")
+"""What Jira accountIds are made of (``5b10ac8d82e05b22cc7d4ef5``, ``557058:f58131cb-b67d-...``): an email address or a
+display name in their place is the usual mistake, and Jira would refuse every assignment to it."""
+
+
+def _account(value: Any, entry: str) -> str:
+    account = _text(value, entry, ACCOUNT).strip()
+    if len(account) > ACCOUNT_ID_LIMIT or not ACCOUNT_ID.fullmatch(account):
+        raise TableError(f"must be a Jira accountId (letters, digits, ':', '-' and '_', at most {ACCOUNT_ID_LIMIT} "
+                         f'characters, such as "5b10ac8d82e05b22cc7d4ef5"), not {quoted(value)}', entry)
+    return account
 
 
 def parse_owner_map(value: Any) -> dict[str, str]:
     """``{"<Acumatica owner, vendor or *>": "<Jira accountId>"}``: who gets the issue."""
     table = _object(value, "Acumatica owner or vendor (or *) -> Jira accountId")
-    return {name: _text(account, quoted(name), ACCOUNT, limit=ACCOUNT_ID_LIMIT) for name, account in table.items()}
+    return {name: _account(account, quoted(name)) for name, account in table.items()}
 
 
 def parse_vendor_owners(value: Any) -> dict[str, str]:
@@ -135,8 +145,7 @@ def parse_round_robin(value: Any) -> tuple[str, ...]:
     """``["<accountId>", ...]``: who shares documents nothing else routes (a member may appear twice, for weight)."""
     if not isinstance(value, list):
         raise TableError(f"must be a list of Jira accountIds, not {kind(value)}")
-    return tuple(_text(account, f"#{index}", ACCOUNT, limit=ACCOUNT_ID_LIMIT).strip()
-                 for index, account in enumerate(value, 1))
+    return tuple(_account(account, f"#{index}") for index, account in enumerate(value, 1))
 
 
 def _whole(value: Any) -> bool:

@@ -267,10 +267,11 @@ def test_an_unreadable_store_fails_a_cold_start_and_is_ridden_out_later(versions
 # --- the properties ----------------------------------------------------------------------------------------------------
 
 TEXT = st.text(string.ascii_letters + string.digits + ".-_ é", min_size=1, max_size=12).filter(str.strip)
+ACCOUNT = st.text(string.ascii_letters + string.digits + ":-_", min_size=1, max_size=30)
 VALID = st.fixed_dictionaries({}, optional={
-    "OwnerMap": st.dictionaries(TEXT, TEXT, max_size=5),
+    "OwnerMap": st.dictionaries(TEXT, ACCOUNT, max_size=5),
     "VendorOwners": st.dictionaries(TEXT, TEXT, max_size=5),
-    "RoundRobinAssignees": st.lists(TEXT.map(str.strip), max_size=4),
+    "RoundRobinAssignees": st.lists(ACCOUNT, max_size=4),
     "EscalationDays": st.dictionaries(st.sampled_from(["*", "rejected", "on-hold"]),
                                       st.lists(st.integers(1, 90), min_size=1, max_size=3), max_size=2),
     "ApproveActionNames": st.dictionaries(st.sampled_from(["Bill", "PurchaseOrder"]), TEXT, max_size=2),

@@ -87,6 +87,13 @@ def test_escalation_keys_are_the_exception_rules_names():
 # --- the refusals the issues quote ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("value", ["kim@acme.com", "Kim Lee", "x" * 129])
+def test_an_owner_map_entry_that_is_not_an_account_id_is_refused(value):
+    message = refusal(lambda: TABLES["OwnerMap"].from_document({"buyer.kim": value}, "tables.json"))
+    assert message.startswith('tables.json: OwnerMap: entry "buyer.kim" must be a Jira accountId (letters, digits')
+    assert message.endswith(f"not {json.dumps(value)}")
+
+
 def test_owner_map_refuses_numbers_and_nulls_as_vendor_owners_does():
     for name in ("OwnerMap", "VendorOwners"):
         for value in ('{"buyer.kim": 5}', '{"buyer.kim": null}', '{"buyer.kim": ""}', '{"buyer.kim": true}'):
