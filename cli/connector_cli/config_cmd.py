@@ -168,9 +168,8 @@ def _show(wiring: Any, args: argparse.Namespace) -> int:
         if name in now.document:
             source, value = f"version {now.version}", now.document[name]
         else:
-            text = parameters.get(table.variable) or ""
-            source = f"parameter {name}" if text.strip() else "default"
-            value = table.decode(text)
+            value = table.decode(parameters.get(table.variable))
+            source = "default" if value == table.empty else f"parameter {name}"
         tables[name] = {"source": source, "entries": table.size(value), "value": value}
     if args.format == "json":
         print(json.dumps({"version": now.version, "current": now.pointer, "refused": now.refused, "tables": tables},
@@ -180,7 +179,7 @@ def _show(wiring: Any, args: argparse.Namespace) -> int:
 
     print(_in_effect_line(wiring, now))
     print_table(("table", "from", "entries", "what it decides"),
-                [(name, t["source"], t["entries"], TABLES[name].description) for name, t in tables.items()])
+                [(name, t["source"], f"{t['entries']:,}", TABLES[name].description) for name, t in tables.items()])
     return 0
 
 
@@ -188,9 +187,12 @@ def _in_effect_line(wiring: Any, now: Any) -> str:
     if now.pointer is None:
         return "no version imported: every table comes from its parameter (or its default)"
     info = wiring.table_versions.info(now.version) if now.version is not None else None
-    line = (f"version {info.number} is in effect (imported {info.at} by {info.by}); its tables override the "
-            "parameters of the same name") if info else "no version passes validation: every table comes from its " \
-                                                         "parameter"
+    if info is None:
+        line = "no version passes validation: every table comes from its parameter"
+    else:
+        how = f"version {info.rollback_of} restored" if info.rollback_of is not None else f"{info.source} imported"
+        line = (f"version {info.number} is in effect ({how} {info.at} by {info.by}); its tables override the "
+                "parameters of the same name")
     if now.pointer != now.version:
         line += f"; version {now.pointer} is current but refused: {now.refused.get(now.pointer, 'unreadable')}"
     return line
