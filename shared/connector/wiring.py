@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .config import Settings
 from .errors import ConfigurationError, DeliveryInProgress
@@ -38,10 +38,29 @@ REQUEST_METRICS = ("AcumaticaRequests", "AcumaticaThrottled", "AcumaticaTokenRef
 counts table versions (or parameter changes) a container refused at read time and does not route on."""
 
 
+class _per_tables:
+    """Like ``cached_property``, but built again when the tables in effect change (``Wiring.settings_in_effect``): the
+    contexts hold the routing tables, and an import must reach them without a new container."""
+
+    def __init__(self, build: Callable[[Wiring], Any]) -> None:
+        self._build = build
+        self._name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __get__(self, wiring: Wiring | None, owner: type | None = None) -> Any:
+        if wiring is None:
+            return self
+        settings = wiring.settings_in_effect()
+        built = wiring._built.get(self._name)
+        if built is None or built[0] is not settings:
+            built = wiring._built[self._name] = (settings, self._build(wiring))
+        return built[1]
+
+
 class Wiring:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self._env = env
-        self._reported: dict[str, int] = {}
+        self._refreshes_reported: dict[str, int] = {}
         self._in_effect: InEffect | None = None
         self._built: dict[str, tuple[Settings, Any]] = {}
         self._started_with: dict[str, str] = {}
@@ -79,8 +98,9 @@ class Wiring:
     def tables(self) -> TablesInEffect:
         from .table_versions import TablesInEffect
 
-        return TablesInEffect(self.parameters, self.table_versions if self.settings.table_name else None,
-                              started=(self._started_with, self.settings))
+        settings = self.settings  # a bad parameter fails here, at cold start, naming itself
+        return TablesInEffect(self.parameters, self.table_versions if settings.table_name else None,
+                              started=(self._started_with, settings))
 
     def refresh_tables(self) -> InEffect:
         """Read the tables in effect (at most one small read a ``TABLES_CACHE_SECONDS``); the invocation routes on
@@ -94,14 +114,6 @@ class Wiring:
     def settings_in_effect(self) -> Settings:
         """``settings`` with the tables this invocation routes on."""
         return self.in_effect().settings
-
-    def _for_tables(self, name: str, build) -> Any:
-        """What ``build(settings)`` makes of the settings in effect, rebuilt only when they change."""
-        settings = self.settings_in_effect()
-        built = self._built.get(name)
-        if built is None or built[0] is not settings:
-            built = self._built[name] = (settings, build(settings))
-        return built[1]
 
     @cached_property
     def store(self):
@@ -196,50 +208,44 @@ class Wiring:
         self.jira_tokens.update_secret(lambda current: {**current, "cloud_id": cloud_id})
         return cloud_id
 
-    @property
+    @_per_tables
     def sync_context(self) -> SyncContext:
         from .sync import SyncContext
 
-        def build(settings: Settings) -> SyncContext:
-            return SyncContext(documents=self.acumatica, tracker=self.jira, store=self.store,
-                               acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
-                               labels=settings.jira_labels, cleared_status=settings.jira_cleared_status,
-                               clock=time.time, reopen_status=settings.jira_reopen_status,
-                               resolved_statuses=settings.jira_resolved_statuses, triage=settings.triage,
-                               rules=settings.exception_rules, fresh_for_seconds=settings.work_freshness_seconds)
+        settings = self.settings_in_effect()
+        return SyncContext(documents=self.acumatica, tracker=self.jira, store=self.store,
+                           acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
+                           labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time,
+                           reopen_status=settings.jira_reopen_status,
+                           resolved_statuses=settings.jira_resolved_statuses, triage=settings.triage,
+                           rules=settings.exception_rules, fresh_for_seconds=settings.work_freshness_seconds)
 
-        return self._for_tables("sync", build)
-
-    @property
+    @_per_tables
     def resolve_context(self) -> ResolveContext:
         from .resolve import ResolveContext
 
-        def build(settings: Settings) -> ResolveContext:
-            return ResolveContext(documents=self.acumatica, tracker=self.jira, store=self.store,
-                                  approve_action=settings.approve_action, clock=time.time,
-                                  resolved_statuses=settings.jira_resolved_statuses,
-                                  reopen_status=settings.jira_reopen_status,
-                                  approve_actions=settings.approve_actions,
-                                  rules=settings.exception_rules)
+        settings = self.settings_in_effect()
+        return ResolveContext(documents=self.acumatica, tracker=self.jira, store=self.store,
+                              approve_action=settings.approve_action, clock=time.time,
+                              resolved_statuses=settings.jira_resolved_statuses,
+                              reopen_status=settings.jira_reopen_status,
+                              approve_actions=settings.approve_actions,
+                              rules=settings.exception_rules)
 
-        return self._for_tables("resolve", build)
-
-    @property
+    @_per_tables
     def poll_options(self) -> PollOptions:
         from datetime import timedelta
 
         from .sync import PollOptions
 
-        def build(settings: Settings) -> PollOptions:
-            return PollOptions(page_size=settings.poll_page_size,
-                               overlap=timedelta(minutes=settings.poll_overlap_minutes),
-                               initial_lookback=(timedelta(days=settings.initial_lookback_days)
-                                                 if settings.initial_lookback_days > 0 else None),
-                               full_pass_every=(timedelta(days=settings.full_pass_days)
-                                                if settings.full_pass_days > 0 else None),
-                               rules=settings.exception_rules)
-
-        return self._for_tables("poll", build)
+        settings = self.settings_in_effect()
+        return PollOptions(page_size=settings.poll_page_size,
+                           overlap=timedelta(minutes=settings.poll_overlap_minutes),
+                           initial_lookback=(timedelta(days=settings.initial_lookback_days)
+                                             if settings.initial_lookback_days > 0 else None),
+                           full_pass_every=(timedelta(days=settings.full_pass_days)
+                                            if settings.full_pass_days > 0 else None),
+                           rules=settings.exception_rules)
 
     @cached_property
     def work_runner(self):
@@ -275,12 +281,12 @@ class Wiring:
         for name, attribute in (("Acumatica", "acumatica_tokens"), ("Jira", "jira_tokens")):
             tokens = self.__dict__.get(attribute)  # only a container that built the tokens has refreshed any
             if tokens is not None:
-                counts[f"{name}TokenRefreshes"] = tokens.refreshes - self._reported.get(name, 0)
-                self._reported[name] = tokens.refreshes
+                counts[f"{name}TokenRefreshes"] = tokens.refreshes - self._refreshes_reported.get(name, 0)
+                self._refreshes_reported[name] = tokens.refreshes
         tables = self.__dict__.get("tables")
         if tables is not None:
-            counts["TablesRefused"] = tables.refusals - self._reported.get("tables", 0)
-            self._reported["tables"] = tables.refusals
+            counts["TablesRefused"] = tables.refusals - self._refreshes_reported.get("tables", 0)
+            self._refreshes_reported["tables"] = tables.refusals
         return counts
 
     def begin_invocation(self, seconds_left) -> None:
