@@ -83,18 +83,14 @@ class TablesInEffect:
     or ``None`` where nothing is ever imported."""
 
     def __init__(self, parameters: Callable[[], Mapping[str, str]], versions: VersionStore | None, *,
-                 started: tuple[Mapping[str, str], Settings] | None = None,
                  max_age: float = timings.TABLES_CACHE_SECONDS, clock: Callable[[], float] | None = None) -> None:
-        """``started``: the environment the container's cold start read and its settings, which the first
-        refresh takes as they are instead of reading the parameters again."""
         self._parameters = parameters
         self._versions = versions
         self._max_age = max_age
         self._clock = clock
         self._checked_at: float | None = None
-        self._env: Mapping[str, str] | None = dict(started[0]) if started else None
-        self._base: Settings | None = started[1] if started else None
-        self._primed = started is not None
+        self._env: Mapping[str, str] | None = None
+        self._base: Settings | None = None
         self._pointer: int | None = None
         self._version: tuple[int, Mapping[str, Any], Mapping[str, Any]] | None = None
         self._refused: dict[int, str] = {}
@@ -136,9 +132,6 @@ class TablesInEffect:
         return InEffect(settings, base, number, document, dict(self._refused), pointer)
 
     def _read_base(self) -> Settings:
-        if self._primed and self._base is not None:
-            self._primed = False
-            return self._base
         env = self._parameters()
         if self._base is not None and env == self._env:
             return self._base

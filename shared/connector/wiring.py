@@ -63,17 +63,16 @@ class Wiring:
         self._refreshes_reported: dict[str, int] = {}
         self._in_effect: InEffect | None = None
         self._built: dict[str, tuple[Settings, Any]] = {}
-        self._started_with: dict[str, str] = {}
 
     @cached_property
     def settings(self) -> Settings:
-        """The settings the container started with (tables included: a bad table fails the cold start)."""
-        self._started_with = self.parameters()
-        return Settings.from_env(self._started_with)
+        """The settings of the environment; what routes is ``settings_in_effect()``."""
+        return Settings.from_env(self._env if self._env is not None else os.environ)
 
     def parameters(self) -> dict[str, str]:
         """The environment, with the table parameters from their secret where the template put them there (an
-        explicit variable wins: a local run or a test overrides the stack's)."""
+        explicit variable wins: a local run or a test overrides the stack's). Only what routes reads it: the webhook
+        and maintenance never do."""
         env = dict(self._env if self._env is not None else os.environ)
         if env.get("PARAMETER_TABLES_ARN"):
             env = {**self.parameter_tables.read(), **env}
@@ -98,13 +97,12 @@ class Wiring:
     def tables(self) -> TablesInEffect:
         from .table_versions import TablesInEffect
 
-        settings = self.settings  # a bad parameter fails here, at cold start, naming itself
-        return TablesInEffect(self.parameters, self.table_versions if settings.table_name else None,
-                              started=(self._started_with, settings))
+        return TablesInEffect(self.parameters, self.table_versions if self.settings.table_name else None)
 
     def refresh_tables(self) -> InEffect:
         """Read the tables in effect (at most one small read a ``TABLES_CACHE_SECONDS``); the invocation routes on
-        them until it ends, whatever is imported meanwhile."""
+        them until it ends, whatever is imported meanwhile. The first read validates the table parameters: a bad one
+        fails the cold start, naming itself."""
         self._in_effect = self.tables.get()
         return self._in_effect
 
