@@ -74,7 +74,7 @@ class Wiring:
         explicit variable wins: a local run or a test overrides the stack's). Only what routes reads it: the webhook
         and maintenance never do."""
         env = dict(self._env if self._env is not None else os.environ)
-        if env.get("PARAMETER_TABLES_ARN"):
+        if self.settings.parameter_tables_id:
             env = {**self.parameter_tables.read(), **env}
         return env
 
@@ -82,8 +82,7 @@ class Wiring:
     def parameter_tables(self):
         from .table_store import ParameterTablesSecret
 
-        return ParameterTablesSecret.from_id((self._env if self._env is not None else os.environ)
-                                             ["PARAMETER_TABLES_ARN"])
+        return ParameterTablesSecret.from_id(self._required("parameter_tables_id", "PARAMETER_TABLES_ARN"))
 
     @cached_property
     def table_versions(self):
