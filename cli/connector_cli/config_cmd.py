@@ -184,6 +184,8 @@ def _show(wiring: Any, args: argparse.Namespace) -> int:
 
 
 def _in_effect_line(wiring: Any, now: Any) -> str:
+    if not wiring.settings.table_name:
+        return "TABLE_NAME is not set (nor --stack): imported versions were not read; these are the parameters"
     if now.pointer is None:
         return "no version imported: every table comes from its parameter (or its default)"
     info = wiring.table_versions.info(now.version) if now.version is not None else None
