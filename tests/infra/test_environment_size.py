@@ -59,6 +59,11 @@ def cost(text: str) -> int:
     return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
 
 
+def raw(text: str) -> int:
+    """Bytes ``text`` takes as it is (a secret's value: nothing is escaped)."""
+    return len(text.encode("utf-8"))
+
+
 def _admits(nodes: Any, char: str) -> bool:
     """Whether some position of a parsed regular expression can hold ``char`` (Python's own regex parser)."""
     for op, argument in nodes:
@@ -99,27 +104,27 @@ def _in_class(items: Any, char: str) -> bool:
     return found != negated
 
 
-def worst_character(pattern: str | None) -> int:
+def worst_character(pattern: str | None, measure: Callable[[str], int] = cost) -> int:
     """The most bytes one character of a value matching ``pattern`` can cost (any character without a pattern)."""
     if pattern is None:
-        return max(cost(char) for char in CANDIDATES)
+        return max(measure(char) for char in CANDIDATES)
     import re._parser as parser  # the parser ``re`` itself uses; stable across 3.11-3.13
 
     tree = parser.parse(pattern)
     admitted = [char for char in CANDIDATES if _admits(tree, char)]
-    return max((cost(char) for char in admitted), default=0)
+    return max((measure(char) for char in admitted), default=0)
 
 
-def parameter_worst(name: str, spec: dict[str, Any]) -> int:
+def parameter_worst(name: str, spec: dict[str, Any], measure: Callable[[str], int] = cost) -> int:
     """The costliest value ``name`` can take, as its constraints allow."""
     if "AllowedValues" in spec:
-        return max(cost(str(value)) for value in spec["AllowedValues"])
+        return max(measure(str(value)) for value in spec["AllowedValues"])
     if spec.get("Type") == "Number":
         assert "MaxValue" in spec, f"Number parameter {name} has no MaxValue: its worst length is unbounded"
         return max(len(str(spec["MaxValue"])), len(str(spec.get("MinValue", 0))))
     assert "MaxLength" in spec, (f"parameter {name} reaches a function's environment without a MaxLength: its worst "
                                  "case is a 4,096-byte value; give it a MaxLength (and an AllowedPattern)")
-    return int(spec["MaxLength"]) * worst_character(spec.get("AllowedPattern"))
+    return int(spec["MaxLength"]) * worst_character(spec.get("AllowedPattern"), measure)
 
 
 def _physical(resource: dict[str, Any], logical_id: str, template: "Worst") -> int:
@@ -142,9 +147,12 @@ def _physical(resource: dict[str, Any], logical_id: str, template: "Worst") -> i
 class Worst:
     """Worst lengths of the intrinsic values an environment can hold, read from the template."""
 
-    def __init__(self, template: dict[str, Any]) -> None:
+    def __init__(self, template: dict[str, Any], measure: Callable[[str], int] = cost) -> None:
+        """``measure``: what a piece of text costs where it ends up (``cost`` in an environment, ``raw`` in a
+        secret)."""
         self.parameters = template.get("Parameters", {})
         self.resources = template.get("Resources", {})
+        self.measure = measure
 
     def queue_name(self, logical_id: str) -> int:
         properties = self.resources[logical_id].get("Properties", {})
@@ -154,7 +162,7 @@ class Worst:
     def length(self, value: Any) -> int:
         """The most bytes ``value`` can take in the measured JSON."""
         if isinstance(value, str):
-            return cost(value)
+            return self.measure(value)
         if isinstance(value, (int, float, bool)):
             return len(json.dumps(value))
         if isinstance(value, dict) and len(value) == 1:
@@ -170,7 +178,7 @@ class Worst:
         if name in PSEUDO:
             return PSEUDO[name]
         if name in self.parameters:
-            return parameter_worst(name, self.parameters[name])
+            return parameter_worst(name, self.parameters[name], self.measure)
         return _physical(self.resources[name], name, self)
 
     def _get_att(self, argument: Any) -> int:
@@ -185,7 +193,7 @@ class Worst:
         text, variables = (argument, {}) if isinstance(argument, str) else argument
         total = 0
         for literal, name in re.findall(r"([^$]*)(?:\$\{([^}]*)\})?", text):
-            total += cost(literal)
+            total += self.measure(literal)
             if not name:
                 continue
             if name in variables:
@@ -241,7 +249,7 @@ SECRET_STRING_LIMIT = 65_536
 
 def test_every_secret_the_template_writes_from_parameters_fits_secrets_manager(template: dict[str, Any]) -> None:
     """The parameter tables travel in a secret (not the environment): at their worst they still fit in it."""
-    worst = Worst(template)
+    worst = Worst(template, raw)
     written = {logical_id: worst.length(resource["Properties"]["SecretString"])
                for logical_id, resource in template["Resources"].items()
                if resource["Type"] == "AWS::SecretsManager::Secret"}
@@ -252,7 +260,7 @@ def test_every_free_text_parameter_has_a_length_within_cloudformations_limit(tem
     for name, spec in template["Parameters"].items():
         if spec.get("Type") == "String" and "AllowedValues" not in spec:
             assert "MaxLength" in spec, f"{name} has no MaxLength"
-            per_character = 4 if worst_character(spec.get("AllowedPattern")) > 2 else 1
+            per_character = worst_character(spec.get("AllowedPattern"), raw)
             assert int(spec["MaxLength"]) * per_character <= PARAMETER_VALUE_LIMIT, name
 
 
@@ -265,6 +273,7 @@ def test_the_worst_case_check_counts_what_lambda_measures() -> None:
     assert worst_character(r"[ -~]*") == 2  # printable ASCII admits the quote and the backslash
     assert worst_character(r"[^\x00-\x1f\x7f]*") == 3
     assert worst_character(None) == 6 and worst_character(r"\S+") == 6  # a control character escapes to \u0001
+    assert worst_character(r"[ -~]*", raw) == 1 and worst_character(r"[^\x00-\x1f\x7f]*", raw) == 3
     template = {"Parameters": {"P": {"Type": "String", "MaxLength": 10, "AllowedPattern": "[a-z]*"}},
                 "Resources": {}}
     assert Worst(template).length({"Fn::Sub": "x-${P}-${AWS::Region}"}) == 2 + 10 + 1 + REGION
