@@ -238,7 +238,7 @@ class Table:
     variable: str
     """The environment variable (and the line of the parameter-tables secret) that carries the parameter."""
     parse: Callable[[Any], Any]
-    """Validates the document form; returns what ``setting`` holds. Raises ``TableError``."""
+    """Validates the document form; returns what ``setting`` holds. Raises ``TableError`` (or ``ValueError``)."""
     setting: str
     """The ``Settings`` attribute the table fills; a dotted path reaches into a nested value (``triage.priorities``)."""
     description: str
@@ -266,16 +266,21 @@ class Table:
 
     def from_parameter(self, text: str | None) -> Any:
         """The value of the parameter's text; a ``ConfigurationError`` naming parameter and variable otherwise."""
-        try:
-            return self.parse(self.decode(text))
-        except TableError as error:
-            raise ConfigurationError(error.sentence(self.where)) from None
+        return self._parsed(lambda: self.parse(self.decode(text)), self.where)
 
     def from_document(self, value: Any, source: str) -> Any:
+        return self._parsed(lambda: self.parse(value), f"{source}: {self.name}")
+
+    @staticmethod
+    def _parsed(parse: Callable[[], Any], where: str) -> Any:
+        """A parser's ``TableError`` (or plain ``ValueError``: a parser written elsewhere) as one line naming where."""
         try:
-            return self.parse(value)
+            return parse()
         except TableError as error:
-            raise ConfigurationError(error.sentence(f"{source}: {self.name}")) from None
+            raise ConfigurationError(error.sentence(where)) from None
+        except ValueError as error:
+            raise ConfigurationError(f"{where}: {str(error).splitlines()[0] if str(error) else 'is not valid'}") \
+                from None
 
     def read(self, settings: Settings) -> Any:
         value: Any = settings

@@ -206,3 +206,19 @@ def test_the_routing_effect_counts_the_vendors_and_owners_that_change_hands():
                       "default_changed": False}
     assert describe_effect(effect) == "1 of 3 vendors change assignee, 1 owners remapped (tables changed: OwnerMap)"
     assert describe_effect(routing_effect(second, second)) == "no table changes"
+
+
+def test_a_table_registered_with_a_parser_written_elsewhere_refuses_in_the_same_voice():
+    """A parser that raises a plain ValueError (another module's) still refuses in one line naming the table."""
+    from connector.tables import Table
+
+    def statuses(value):
+        if "Won't Do" in value:
+            raise ValueError("Won't Do is a declining resolution, not an approving one\n(details)")
+        return tuple(value)
+
+    table = Table("ApprovingResolutions", "APPROVING_RESOLUTIONS", statuses, "jira_labels", "approving", listed=True)
+    assert table.from_parameter("Done, Fixed") == ("Done", "Fixed")
+    assert refusal(lambda: table.from_parameter("Done,Won't Do")) == (
+        "ApprovingResolutions (APPROVING_RESOLUTIONS): Won't Do is a declining resolution, not an approving one")
+    assert refusal(lambda: table.from_document(["Won't Do"], "t.json")).startswith("t.json: ApprovingResolutions: ")
