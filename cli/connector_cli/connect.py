@@ -26,7 +26,7 @@ from connector.errors import ConfigurationError
 
 PROMPT = "\0prompt"
 """The value of a secret option given without a value: ask for it without echo."""
-JIRA_SCOPES = "read:jira-work write:jira-work manage:jira-webhook offline_access"
+JIRA_SCOPES = "read:jira-work write:jira-work read:jira-user manage:jira-webhook offline_access"
 TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at")
 
 

@@ -262,7 +262,7 @@ def _has_action(wiring) -> None:
     for entity in ("Bill", "PurchaseOrder"):
         if entity in wiring.settings.document_types:
             actions = wiring.acumatica.workflow_actions(entity)
-            wanted = wiring.settings.approve_actions.get(entity) or wiring.settings.approve_action
+            wanted = wiring.settings_in_effect().approve_actions.get(entity) or wiring.settings.approve_action
             if wanted.casefold() not in {action.casefold() for action in actions}:
                 raise LookupError(f"{entity} offers {actions}, not {wanted!r}")
 
@@ -482,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--since", help="ISO date or date-time; only documents modified since (default: all)")
     preview.add_argument("--limit", type=_at_least(1), help="list at most this many documents")
     preview.add_argument("--format", choices=["table", "json"], default="table")
+    from .config_cmd import add_config_command
+
+    add_config_command(command)
     return parser
 
 

@@ -58,7 +58,8 @@ def plan(documents: DocumentSource, states: Any, settings: Settings, *, entities
     ``states`` is anything with ``get_states(keys)`` (the store, read only). ``limit`` caps the rows returned."""
     ctx = SyncContext(documents=documents, tracker=_Refuses("Jira"), store=_Refuses("the state table"),
                       acumatica_url=settings.acumatica_url, owner_map=settings.owner_map, labels=settings.jira_labels,
-                      cleared_status=settings.jira_cleared_status, clock=clock, triage=settings.triage)
+                      cleared_status=settings.jira_cleared_status, clock=clock, triage=settings.triage,
+                      rules=settings.exception_rules)
     rows: list[Planned] = []
     for entity in entities:
         for page in documents.changed_pages(entity, since, page_size=settings.poll_page_size):
@@ -75,7 +76,7 @@ def plan(documents: DocumentSource, states: Any, settings: Settings, *, entities
 
 
 def _row(doc: Document, state: DocState | None, ctx: SyncContext) -> Planned | None:
-    finding = classify(doc)
+    finding = classify(doc, ctx.rules)
     today: date = ctx.today()
     snap = observed(doc, finding, ctx.triage, today)
     judged = {"priority": snap.get("priority", ""), "due date": snap.get("due date", "")}
@@ -102,7 +103,7 @@ def unmapped_owners(documents: DocumentSource, settings: Settings, *, since: dat
     for entity in settings.document_types:
         for page in documents.changed_pages(entity, since, page_size=settings.poll_page_size):
             for doc in page.documents:
-                if classify(doc) is not None:
+                if classify(doc, settings.exception_rules) is not None:
                     found.update(route(doc, settings.owner_map, settings.triage).unmapped)
             if page.is_last:
                 break
@@ -111,7 +112,7 @@ def unmapped_owners(documents: DocumentSource, settings: Settings, *, since: dat
 
 def check_owner_map(wiring: Any, days: int = 30) -> None:
     """For ``connector ping``: raises ``LookupError`` naming unmapped owners of recent exception documents."""
-    missing = unmapped_owners(wiring.acumatica, wiring.settings,
+    missing = unmapped_owners(wiring.acumatica, wiring.settings_in_effect(),
                               since=datetime.now(timezone.utc) - timedelta(days=days))
     if missing:
         raise LookupError("no OwnerMap entry for " + ", ".join(
@@ -149,8 +150,9 @@ def parse_since(text: str | None) -> datetime:
 
 def run(wiring: Any, *, entities: Iterable[str] | None, since: str | None, limit: int | None, fmt: str,
         out: TextIO | None = None) -> int:
-    """What ``connector preview`` does: reads through the wiring's Acumatica client and store, prints the plan."""
-    settings: Settings = wiring.settings
+    """What ``connector preview`` does: reads through the wiring's Acumatica client and store, prints the plan, with
+    the tables in effect (an imported version's, else the parameters')."""
+    settings: Settings = wiring.settings_in_effect()
     chosen = tuple(entities or settings.document_types)
     rows = plan(wiring.acumatica, wiring.store, settings, entities=chosen, since=parse_since(since), limit=limit)
     render(rows, fmt, out)

@@ -26,11 +26,12 @@ class PollIncomplete(Exception):
 def handler(event: dict, context) -> dict:
     logger.append_keys(correlation_id=context.aws_request_id, job=(event or {}).get("job", "poll"))
     wiring.gates.bind(lambda: context.get_remaining_time_in_millis() / 1000)
+    settings = wiring.refresh_tables().settings  # the tables this run classifies and triages with
     reports, failures = run_poll(
-        wiring.settings.document_types, documents=wiring.acumatica, store=wiring.store, queue=wiring.queue,
+        settings.document_types, documents=wiring.acumatica, store=wiring.store, queue=wiring.queue,
         options=wiring.poll_options, now=lambda: datetime.now(timezone.utc),
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000, correlation_id=context.aws_request_id,
-        triage=wiring.settings.triage,
+        triage=settings.triage,
     )
     for name, value in wiring.request_metrics().items():  # Acumatica requests and 429s, token grants
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

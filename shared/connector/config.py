@@ -1,19 +1,21 @@
 """Configuration, parsed once per container from the environment and passed down.
 
 Every template parameter (docs/contract.md) has an upper-snake-case environment variable of the same name (the template
-sets them for Lambda; the local run takes them from the shell). Nothing below the handlers reads ``os.environ``.
+sets them for Lambda; the local run takes them from the shell). The routing and tuning tables are parsed by their
+one validator in ``connector.tables`` (the template hands them to the functions in the parameter-tables secret, not in
+the environment; see docs/tables.md). Nothing below the handlers reads ``os.environ``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Mapping
 
 from .documents import PROFILES
 from .errors import ConfigurationError
-from .triage import TriageRules, rules_from_env
-from .rules import EXCEPTION_RULES, RuleTable, build_rules
+from .rules import EXCEPTION_RULES, RuleTable
+from .tables import apply_tables, tables_from_parameters
+from .triage import TriageRules
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -55,12 +57,15 @@ class Settings:
     acumatica_secret_id: str = ""
     jira_secret_id: str = ""
     webhook_secret_id: str = ""
+    parameter_tables_id: str = ""
+    """The secret the template writes the table parameters into (``PARAMETER_TABLES_ARN``, docs/tables.md)."""
     triage: TriageRules = field(default_factory=TriageRules)
     """Routing, priority and escalation tables (``PriorityTable``, ``VendorOwners``, ``EscalationDays``...)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Parse and validate; a missing or malformed value is a ``ConfigurationError`` naming the variable."""
+        """Parse and validate; a missing or malformed value is a ``ConfigurationError`` naming the variable (a table's
+        names its parameter too)."""
         missing = [name for name in ("ACUMATICA_URL", "JIRA_PROJECT_KEY", "JIRA_EXTERNAL_ID_FIELD") if not env.get(name)]
         if missing:
             raise ConfigurationError(f"missing required configuration: {', '.join(missing)}")
@@ -71,28 +76,6 @@ class Settings:
         field_id = env["JIRA_EXTERNAL_ID_FIELD"]
         if not field_id.startswith("customfield_") or not field_id.removeprefix("customfield_").isdigit():
             raise ConfigurationError(f"JIRA_EXTERNAL_ID_FIELD must look like customfield_10050, got {field_id!r}")
-        try:
-            owner_map = json.loads(env.get("OWNER_MAP") or "{}")
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"OWNER_MAP is not a JSON object: {exc}") from None
-        if not isinstance(owner_map, dict):
-            raise ConfigurationError("OWNER_MAP must be a JSON object of Acumatica owner or vendor -> Jira accountId")
-
-        try:
-            approve_actions = json.loads(env.get("APPROVE_ACTION_NAMES") or "{}")
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"APPROVE_ACTION_NAMES is not a JSON object: {exc}") from None
-        if not isinstance(approve_actions, dict) or not all(
-                entity in PROFILES and isinstance(name, str) and name.strip()
-                for entity, name in approve_actions.items()):
-            raise ConfigurationError(f"APPROVE_ACTION_NAMES must be a JSON object of entity ({', '.join(PROFILES)}) "
-                                     "-> workflow action name")
-        try:
-            exception_rules = build_rules(json.loads(env.get("EXCEPTION_RULES") or "{}"))
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"EXCEPTION_RULES (ExceptionRules) is not JSON: {exc}") from None
-        except ValueError as exc:
-            raise ConfigurationError(f"EXCEPTION_RULES (ExceptionRules): {exc}") from None
 
         def integer(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
             raw = env.get(name) or str(default)
@@ -109,7 +92,7 @@ class Settings:
             if env.get(name) and not env[name].startswith(("https://", "http://")):
                 raise ConfigurationError(f"{name} must be an http(s) URL, got {env[name]!r}")
 
-        return cls(
+        settings = cls(
             acumatica_url=env["ACUMATICA_URL"].rstrip("/"),
             acumatica_endpoint_version=env.get("ACUMATICA_ENDPOINT_VERSION") or "24.200.001",
             jira_api_url=(env.get("JIRA_API_URL") or "https://api.atlassian.com").rstrip("/"),
@@ -122,10 +105,7 @@ class Settings:
             jira_cleared_status=env.get("JIRA_CLEARED_STATUS", ""),
             jira_labels=_csv(env.get("JIRA_LABELS", "acumatica")),
             document_types=document_types,
-            owner_map={str(k): str(v) for k, v in owner_map.items()},
-            exception_rules=exception_rules,
             approve_action=env.get("APPROVE_ACTION_NAME") or "Approve",
-            approve_actions={str(k): str(v).strip() for k, v in approve_actions.items()},
             jira_reopen_status=env.get("JIRA_REOPEN_STATUS", ""),
             push_secret_header=env.get("PUSH_SECRET_HEADER") or "X-Connector-Secret",
             poll_overlap_minutes=integer("POLL_OVERLAP_MINUTES", 10, 0, 1440),
@@ -142,8 +122,11 @@ class Settings:
             acumatica_secret_id=env.get("ACUMATICA_SECRET_ARN", ""),
             jira_secret_id=env.get("JIRA_SECRET_ARN", ""),
             webhook_secret_id=env.get("WEBHOOK_SECRET_ARN", ""),
-            triage=rules_from_env(env),
+            parameter_tables_id=env.get("PARAMETER_TABLES_ARN", ""),
+            triage=TriageRules(escalation_user=(env.get("ESCALATION_USER") or "").strip() or None,
+                               escalation_label=(env.get("ESCALATION_LABEL") or "escalated").strip() or "escalated"),
         )
+        return apply_tables(settings, tables_from_parameters(env))
 
     @property
     def external_id_field_number(self) -> str:

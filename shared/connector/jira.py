@@ -249,6 +249,10 @@ def external_id_jql(project_key: str, field_number: str | int, external_id: str)
     return f'project = "{escape_jql_string(project_key)}" AND cf[{number}] ~ "{escape_jql_string(phrase)}"'
 
 
+USER_BULK_BATCH = 50
+"""accountIds per ``GET /user/bulk``: 50 of Jira's longest (128 characters) keep the URL under 8 KB."""
+
+
 # --- the client -------------------------------------------------------------------------------------------------------
 
 
@@ -527,6 +531,28 @@ class JiraClient:
         """The configured project with its issue types (``ping``); ``NotFoundError`` if it is not visible."""
         path = f"/project/{self._project_key}"
         return self._ok(self._call("GET", path), "GET", path)
+
+    def account_states(self, account_ids: Sequence[str]) -> dict[str, bool]:
+        """Which of ``account_ids`` Jira knows, each with whether it is active (``GET /user/bulk``, in batches that
+        keep the URL short; an unknown id is simply absent from Jira's answer). ``connector config import`` refuses
+        tables that route to accounts missing here."""
+        found: dict[str, bool] = {}
+        wanted = list(dict.fromkeys(account_ids))
+        for first in range(0, len(wanted), USER_BULK_BATCH):
+            batch = wanted[first:first + USER_BULK_BATCH]
+            start = 0
+            while True:
+                params = [("accountId", account) for account in batch] + [("startAt", start),
+                                                                          ("maxResults", len(batch))]
+                page = self._ok(self._call("GET", "/user/bulk", params=params), "GET", "/user/bulk")
+                users = page.get("values") or []
+                for user in users:
+                    if isinstance(user, Mapping) and user.get("accountId"):
+                        found[str(user["accountId"])] = user.get("active", True) is not False
+                if page.get("isLast", True) or not users:
+                    break
+                start += len(users)
+        return found
 
     def field_exists(self, field_id: str) -> bool:
         fields = self._ok(self._call("GET", "/field"), "GET", "/field")

@@ -8,6 +8,8 @@ asserts the inequalities below, so a change to one number that breaks another fa
   a message waiting on it is retried after it expires, before ``MaxReceiveCount`` sends it to the DLQ;
 - the visibility timeout is at least six worker timeouts (Lambda's guidance for SQS event sources);
 - the token lease outlasts the slowest refresh, timeouts and throttling waits included, so the lock is a lock;
+- an imported table version takes effect within ``TABLES_TAKE_EFFECT_SECONDS``: the cache's age plus the longest
+  worker invocation, which keeps the version it started with;
 - the worker starts a record only while the time left covers the slowest record it has seen (at least
   ``RECORD_RESERVE_SECONDS``).
 """
@@ -55,6 +57,12 @@ TOKEN_LEASE_SECONDS = 330.0
 """Outlasts the slowest refresh (``slowest_token_refresh``): a holder that is merely slow never loses the lease."""
 TOKEN_WAIT_SECONDS = 25.0
 """How long another container waits for the holder's new token before giving the work back to the queue."""
+
+TABLES_CACHE_SECONDS = 60.0
+"""How long a container routes on the tables it last read before it reads the current-version pointer (and the
+parameter tables) again: one small read a minute, and an import is in effect for all new work within a minute."""
+TABLES_TAKE_EFFECT_SECONDS = 300.0
+"""The promise of docs/tables.md: an import or a rollback routes every document a worker starts this long after it."""
 
 RECORD_RESERVE_SECONDS = 30.0
 """The least time a record is started with; the worker also keeps the slowest record seen so far in reserve."""

@@ -3,8 +3,9 @@
 An issue that exists is not yet an issue someone acts on. The AP team triages by who bought (the purchase order's
 ``Owner``, or for a bill the owner of the purchase order its lines reference), by when the vendor must be paid (the
 document's due date) and by size. Every decision here is a lookup in data the deployer configures through template
-parameters (JSON, parsed and validated at cold start so a typo fails the deployment's first run with the setting's
-name, not a Jira 400 at three in the morning). Everything here is pure: no clock, no I/O; ``today`` is passed in.
+parameters or imports with ``connector config`` (parsed and validated by ``connector.tables``, so a typo fails with the
+table's name, not a Jira 400 at three in the morning). Everything here is pure: no clock, no I/O; ``today`` is passed
+in.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
-from .errors import ConfigurationError
 from .model import Document
 
 DUE_FIELDS: Mapping[str, str] = {"Bill": "DueDate", "PurchaseOrder": "PromisedOn", "Check": "ApplicationDate"}
@@ -88,7 +88,7 @@ class PriorityTable:
             found.append("levels must be a non-empty list of distinct priority names, most urgent first")
         for name in [p for _, p in self.bands] + [self.otherwise]:
             if name not in rank:
-                found.append(f"priority {name!r} is not one of the levels {list(self.levels)}")
+                found.append(f"priority {json.dumps(name)} is not one of the levels {json.dumps(list(self.levels))}")
         if found:
             return found
         days = [d for d, _ in self.bands]
@@ -208,70 +208,3 @@ def route(doc: Document, owner_map: Mapping[str, str], rules: TriageRules, buyer
         return Route(owner_map["*"], "default", tuple(unmapped))
     picked = round_robin_pick(doc.key.external_id, rules.round_robin)
     return Route(picked, "round robin" if picked else "unassigned", tuple(unmapped))
-
-
-# --- parsing the template parameters ----------------------------------------------------------------------------
-
-
-def _json(text: str | None, setting: str, default: Any) -> Any:
-    if not text or not text.strip():
-        return default
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"{setting} is not valid JSON: {exc}") from None
-
-
-def parse_priority_table(text: str | None, setting: str = "PRIORITY_TABLE") -> PriorityTable:
-    """``{"levels": [...], "bands": [[3, "High"], [14, "Medium"]], "otherwise": "Low", "amountOver": 10000}``;
-    every key is optional (defaults: Jira's scheme, due within 3 days or overdue → High, else Medium, over 10,000 one
-    step up). ``amountOver: null`` turns the amount step off."""
-    data = _json(text, setting, {})
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"{setting} must be a JSON object")
-    unknown = set(data) - {"levels", "bands", "otherwise", "amountOver"}
-    if unknown:
-        raise ConfigurationError(f"{setting} has unknown keys {sorted(unknown)}")
-    default = PriorityTable()
-    try:
-        levels = tuple(str(v) for v in data.get("levels", default.levels))
-        bands = tuple((int(days), str(name)) for days, name in data.get("bands", default.bands))
-        amount = data.get("amountOver", default.amount_over)
-        return PriorityTable(levels=levels, bands=bands, otherwise=str(data.get("otherwise", default.otherwise)),
-                             amount_over=None if amount is None else Decimal(str(amount)))
-    except (TypeError, ValueError, InvalidOperation) as exc:
-        raise ConfigurationError(f"{setting} is not a valid priority table: {exc}") from None
-
-
-def parse_string_map(text: str | None, setting: str) -> dict[str, str]:
-    data = _json(text, setting, {})
-    if not isinstance(data, dict) or not all(isinstance(v, str) and v for v in data.values()):
-        raise ConfigurationError(f"{setting} must be a JSON object of non-empty strings")
-    return {str(k): v for k, v in data.items()}
-
-
-def parse_escalation_days(text: str | None, setting: str = "ESCALATION_DAYS") -> dict[str, tuple[int, ...]]:
-    """``{"*": [7, 14], "rejected": [2]}``: days an issue may stay open per exception rule before escalating."""
-    data = _json(text, setting, {})
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"{setting} must be a JSON object of rule name -> list of days")
-    table: dict[str, tuple[int, ...]] = {}
-    for rule, days in data.items():
-        if (not isinstance(days, list) or not days
-                or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in days)):
-            raise ConfigurationError(f"{setting}[{rule!r}] must be a non-empty list of positive whole days")
-        table[str(rule)] = tuple(sorted(set(days)))
-    return table
-
-
-def rules_from_env(env: Mapping[str, str]) -> TriageRules:
-    """Parse the triage settings; a malformed one is a ``ConfigurationError`` naming it."""
-    pool = tuple(part.strip() for part in (env.get("ROUND_ROBIN_ASSIGNEES") or "").split(",") if part.strip())
-    return TriageRules(
-        priorities=parse_priority_table(env.get("PRIORITY_TABLE")),
-        vendor_owners=parse_string_map(env.get("VENDOR_OWNERS"), "VENDOR_OWNERS"),
-        round_robin=pool,
-        escalation_days=parse_escalation_days(env.get("ESCALATION_DAYS")),
-        escalation_user=(env.get("ESCALATION_USER") or "").strip() or None,
-        escalation_label=(env.get("ESCALATION_LABEL") or "escalated").strip() or "escalated",
-    )

@@ -2,6 +2,11 @@
 
 Handlers create one ``Wiring`` at import time; nothing is read from the environment and no client is created until
 the first invocation needs it (cold starts stay short, tests can swap the environment before the first call).
+
+``settings`` is what the container started with. The routing and tuning tables can change under a running container
+(an import, a rollback, a stack update of the table parameters): what routes is ``settings_in_effect()``, read at the
+start of an invocation (``refresh_tables``) and kept for all of it, and the contexts built on it are rebuilt when it
+changes (docs/tables.md).
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .config import Settings
 from .errors import ConfigurationError, DeliveryInProgress
@@ -17,6 +22,7 @@ from .model import WorkMessage
 
 if TYPE_CHECKING:  # the webhook never syncs, resolves or refreshes tokens: it does not import that code
     from .resolve import ResolveContext
+    from .table_versions import InEffect, TablesInEffect
     from .sync import PollOptions, SyncContext
     from .tokens import RotatingTokens
 
@@ -27,18 +33,84 @@ Acumatica push secret, copied from the two credential secrets."""
 
 
 REQUEST_METRICS = ("AcumaticaRequests", "AcumaticaThrottled", "AcumaticaTokenRefreshes", "JiraRequests",
-                   "JiraThrottled", "JiraTokenRefreshes")
-"""The metrics ``Wiring.request_metrics`` reports; the handlers emit them, the dashboard shows them."""
+                   "JiraThrottled", "JiraTokenRefreshes", "TablesRefused")
+"""The metrics ``Wiring.request_metrics`` reports; the handlers emit them, the dashboard shows them. ``TablesRefused``
+counts table versions (or parameter changes) a container refused at read time and does not route on."""
+
+
+class _per_tables:
+    """Like ``cached_property``, but built again when the tables in effect change (``Wiring.settings_in_effect``): the
+    contexts hold the routing tables, and an import must reach them without a new container."""
+
+    def __init__(self, build: Callable[[Wiring], Any]) -> None:
+        self._build = build
+        self._name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __get__(self, wiring: Wiring | None, owner: type | None = None) -> Any:
+        if wiring is None:
+            return self
+        settings = wiring.settings_in_effect()
+        built = wiring._built.get(self._name)
+        if built is None or built[0] is not settings:
+            built = wiring._built[self._name] = (settings, self._build(wiring))
+        return built[1]
 
 
 class Wiring:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self._env = env
         self._refreshes_reported: dict[str, int] = {}
+        self._in_effect: InEffect | None = None
+        self._built: dict[str, tuple[Settings, Any]] = {}
 
     @cached_property
     def settings(self) -> Settings:
+        """The settings of the environment; what routes is ``settings_in_effect()``."""
         return Settings.from_env(self._env if self._env is not None else os.environ)
+
+    def parameters(self) -> dict[str, str]:
+        """The environment, with the table parameters from their secret where the template put them there (an
+        explicit variable wins: a local run or a test overrides the stack's). Only what routes reads it: the webhook
+        and maintenance never do."""
+        env = dict(self._env if self._env is not None else os.environ)
+        if self.settings.parameter_tables_id:
+            env = {**self.parameter_tables.read(), **env}
+        return env
+
+    @cached_property
+    def parameter_tables(self):
+        from .table_store import ParameterTablesSecret
+
+        return ParameterTablesSecret.from_id(self._required("parameter_tables_id", "PARAMETER_TABLES_ARN"))
+
+    @cached_property
+    def table_versions(self):
+        """The imported table versions (in the connector table)."""
+        from .table_store import DynamoTableVersions
+
+        return DynamoTableVersions(self.dynamodb, self._required("table_name", "TABLE_NAME"),
+                                   audit_retention_days=self.settings.audit_retention_days)
+
+    @cached_property
+    def tables(self) -> TablesInEffect:
+        from .table_versions import TablesInEffect
+
+        return TablesInEffect(self.parameters, self.table_versions if self.settings.table_name else None)
+
+    def refresh_tables(self) -> InEffect:
+        """Read the tables in effect (at most one small read a ``TABLES_CACHE_SECONDS``); the invocation routes on
+        them until it ends, whatever is imported meanwhile. The first read validates the table parameters: a bad one
+        fails the cold start, naming itself."""
+        self._in_effect = self.tables.get()
+        return self._in_effect
+
+    def in_effect(self) -> InEffect:
+        return self._in_effect or self.refresh_tables()
+
+    def settings_in_effect(self) -> Settings:
+        """``settings`` with the tables this invocation routes on."""
+        return self.in_effect().settings
 
     @cached_property
     def store(self):
@@ -133,11 +205,11 @@ class Wiring:
         self.jira_tokens.update_secret(lambda current: {**current, "cloud_id": cloud_id})
         return cloud_id
 
-    @cached_property
+    @_per_tables
     def sync_context(self) -> SyncContext:
         from .sync import SyncContext
 
-        settings = self.settings
+        settings = self.settings_in_effect()
         return SyncContext(documents=self.acumatica, tracker=self.jira, store=self.store,
                            acumatica_url=settings.acumatica_url, owner_map=settings.owner_map,
                            labels=settings.jira_labels, cleared_status=settings.jira_cleared_status, clock=time.time,
@@ -145,24 +217,25 @@ class Wiring:
                            resolved_statuses=settings.jira_resolved_statuses, triage=settings.triage,
                            rules=settings.exception_rules, fresh_for_seconds=settings.work_freshness_seconds)
 
-    @cached_property
+    @_per_tables
     def resolve_context(self) -> ResolveContext:
         from .resolve import ResolveContext
 
+        settings = self.settings_in_effect()
         return ResolveContext(documents=self.acumatica, tracker=self.jira, store=self.store,
-                              approve_action=self.settings.approve_action, clock=time.time,
-                              resolved_statuses=self.settings.jira_resolved_statuses,
-                              reopen_status=self.settings.jira_reopen_status,
-                              approve_actions=self.settings.approve_actions,
-                              rules=self.settings.exception_rules)
+                              approve_action=settings.approve_action, clock=time.time,
+                              resolved_statuses=settings.jira_resolved_statuses,
+                              reopen_status=settings.jira_reopen_status,
+                              approve_actions=settings.approve_actions,
+                              rules=settings.exception_rules)
 
-    @cached_property
+    @_per_tables
     def poll_options(self) -> PollOptions:
         from datetime import timedelta
 
         from .sync import PollOptions
 
-        settings = self.settings
+        settings = self.settings_in_effect()
         return PollOptions(page_size=settings.poll_page_size,
                            overlap=timedelta(minutes=settings.poll_overlap_minutes),
                            initial_lookback=(timedelta(days=settings.initial_lookback_days)
@@ -192,7 +265,8 @@ class Wiring:
     def request_metrics(self) -> dict[str, int]:
         """Requests to each system since the last call, the 429s among them, and token grants obtained, by metric
         name (``REQUEST_METRICS``): the dashboard's view of what the connector costs against Acumatica's license
-        limit and Jira's rate limits. A system the container never called reports 0."""
+        limit and Jira's rate limits. A system the container never called reports 0. Also the tables refused since
+        the last call (``TablesRefused``)."""
         settings = self.settings
         systems = {self.gates.for_url(url).system: name
                    for url, name in ((settings.acumatica_url, "Acumatica"), (settings.jira_api_url, "Jira"),
@@ -206,12 +280,18 @@ class Wiring:
             if tokens is not None:
                 counts[f"{name}TokenRefreshes"] = tokens.refreshes - self._refreshes_reported.get(name, 0)
                 self._refreshes_reported[name] = tokens.refreshes
+        tables = self.__dict__.get("tables")
+        if tables is not None:
+            counts["TablesRefused"] = tables.refusals - self._refreshes_reported.get("tables", 0)
+            self._refreshes_reported["tables"] = tables.refusals
         return counts
 
     def begin_invocation(self, seconds_left) -> None:
-        """Bound this invocation's waits (Retry-After gates) and records by the Lambda's remaining time."""
+        """Bound this invocation's waits (Retry-After gates) and records by the Lambda's remaining time, and read the
+        tables it routes on."""
         self.gates.bind(seconds_left)
         self.work_runner.begin(seconds_left)
+        self.refresh_tables()
 
     def dead_letter_count(self) -> int:
         """Messages in the DLQ, visible or in flight (the daily health check reports them)."""

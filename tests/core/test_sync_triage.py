@@ -14,12 +14,13 @@ from connector.errors import ValidationError
 from connector.model import WorkMessage
 from connector.ports import DocState
 from connector.sync import PollOptions, SyncContext, poll_entity, sync_document
-from connector.triage import TriageRules, parse_priority_table
+from connector.tables import TABLES
+from connector.triage import TriageRules
 from connector_local.jira_sandbox import adf_problem
 from tests.fakes import FakeAcumatica, FakeJira, make_doc
 
 DAY = 86400.0
-RULES = TriageRules(priorities=parse_priority_table('{"bands": [[-1, "Highest"], [3, "High"], [14, "Medium"]],'
+RULES = TriageRules(priorities=TABLES["PriorityTable"].from_parameter('{"bands": [[-1, "Highest"], [3, "High"], [14, "Medium"]],'
                                                     ' "otherwise": "Low", "amountOver": 10000}'),
                     vendor_owners={"V000001": "buyer.kim"})
 

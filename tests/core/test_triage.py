@@ -10,11 +10,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connector.config import Settings
 from connector.errors import ConfigurationError
-from connector.triage import (PriorityTable, TriageRules, due_date, evaluate, parse_acumatica_date,
-                              parse_escalation_days, parse_priority_table, reached_thresholds, round_robin_pick, route,
-                              rules_from_env)
+from connector.tables import TABLES as REGISTRY
+from connector.triage import (PriorityTable, TriageRules, due_date, evaluate, parse_acumatica_date, reached_thresholds,
+                              round_robin_pick, route)
 from tests.fakes import make_doc
+
+
+def parse_priority_table(text: str) -> PriorityTable:
+    return REGISTRY["PriorityTable"].from_parameter(text)
+
+
+def parse_escalation_days(text: str) -> dict:
+    return REGISTRY["EscalationDays"].from_parameter(text)
 
 TODAY = date(2026, 12, 1)
 
@@ -110,17 +119,21 @@ def test_priority_is_always_a_project_level_and_at_most_one_step_above_the_band(
 @pytest.mark.parametrize("text, complaint", [
     ("{", "not valid JSON"),
     ("[]", "must be a JSON object"),
-    ('{"colour": "red"}', "unknown keys"),
-    ('{"bands": [[3, "Urgent"]]}', "'Urgent' is not one of the levels"),
+    ('{"colour": "red"}', 'entry "colour" is not a setting of the table'),
+    ('{"bands": [[3, "Urgent"]]}', '"Urgent" is not one of the levels'),
     ('{"bands": [[3, "Low"], [10, "High"]]}', "may not be more urgent"),
     ('{"bands": [[10, "High"], [3, "High"]]}', "ascending"),
     ('{"otherwise": "Highest"}', "may not be more urgent"),
-    ('{"amountOver": "lots"}', "not a valid priority table"),
+    ('{"amountOver": "lots"}', 'entry "amountOver" must be an amount (a number) or null, not "lots"'),
+    ('{"levels": 3}', 'entry "levels" must be a list of the Jira project\'s priority names'),
+    ('{"bands": [[1.5, "High"]]}', 'entry "bands" #1 must be a pair [whole days, priority name]'),
+    ('{"bands": [[true, "High"]]}', 'entry "bands" #1 must be a pair'),
+    ('{"levels": ["P1", 2]}', 'entry "levels" must be a list'),
 ])
 def test_a_bad_priority_table_names_the_setting(text, complaint):
-    with pytest.raises(ConfigurationError, match="PRIORITY_TABLE") as caught:
+    with pytest.raises(ConfigurationError, match=r"PriorityTable \(PRIORITY_TABLE\)") as caught:
         parse_priority_table(text)
-    assert complaint in str(caught.value)
+    assert complaint in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_a_custom_priority_scheme():
@@ -188,20 +201,23 @@ def test_thresholds_only_accumulate_as_days_pass(table, rule, days, more):
     assert set(reached_thresholds(table, rule, days)) <= set(reached_thresholds(table, rule, days + more))
 
 
-@pytest.mark.parametrize("text", ['[7]', '{"*": 7}', '{"*": []}', '{"*": [0]}', '{"*": [1.5]}', '{"*": [true]}'])
+@pytest.mark.parametrize("text", ['[7]', '{"*": 7}', '{"*": []}', '{"*": [0]}', '{"*": [1.5]}', '{"*": [true]}',
+                                  '{"rejectd": [2]}'])
 def test_bad_escalation_days_name_the_setting(text):
     with pytest.raises(ConfigurationError, match="ESCALATION_DAYS"):
         parse_escalation_days(text)
 
 
-def test_rules_from_env():
-    rules = rules_from_env({"VENDOR_OWNERS": '{"V-BOLT": "buyer.lee"}', "ROUND_ROBIN_ASSIGNEES": " a, b ,",
-                            "ESCALATION_DAYS": '{"*": [5]}', "ESCALATION_USER": "acc-boss"})
+def test_the_triage_settings_come_from_the_environment():
+    base = {"ACUMATICA_URL": "https://acme.example.com", "JIRA_PROJECT_KEY": "AP",
+            "JIRA_EXTERNAL_ID_FIELD": "customfield_10050"}
+    rules = Settings.from_env({**base, "VENDOR_OWNERS": '{"V-BOLT": "buyer.lee"}', "ROUND_ROBIN_ASSIGNEES": " a, b ,",
+                               "ESCALATION_DAYS": '{"*": [5]}', "ESCALATION_USER": "acc-boss"}).triage
     assert (rules.vendor_owners, rules.round_robin, rules.escalation_days, rules.escalation_user,
             rules.escalation_label) == ({"V-BOLT": "buyer.lee"}, ("a", "b"), {"*": (5,)}, "acc-boss", "escalated")
-    assert rules_from_env({}) == TriageRules()
+    assert Settings.from_env(base).triage == TriageRules()
     with pytest.raises(ConfigurationError, match="VENDOR_OWNERS"):
-        rules_from_env({"VENDOR_OWNERS": '{"V-BOLT": 3}'})
+        Settings.from_env({**base, "VENDOR_OWNERS": '{"V-BOLT": 3}'})
 
 
 def test_days_to_due_counts_calendar_days():

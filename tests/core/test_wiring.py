@@ -44,8 +44,44 @@ def test_exception_rules_reach_the_poller_the_worker_and_the_return_flow_and_a_b
     wiring = Wiring(env)
     rules = wiring.settings.exception_rules
     assert [r.name for r in rules["Check"]] == ["failed-validation", "rejected", "on-hold", "status"]
-    assert wiring.poll_options.rules is rules
+    def names(table):
+        return {entity: [rule.name for rule in entity_rules] for entity, entity_rules in table.items()}
+
+    assert names(wiring.poll_options.rules) == names(rules)
     with pytest.raises(ConfigurationError, match="Check: status 'Pending approval' is not a Check status label"):
         Wiring({**env, "EXCEPTION_RULES": '{"Check": {"add": ["Pending approval"]}}'}).settings
-    with pytest.raises(ConfigurationError, match="ExceptionRules.*not JSON"):
+    with pytest.raises(ConfigurationError, match="ExceptionRules.*not valid JSON"):
         Wiring({**env, "EXCEPTION_RULES": "{Check"}).settings
+
+
+def test_an_invocation_routes_on_one_version_and_the_next_one_on_the_new_version(monkeypatch):
+    """The worker's contexts are built from the tables read at the start of the invocation; an import lands in the
+    next invocation after the cache's age, with contexts rebuilt, and nothing is rebuilt while nothing changed."""
+    import boto3
+    from moto import mock_aws
+
+    import connector.table_versions
+    from connector.table_store import DynamoTableVersions
+    from connector.timings import TABLES_CACHE_SECONDS
+    from connector.wiring import Wiring
+    from tests.core.conftest import table_definition
+
+    clock = [1000.0]
+    monkeypatch.setattr(connector.table_versions, "monotonic", lambda: clock[0])
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(TableName="t", BillingMode="PAY_PER_REQUEST", **table_definition())
+        versions = DynamoTableVersions(client, "t")
+        env = {"ACUMATICA_URL": "https://acme.example.com", "JIRA_PROJECT_KEY": "AP",
+               "JIRA_EXTERNAL_ID_FIELD": "customfield_10050", "TABLE_NAME": "t", "OWNER_MAP": '{"*": "acc-param"}'}
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        wiring = Wiring(env)
+        wiring.refresh_tables()
+        first = wiring.poll_options
+        assert wiring.settings_in_effect().owner_map == {"*": "acc-param"} and wiring.poll_options is first
+        versions.publish({"OwnerMap": {"*": "acc-version"}}, expected=None, by="ops", action="import", effect={})
+        clock[0] += TABLES_CACHE_SECONDS + 1
+        assert wiring.settings_in_effect().owner_map == {"*": "acc-param"}  # the invocation keeps what it read
+        wiring.refresh_tables()  # the next invocation
+        assert wiring.settings_in_effect().owner_map == {"*": "acc-version"} and wiring.poll_options is not first
+        assert wiring.settings.owner_map == {"*": "acc-param"}  # what the container started with

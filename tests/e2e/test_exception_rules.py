@@ -23,10 +23,19 @@ def harness(stack) -> Harness:
     return Harness(stack)
 
 
-def test_the_template_parameter_reaches_every_function():
+def test_the_template_parameter_reaches_the_functions_that_classify():
+    """Through the parameter-tables secret (docs/tables.md), which the poller and the worker are given."""
+    from cfnlint.decode import decode
+
     from connector_local.stack import TEMPLATE
 
-    assert "ExceptionRules:" in TEMPLATE.read_text() and "EXCEPTION_RULES: !Ref ExceptionRules" in TEMPLATE.read_text()
+    template, _ = decode(str(TEMPLATE))
+    assert "ExceptionRules" in template["Parameters"]
+    secret = template["Resources"]["ParameterTables"]["Properties"]["SecretString"]["Fn::Sub"]
+    assert "EXCEPTION_RULES=${ExceptionRules}" in secret.splitlines()
+    for function in ("PollerFunction", "WorkerFunction"):
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["PARAMETER_TABLES_ARN"] == {"Ref": "ParameterTables"}
 
 
 def test_added_statuses_open_issues_removed_ones_and_switched_off_rules_do_not(stack, harness):

@@ -169,8 +169,8 @@ def _secret_access(template: dict[str, Any], logical_id: str) -> tuple[set[str],
 
 
 @pytest.mark.parametrize("logical_id, reads, writes", [
-    ("PollerFunction", {"AcumaticaSecret"}, {"AcumaticaSecret"}),
-    ("WorkerFunction", {"AcumaticaSecret", "JiraSecret"}, {"AcumaticaSecret", "JiraSecret"}),
+    ("PollerFunction", {"AcumaticaSecret", "ParameterTables"}, {"AcumaticaSecret"}),
+    ("WorkerFunction", {"AcumaticaSecret", "JiraSecret", "ParameterTables"}, {"AcumaticaSecret", "JiraSecret"}),
     ("WebhookFunction", {"WebhookSecret"}, set()),
     ("MaintenanceFunction", {"AcumaticaSecret", "JiraSecret", "WebhookSecret"},
      {"AcumaticaSecret", "JiraSecret", "WebhookSecret"}),
@@ -207,12 +207,13 @@ CRUD = POLICY_TEMPLATE_ACTIONS["DynamoDBCrudPolicy"]
 READ_SECRET, WRITE_SECRET = "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"
 GRANTS = {
     "PollerFunction": {"ConnectorTable": CRUD, "WorkQueue": {"sqs:SendMessage*"},
-                       "AcumaticaSecret": {READ_SECRET, WRITE_SECRET}},
+                       "AcumaticaSecret": {READ_SECRET, WRITE_SECRET}, "ParameterTables": {READ_SECRET}},
     # ChangeMessageVisibility: a long Retry-After puts the record back for that long; the DLQ takes a permanent
     # failure at once.
     "WorkerFunction": {"ConnectorTable": CRUD, "WorkQueue": {"sqs:SendMessage*", "sqs:ChangeMessageVisibility"},
                        "DeadLetterQueue": {"sqs:SendMessage*"},
-                       "AcumaticaSecret": {READ_SECRET, WRITE_SECRET}, "JiraSecret": {READ_SECRET, WRITE_SECRET}},
+                       "AcumaticaSecret": {READ_SECRET, WRITE_SECRET}, "JiraSecret": {READ_SECRET, WRITE_SECRET},
+                       "ParameterTables": {READ_SECRET}},
     "WebhookFunction": {"ConnectorTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                            "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"},
                         "WorkQueue": {"sqs:SendMessage*"}, "WebhookSecret": {READ_SECRET}},

@@ -85,3 +85,14 @@ def test_the_poller_gets_no_lambda_retries(template):
     poller = properties(template, "PollerFunction")
     assert poller["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
     assert poller["Events"]["PollTick"]["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+
+
+def test_an_imported_table_version_takes_effect_within_its_promise():
+    """A container reads the pointer at most ``TABLES_CACHE_SECONDS`` after a change and keeps one version for a whole
+    invocation: the last document routed on the old tables starts before the cache age plus a worker's timeout."""
+    assert timings.TABLES_CACHE_SECONDS + timings.WORKER_TIMEOUT_SECONDS <= timings.TABLES_TAKE_EFFECT_SECONDS <= 300
+    import inspect
+
+    from connector.table_versions import TablesInEffect
+
+    assert inspect.signature(TablesInEffect).parameters["max_age"].default == timings.TABLES_CACHE_SECONDS

@@ -394,6 +394,7 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
     def _api(self, request: Request, path: str, *, main_site: bool) -> Response:
         routes: list[tuple[str, str, Callable[..., Response]]] = [
             ("GET", r"/myself", self._myself),
+            ("GET", r"/user/bulk", self._users_bulk),
             ("GET", r"/status", self._statuses),
             ("GET", r"/field", self._fields),
             ("GET", r"/project/(?P<key>[^/]+)", self._project),
@@ -482,6 +483,18 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
 
     def _myself(self, request: Request) -> Response:
         return _json_response(200, self._user_json(CONNECTOR_ACCOUNT))
+
+    def _users_bulk(self, request: Request) -> Response:
+        """``GET /user/bulk``: the known users among the ``accountId`` parameters, a page at a time (``PageBeanUser``);
+        unknown ids are left out, as Jira does."""
+        wanted = list(dict.fromkeys(request.args.getlist("accountId")))
+        if not wanted:
+            raise HttpError(400, ["accountId is required."])
+        start, size = int(request.args.get("startAt", 0)), int(request.args.get("maxResults", 10))
+        known = [account for account in wanted if account in self._users]
+        return _json_response(200, {"self": f"{self._site_api()}/user/bulk", "startAt": start, "maxResults": size,
+                                    "total": len(known), "isLast": start + size >= len(known),
+                                    "values": [self._user_json(account) for account in known[start:start + size]]})
 
     def _statuses(self, request: Request) -> Response:
         """``GET /status``: every status the user can see, with its category (``StatusDetails[]``)."""
