@@ -56,6 +56,13 @@ TOKEN_LEASE_SECONDS = 330.0
 TOKEN_WAIT_SECONDS = 25.0
 """How long another container waits for the holder's new token before giving the work back to the queue."""
 
+GROUP_MEMBERSHIP_CACHE_SECONDS = 300.0
+"""How long a container trusts a person's Jira groups (``DecisionAuthority``): a burst of resolutions by one clerk
+costs one groups call, and someone removed from a group loses their authority within this long (at most
+``GROUP_MEMBERSHIP_STALEST_SECONDS``)."""
+GROUP_MEMBERSHIP_STALEST_SECONDS = 600.0
+"""The longest a revoked group membership may still decide: what docs/decisions.md promises the auditors."""
+
 RECORD_RESERVE_SECONDS = 30.0
 """The least time a record is started with; the worker also keeps the slowest record seen so far in reserve."""
 

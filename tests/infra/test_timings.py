@@ -85,3 +85,7 @@ def test_the_poller_gets_no_lambda_retries(template):
     poller = properties(template, "PollerFunction")
     assert poller["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
     assert poller["Events"]["PollTick"]["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+
+
+def test_a_revoked_group_membership_stops_deciding_within_the_promised_minutes():
+    assert 0 < timings.GROUP_MEMBERSHIP_CACHE_SECONDS <= timings.GROUP_MEMBERSHIP_STALEST_SECONDS
