@@ -196,6 +196,7 @@ def _copy_verification_material(wiring, **material: Any) -> None:
 
 def cmd_ping(args: argparse.Namespace) -> int:
     """The end-to-end checklist; every check makes its own call to the system it checks (no cached answer)."""
+    from . import authority
     from .preview import check_owner_map
 
     wiring = _wiring(args)
@@ -219,20 +220,27 @@ def cmd_ping(args: argparse.Namespace) -> int:
          "check the stack's outputs (--stack) and your AWS credentials"),
         ("OwnerMap covers the owners of recent exception documents", lambda: check_owner_map(wiring),
          "add the named owners to OwnerMap (Acumatica owner -> Jira accountId)"),
+        *authority.checks(wiring),
     ]
     results = []
     for name, check, fix in checks:
         try:
-            check()
-            results.append({"check": name, "ok": True})
+            shown = check()
+            results.append({"check": name, "ok": True, **({"table": shown.rows} if isinstance(shown, authority.Shown)
+                                                          else {})})
+        except authority.Advisory as note:
+            results.append({"check": name, "ok": True, "warning": str(note), "fix": fix})
         except Exception as exc:  # noqa: BLE001 - report every check
             results.append({"check": name, "ok": False, "error": f"{type(exc).__name__}: {exc}", "fix": fix})
     if args.format == "json":
         print(json.dumps(results, indent=2))
     else:
         for result in results:
-            if result["ok"]:
+            if result.get("warning"):
+                print(f"WARN  {result['check']}: {result['warning']}\n      fix: {result['fix']}")
+            elif result["ok"]:
                 print(f"ok    {result['check']}")
+                authority.render(result.get("table") or [], sys.stdout)
             else:
                 print(f"FAIL  {result['check']}: {result['error']}\n      fix: {result['fix']}")
     return 0 if all(result["ok"] for result in results) else 1
@@ -333,9 +341,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return 0
     from .output import print_table
 
-    print_table(("at", "issue", "event", "outcome", "reason"),
-                [(r["at"], (r.get("details") or {}).get("issue") or "-", r["event"], r["outcome"], r.get("reason", ""))
-                 for r in trail], title=f"audit trail of {key.external_id}")
+    print_table(("at", "issue", "event", "outcome", "reason", "decided"),
+                [(r["at"], (r.get("details") or {}).get("issue") or "-", r["event"], r["outcome"], r.get("reason", ""),
+                  (r.get("details") or {}).get("authority") or "") for r in trail],
+                title=f"audit trail of {key.external_id}")
     return 0
 
 

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from .decisions import DecisionPolicy, policy_from_env
 from .documents import PROFILES
 from .errors import ConfigurationError
 from .triage import TriageRules, rules_from_env
@@ -57,6 +58,9 @@ class Settings:
     webhook_secret_id: str = ""
     triage: TriageRules = field(default_factory=TriageRules)
     """Routing, priority and escalation tables (``PriorityTable``, ``VendorOwners``, ``EscalationDays``...)."""
+    decision_policy: DecisionPolicy = field(default_factory=DecisionPolicy)
+    """What a resolution means and who may decide (``ApprovingResolutions``, ``DecliningStatuses``,
+    ``NonPersonAccounts``, ``DeclineAction``, ``DecisionAuthority``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -143,6 +147,7 @@ class Settings:
             jira_secret_id=env.get("JIRA_SECRET_ARN", ""),
             webhook_secret_id=env.get("WEBHOOK_SECRET_ARN", ""),
             triage=rules_from_env(env),
+            decision_policy=policy_from_env(env),
         )
 
     @property

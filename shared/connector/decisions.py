@@ -20,12 +20,14 @@ naming the entry at fault.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Mapping
+from typing import Callable, Mapping, TypeVar
 
+from .errors import ConfigurationError
 from .model import ENTITIES
 from .rules import money
 
@@ -350,3 +352,36 @@ def _limit(key: str, entity: str, value: object) -> Decimal | None:
     if not amount.is_finite() or amount < 0:
         raise wrong
     return amount
+
+
+Parsed = TypeVar("Parsed")
+
+
+def policy_from_env(env: Mapping[str, str]) -> DecisionPolicy:
+    """The five settings, each parsed by its own function; a malformed one fails the cold start with one line naming
+    the variable, its parameter and the entry at fault (``ConfigurationError``)."""
+
+    def text(variable: str, parameter: str, parse: Callable[[str], Parsed]) -> Parsed:
+        try:
+            return parse(env.get(variable) or "")
+        except ValueError as exc:
+            raise ConfigurationError(f"{variable} ({parameter}): {exc}") from None
+
+    def table(variable: str, parameter: str, parse: Callable[[object], Parsed]) -> Parsed:
+        raw = env.get(variable) or "{}"
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"{variable} ({parameter}) is not JSON: {exc}") from None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise ConfigurationError(f"{variable} ({parameter}): {exc}") from None
+
+    return DecisionPolicy(
+        approving_resolutions=text("APPROVING_RESOLUTIONS", "ApprovingResolutions", parse_approving_resolutions),
+        declining_statuses=text("DECLINING_STATUSES", "DecliningStatuses", parse_declining_statuses),
+        non_person_accounts=text("NON_PERSON_ACCOUNTS", "NonPersonAccounts", parse_non_person_accounts),
+        decline_actions=table("DECLINE_ACTION", "DeclineAction", parse_decline_action),
+        authority=table("DECISION_AUTHORITY", "DecisionAuthority", parse_decision_authority),
+    )

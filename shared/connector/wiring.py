@@ -154,7 +154,7 @@ class Wiring:
                               resolved_statuses=self.settings.jira_resolved_statuses,
                               reopen_status=self.settings.jira_reopen_status,
                               approve_actions=self.settings.approve_actions,
-                              rules=self.settings.exception_rules)
+                              rules=self.settings.exception_rules, policy=self.settings.decision_policy)
 
     @cached_property
     def poll_options(self) -> PollOptions:
