@@ -142,6 +142,8 @@ class FakeAcumatica:
             return self._apply(key, action, "Closed")
         if action == "Approve" and doc.status == "Pending Approval":
             return self._apply(key, action, "Balanced" if key.entity == "Bill" else "Open")
+        if action == "Reject" and doc.status == "Pending Approval":
+            return self._apply(key, action, "Rejected")
         raise ValidationError(f"{action} is not allowed while {doc.status}")
 
     def workflow_actions(self, entity):
