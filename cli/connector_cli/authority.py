@@ -68,6 +68,9 @@ def checks(wiring: Any) -> list[tuple[str, Callable[[], Any], str]]:
     found = [("DecisionAuthority: who may decide what", applies,
               "set DecisionAuthority, e.g. {\"ap-clerks\": {\"Bill\": 1000}, \"finance-controllers\": {\"*\": null}} "
               "(docs/decisions.md)")]
+    if settings.decision_policy.decline_actions:
+        found.append(("Acumatica offers each DeclineAction", lambda: _decline_actions_offered(wiring),
+                      "set DeclineAction to workflow actions the instance lists"))
     if table:
         found += [
             ("Jira group membership readable (read:jira-user)",
@@ -77,6 +80,15 @@ def checks(wiring: Any) -> list[tuple[str, Callable[[], Any], str]]:
              "DecisionAuthority: group names as Jira spells them, or accountIds"),
         ]
     return found
+
+
+def _decline_actions_offered(wiring: Any) -> None:
+    """Each ``DeclineAction`` is among the entity's ``$adHocSchema`` workflow actions (case aside), as the worker
+    will require before it posts one."""
+    for entity, action in wiring.settings.decision_policy.decline_actions.items():
+        offered = wiring.acumatica.workflow_actions(entity)
+        if action.casefold() not in {name.casefold() for name in offered}:
+            raise LookupError(f"{entity} offers {offered}, not {action!r}")
 
 
 def _keys_exist(jira: Any, table: AuthorityTable) -> None:

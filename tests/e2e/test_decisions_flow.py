@@ -200,3 +200,77 @@ def _lose_the_ledger(stack, partition: str, issue_key: str) -> None:
     for item in items:
         dynamo.delete_item(TableName=table, Key={"PK": item["PK"], "SK": item["SK"]})
     dynamo.delete_item(TableName=table, Key={"PK": {"S": f"ISSUE#{issue_key}"}, "SK": {"S": "DOC"}})
+
+
+# --- the operator's view: ping, preview, connect, a malformed table --------------------------------------------------
+
+def test_ping_shows_who_may_decide_what_and_checks_the_keys_and_the_scope(stack, capsys):
+    assert main(["ping"]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and "WARN" not in out
+    assert "ok    Jira group membership readable (read:jira-user)" in out
+    assert "ok    DecisionAuthority keys are Jira groups or accounts" in out
+    assert "ok    Acumatica offers each DeclineAction" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("ap-clerks", "finance-controllers"))]
+    assert rows == [["ap-clerks", "up", "to", "1,000.00", "-", "-"],
+                    ["finance-controllers", "any", "amount", "any", "amount", "any", "amount"]]
+    assert main(["ping", "--format", "json"]) == 0
+    (table,) = [check["table"] for check in json.loads(capsys.readouterr().out) if "table" in check]
+    assert table[0] == {"key": "ap-clerks", "Bill": "up to 1,000.00", "PurchaseOrder": "-", "Check": "-"}
+
+
+def test_ping_fails_on_a_key_that_is_neither_a_group_nor_an_account(stack, capsys, monkeypatch):
+    monkeypatch.setenv("DECISION_AUTHORITY", json.dumps({"ap-clerks": {"Bill": 1000}, "finance-controlers": {"*": None},
+                                                         CONTROLLER: {"Check": 50}}))
+    assert main(["ping"]) == 1
+    out = capsys.readouterr().out
+    (failed,) = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert "finance-controlers: neither a Jira group nor an account" in failed and CONTROLLER not in failed
+    assert "create the group in Jira" in out
+
+
+def test_ping_tells_when_the_grant_cannot_read_group_membership(stack, capsys):
+    scopes = stack.jira.granted_scopes
+    stack.jira.set_grant_scopes([scope for scope in scopes if scope != "read:jira-user"])
+    try:
+        assert main(["ping"]) == 1
+    finally:
+        stack.jira.set_grant_scopes(scopes)
+    out = capsys.readouterr().out
+    assert "FAIL  Jira group membership readable (read:jira-user)" in out and "connector connect jira" in out
+
+
+def test_ping_fails_on_a_decline_action_the_instance_does_not_offer(stack, capsys, monkeypatch):
+    monkeypatch.setenv("DECLINE_ACTION", json.dumps({"PurchaseOrder": "Disapprove"}))
+    assert main(["ping"]) == 1
+    assert "FAIL  Acumatica offers each DeclineAction: LookupError: PurchaseOrder offers" in capsys.readouterr().out
+
+
+def test_ping_warns_that_an_empty_table_limits_no_one(stack, capsys, monkeypatch):
+    monkeypatch.setenv("DECISION_AUTHORITY", "{}")
+    assert main(["ping"]) == 0
+    out = capsys.readouterr().out
+    assert "WARN  DecisionAuthority: who may decide what: DecisionAuthority is empty: anyone who can resolve" in out
+    assert "Jira group membership" not in out  # nothing reads groups without a table
+
+
+def test_preview_shows_the_authority_table_under_its_plan(stack, capsys):
+    assert main(["preview", "--entity", "Bill"]) == 0
+    out = capsys.readouterr().out
+    assert "Who may decide what (DecisionAuthority" in out and "ap-clerks" in out and "up to 1,000.00" in out
+
+
+def test_connect_jira_asks_for_the_group_membership_scope(stack, capsys):
+    from urllib.parse import parse_qs, urlparse
+
+    assert main(["connect", "jira", "--client-id", stack.jira.client_id, "--client-secret", stack.jira.client_secret,
+                 "--redirect-uri", "http://localhost:8765/callback"]) == 0
+    url = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "read:jira-user" in parse_qs(urlparse(url).query)["scope"][0].split()
+
+
+def test_a_malformed_authority_table_fails_with_one_line_naming_the_entry(stack, capsys, monkeypatch):
+    monkeypatch.setenv("DECISION_AUTHORITY", json.dumps({"ap-clerks": {"Bill": -5}}))
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "DecisionAuthority" in err and "ap-clerks.Bill" in err and "\n" not in err
