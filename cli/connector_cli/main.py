@@ -410,7 +410,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
               "(run its export block in this shell)", file=sys.stderr)
         return 2
     answer = requests.post(f"{jira_url}/sandbox-ui/issue/{args.issue_key.upper()}/transition",
-                           json={"status": args.status}, timeout=30)
+                           json={"status": args.status, **({"resolution": args.resolution} if args.resolution else {})},
+                           timeout=30)
     if answer.status_code != 200:
         print(f"connector sandbox: the Jira sandbox answered {answer.status_code}: {answer.text[:200]}",
               file=sys.stderr)
@@ -484,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("action", choices=["resolve"])
     sandbox.add_argument("issue_key", help="e.g. AP-1")
     sandbox.add_argument("--status", default="Done", help="the status a person moves the issue to")
+    sandbox.add_argument("--resolution", help="the resolution the person picks, e.g. \"Won't Do\" (a 'no')")
     status = command("status", cmd_status, "watermarks, and work queue and DLQ depths")
     status.add_argument("--format", choices=["text", "json"], default="text")
     preview = command("preview", cmd_preview, "list the issues a poll would create, update or leave; writes nothing")

@@ -71,3 +71,21 @@ def test_a_grant_without_read_jira_user_is_refused_groups_and_told_why(sandbox, 
         client.existing_groups(["ap-clerks"])
     assert sandbox.refresh_count - refreshes <= 1  # the first token only: a scope is not fixed by refreshing
     assert client.get_issue("AP-1") is None  # the rest of the grant still works
+
+
+def test_the_sandbox_ui_lets_a_person_pick_the_resolution(sandbox, make_client):
+    """What `connector sandbox resolve AP-1 --resolution "Won't Do"` posts, for trying a "no" by hand."""
+    import requests
+
+    from connector_cli.main import build_parser
+
+    client, _, _ = make_client(sandbox)
+    ref = client.create_issue(draft("Bill:Bill:000803"))
+    args = build_parser().parse_args(["sandbox", "resolve", ref.key, "--resolution", "Won't Do"])
+    answer = requests.post(f"{sandbox.url}/sandbox-ui/issue/{ref.key}/transition",
+                           json={"status": args.status, "resolution": args.resolution}, timeout=10)
+    assert answer.status_code == 200
+    assert client.get_issue(ref.key).resolution == "Won't Do"
+    refused = requests.post(f"{sandbox.url}/sandbox-ui/issue/{ref.key}/transition",
+                            json={"status": "Done", "resolution": "Nope"}, timeout=10)
+    assert refused.status_code == 400
