@@ -189,3 +189,21 @@ def test_after_a_decline_polls_leave_the_closed_issue_alone_until_the_document_c
     assert sync_document(WorkMessage(kind="sync", external_id="Bill:Bill:000123", dedupe_id="d3",
                                      correlation_id="c"), sync) == "updated"
     assert "2,500.00 USD" in str(jira.comments[key][-1]) and not store.get_state(doc.key).declined
+
+
+def test_without_the_group_scope_a_decision_waits_in_the_dlq_and_acts_once_after_the_fix(store, clock):
+    from connector.errors import ConfigurationError, PermanentError
+
+    doc = make_doc(status="Balanced", hold=False, amount="500.00")
+    acu, jira = FakeAcumatica(doc), people(FakeJira())
+    recorded(doc, store, jira)
+    jira.move("AP-1", "Done", actor="clerk")
+    policy = DecisionPolicy(authority=AUTHORITY)
+    lacking = Faults(jira).fail("user_groups", lambda: ConfigurationError("group membership needs the "
+                                                                          "read:jira-user scope"))
+    with pytest.raises(PermanentError, match="read:jira-user"):  # PermanentError: the worker dead-letters it
+        resolve_document(message(doc), context(acu, lacking, store, clock, policy=policy))
+    assert acu.actions == [] and said(jira) == []
+    assert resolve_document(message(doc), context(acu, jira, store, clock, policy=policy)) == "done"  # the replay
+    assert resolve_document(message(doc), context(acu, jira, store, clock, policy=policy)) == "duplicate"
+    assert acu.actions == [(doc.key.external_id, "ReleaseBill")]
