@@ -44,7 +44,8 @@ PENDING_APPROVAL = "Pending Approval"
 ACCOUNT_ID_LIMIT = 128
 """``UserDetails.accountId``'s ``maxLength`` in Jira's OpenAPI description."""
 NAME_LIMIT = 255
-"""Jira caps status, resolution and group names at 255 characters."""
+"""The longest name taken for a status, resolution, group or workflow action: Jira's OpenAPI description caps a
+status name (``StatusCreate``) at 255 characters and a resolution name at 60; a longer entry is a typo."""
 
 
 class Answer(str, Enum):

@@ -133,11 +133,12 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
                    verdict=verdict.answer.value, rule=verdict.rule.describe(doc.currency) if verdict.rule else "",
                    authority=verdict.reason)
     if verdict.answer is Answer.NOT_A_DECISION:
-        audit("resolve", "not-a-person", reason=verdict.reason)
-        _tell_once(doc, issue_key, decision_id, [f"No action was taken in Acumatica: {verdict.reason}.",
-                                                 "To act on the document, a person reopens this issue and resolves "
-                                                 "it."], ctx)
-        return settled("not-a-person")
+        audit("resolve", "not-a-person" if verdict.tell else "not-a-decision", reason=verdict.reason)
+        if verdict.tell:
+            _tell_once(doc, issue_key, decision_id, [f"No action was taken in Acumatica: {verdict.reason}.",
+                                                     "To act on the document, a person reopens this issue and "
+                                                     "resolves it."], ctx)
+        return settled("not-a-person" if verdict.tell else "not-a-decision")
     if verdict.answer is Answer.DECLINE and not verdict.action:
         return settled(_declined(doc, state, issue_key, decision_id, verdict, ctx, audit))
     changed = reviewed_changes(state.snapshot if state else {}, doc)
