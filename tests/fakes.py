@@ -142,6 +142,8 @@ class FakeAcumatica:
             return self._apply(key, action, "Closed")
         if action == "Approve" and doc.status == "Pending Approval":
             return self._apply(key, action, "Balanced" if key.entity == "Bill" else "Open")
+        if action == "Reject" and doc.status == "Pending Approval":
+            return self._apply(key, action, "Rejected")
         raise ValidationError(f"{action} is not allowed while {doc.status}")
 
     def workflow_actions(self, entity):
@@ -164,25 +166,40 @@ class FakeJira:
         self.account = "connector-account"
         self.changelogs: dict[str, list[StatusChange]] = {}
         self.change_ids = itertools.count(30000)
+        self.groups: dict[str, set[str]] = {}
+        """accountId -> the names of the Jira groups it belongs to (``user_groups``)."""
+        self.accounts: dict[str, tuple[str, bool]] = {}
+        """accountId -> (accountType, active) for actors that are not active people (``move`` reads it)."""
 
     def settle(self) -> None:
         self.searchable = set(self.issues)
 
     def _ref(self, key):
         issue = self.issues[key]
-        return IssueRef(id=issue["id"], key=key, status=issue["status"],
+        return IssueRef(id=issue["id"], key=key, status=issue["status"], resolution=issue.get("resolution"),
                         status_category=self.statuses.get(issue["status"], "new"), external_id=issue["external_id"],
                         creator_account_id=issue.get("creator", self.account),
                         fields={"labels": list(issue.get("labels") or ()),
                                 "assignee": {"accountId": issue["assignee"]} if issue.get("assignee") else None})
 
-    def move(self, key, status, actor="person-account"):
-        """Someone (a person unless ``actor`` says otherwise) moves the issue; the changelog records it."""
+    def move(self, key, status, actor="person-account", resolution=None):
+        """Someone (a person unless ``actor`` says otherwise: see ``accounts``) moves the issue; the changelog records
+        it, with the resolution the move set (Jira sets one on a move into a done status, "Done" unless chosen)."""
         old = self.issues[key]["status"]
+        done = self.statuses.get(status, "new") == "done"
+        resolution = (resolution or "Done") if done else None
+        changed = resolution if resolution != self.issues[key].get("resolution") else None
+        account_type, active = self.accounts.get(actor, ("app" if actor == self.account else "atlassian", True))
         self.changelogs.setdefault(key, []).append(StatusChange(
             str(next(self.change_ids)), actor, "2026-11-02T10:00:00.000+0000", old, status,
-            self.statuses.get(old, "new"), self.statuses.get(status, "new")))
+            self.statuses.get(old, "new"), self.statuses.get(status, "new"), author_account_type=account_type,
+            author_active=active, author_name=actor, resolution=changed))
         self.issues[key]["status"] = status
+        self.issues[key]["resolution"] = resolution
+
+    def user_groups(self, account_id):
+        self.calls.append("groups")
+        return frozenset(self.groups.get(account_id, ()))
 
     def status_changes(self, key):
         self.calls.append("changelog")

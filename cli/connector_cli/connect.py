@@ -26,7 +26,8 @@ from connector.errors import ConfigurationError
 
 PROMPT = "\0prompt"
 """The value of a secret option given without a value: ask for it without echo."""
-JIRA_SCOPES = "read:jira-work write:jira-work read:jira-user manage:jira-webhook offline_access"
+JIRA_SCOPES = "read:jira-work write:jira-work manage:jira-webhook read:jira-user offline_access"
+"""``read:jira-user`` reads a person's groups, which ``DecisionAuthority`` limits decisions by (docs/decisions.md)."""
 TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at")
 
 

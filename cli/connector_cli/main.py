@@ -196,6 +196,7 @@ def _copy_verification_material(wiring, **material: Any) -> None:
 
 def cmd_ping(args: argparse.Namespace) -> int:
     """The end-to-end checklist; every check makes its own call to the system it checks (no cached answer)."""
+    from . import authority
     from .preview import check_owner_map
 
     wiring = _wiring(args)
@@ -219,20 +220,27 @@ def cmd_ping(args: argparse.Namespace) -> int:
          "check the stack's outputs (--stack) and your AWS credentials"),
         ("OwnerMap covers the owners of recent exception documents", lambda: check_owner_map(wiring),
          "add the named owners to OwnerMap (Acumatica owner -> Jira accountId)"),
+        *authority.checks(wiring),
     ]
     results = []
     for name, check, fix in checks:
         try:
-            check()
-            results.append({"check": name, "ok": True})
+            shown = check()
+            results.append({"check": name, "ok": True, **({"table": shown.rows} if isinstance(shown, authority.Shown)
+                                                          else {})})
+        except authority.Advisory as note:
+            results.append({"check": name, "ok": True, "warning": str(note), "fix": fix})
         except Exception as exc:  # noqa: BLE001 - report every check
             results.append({"check": name, "ok": False, "error": f"{type(exc).__name__}: {exc}", "fix": fix})
     if args.format == "json":
         print(json.dumps(results, indent=2))
     else:
         for result in results:
-            if result["ok"]:
+            if result.get("warning"):
+                print(f"WARN  {result['check']}: {result['warning']}\n      fix: {result['fix']}")
+            elif result["ok"]:
                 print(f"ok    {result['check']}")
+                authority.render(result.get("table") or [], sys.stdout)
             else:
                 print(f"FAIL  {result['check']}: {result['error']}\n      fix: {result['fix']}")
     return 0 if all(result["ok"] for result in results) else 1
@@ -333,9 +341,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return 0
     from .output import print_table
 
-    print_table(("at", "issue", "event", "outcome", "reason"),
-                [(r["at"], (r.get("details") or {}).get("issue") or "-", r["event"], r["outcome"], r.get("reason", ""))
-                 for r in trail], title=f"audit trail of {key.external_id}")
+    print_table(("at", "issue", "event", "outcome", "reason", "decided"),
+                [(r["at"], (r.get("details") or {}).get("issue") or "-", r["event"], r["outcome"], r.get("reason", ""),
+                  (r.get("details") or {}).get("authority") or "") for r in trail],
+                title=f"audit trail of {key.external_id}")
     return 0
 
 
@@ -401,7 +410,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
               "(run its export block in this shell)", file=sys.stderr)
         return 2
     answer = requests.post(f"{jira_url}/sandbox-ui/issue/{args.issue_key.upper()}/transition",
-                           json={"status": args.status}, timeout=30)
+                           json={"status": args.status, **({"resolution": args.resolution} if args.resolution else {})},
+                           timeout=30)
     if answer.status_code != 200:
         print(f"connector sandbox: the Jira sandbox answered {answer.status_code}: {answer.text[:200]}",
               file=sys.stderr)
@@ -475,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("action", choices=["resolve"])
     sandbox.add_argument("issue_key", help="e.g. AP-1")
     sandbox.add_argument("--status", default="Done", help="the status a person moves the issue to")
+    sandbox.add_argument("--resolution", help="the resolution the person picks, e.g. \"Won't Do\" (a 'no')")
     status = command("status", cmd_status, "watermarks, and work queue and DLQ depths")
     status.add_argument("--format", choices=["text", "json"], default="text")
     preview = command("preview", cmd_preview, "list the issues a poll would create, update or leave; writes nothing")

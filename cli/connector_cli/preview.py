@@ -156,4 +156,8 @@ def run(wiring: Any, *, entities: Iterable[str] | None, since: str | None, limit
     chosen = tuple(entities or settings.document_types)
     rows = plan(wiring.acumatica, wiring.store, settings, entities=chosen, since=parse_since(since), limit=limit)
     render(rows, fmt, out)
+    if fmt != "json":  # the JSON stays the list of planned rows scripts read
+        from .authority import print_for_preview
+
+        print_for_preview(settings.decision_policy.authority, chosen, settings.jira_project_key, out or sys.stdout)
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from .decisions import DecisionPolicy
 from .documents import PROFILES
 from .errors import ConfigurationError
 from .rules import EXCEPTION_RULES, RuleTable
@@ -61,6 +62,9 @@ class Settings:
     """The secret the template writes the table parameters into (``PARAMETER_TABLES_ARN``, docs/tables.md)."""
     triage: TriageRules = field(default_factory=TriageRules)
     """Routing, priority and escalation tables (``PriorityTable``, ``VendorOwners``, ``EscalationDays``...)."""
+    decision_policy: DecisionPolicy = field(default_factory=DecisionPolicy)
+    """What a resolution means and who may decide (``ApprovingResolutions``, ``DecliningStatuses``,
+    ``NonPersonAccounts``, ``DeclineAction``, ``DecisionAuthority``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -58,6 +58,10 @@ WEBHOOK_FIELDS = ("status",)
 METRICS_NAMESPACE = "AcumaticaJiraConnector"
 RECONNECT_METRIC = "JiraReconnectNeeded"
 RECONNECT_HINT = "run `connector connect jira` to authorise the connector again"
+SCOPE_MISMATCH = "scope does not match"
+"""Jira's 401 message when the grant lacks the scope an operation needs: refreshing the token cannot fix it."""
+USER_SCOPE_HINT = ("group membership needs the read:jira-user scope: add it to the Jira app and run "
+                   "`connector connect jira` again (its consent asks for it)")
 
 
 class AccessTokens(Protocol):
@@ -270,6 +274,7 @@ class JiraClient:
         tokens: AccessTokens,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not cloud_id:
             raise ConfigurationError(f"the Jira cloud id is not set; {RECONNECT_HINT}")
@@ -287,6 +292,8 @@ class JiraClient:
         self._timeout = timeout
         self._account_id: str | None = None
         self._categories: dict[str, str] = {}
+        self._clock = clock
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
 
     def __repr__(self) -> str:
         return f"JiraClient(base={self._base!r}, project={self._project_key!r})"
@@ -311,7 +318,7 @@ class JiraClient:
 
     def get_issue(self, key: str) -> IssueRef | None:
         response = self._call("GET", f"/issue/{key}",
-                              params={"fields": f"status,summary,creator,labels,assignee,{self._field}"})
+                              params={"fields": f"status,resolution,summary,creator,labels,assignee,{self._field}"})
         if response.status_code == 404:
             return None
         return self._issue_ref(self._ok(response, "GET", f"/issue/{key}"))
@@ -376,13 +383,17 @@ class JiraClient:
                 for item in entry.get("items") or []:
                     if (item.get("fieldId") or item.get("field")) != "status":
                         continue
+                    author = entry.get("author") if isinstance(entry.get("author"), Mapping) else {}
                     changes.append(StatusChange(
                         id=str(entry.get("id", "")),
-                        author_account_id=str((entry.get("author") or {}).get("accountId") or ""),
+                        author_account_id=str(author.get("accountId") or ""),
                         created=str(entry.get("created") or ""),
                         from_status=str(item.get("fromString") or ""), to_status=str(item.get("toString") or ""),
                         from_category=self._category_of(item.get("from"), item.get("fromString")),
-                        to_category=self._category_of(item.get("to"), item.get("toString"))))
+                        to_category=self._category_of(item.get("to"), item.get("toString")),
+                        author_account_type=str(author.get("accountType") or ""),
+                        author_active=author.get("active") is True, author_name=str(author.get("displayName") or ""),
+                        resolution=_resolution_set(entry.get("items") or [])))
             start += len(values)
             if page.get("isLast", True) or not values:
                 return changes
@@ -395,6 +406,46 @@ class JiraClient:
                 raise PermanentError("Jira /myself answered without an accountId")
             self._account_id = account
         return self._account_id
+
+    def user_groups(self, account_id: str) -> frozenset[str]:
+        """``GET /user/groups?accountId=``: the names of the person's groups, cached per container for
+        ``timings.GROUP_MEMBERSHIP_CACHE_SECONDS``. An account Jira does not know (404) belongs to none. Needs the
+        ``read:jira-user`` scope: without it, a ``ConfigurationError`` saying so (no token refresh can fix that)."""
+        cached = self._groups.get(account_id)
+        if cached is not None and self._clock() - cached[0] < timings.GROUP_MEMBERSHIP_CACHE_SECONDS:
+            return cached[1]
+        response = self._call("GET", "/user/groups", params={"accountId": account_id})
+        if response.status_code == 404:
+            names: frozenset[str] = frozenset()
+        else:
+            answer = self._ok(response, "GET", "/user/groups")
+            names = frozenset(str(group["name"]) for group in answer or []
+                              if isinstance(group, Mapping) and group.get("name"))
+        self._groups[account_id] = (self._clock(), names)
+        return names
+
+    def existing_groups(self, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` are groups on the site (``GET /group/bulk?groupName=...``, every page), as Jira spells
+        them; for ``ping``, which names a ``DecisionAuthority`` key that matches no group."""
+        wanted = list(dict.fromkeys(names))
+        found: set[str] = set()
+        start = 0
+        while wanted:
+            params: dict[str, Any] = {"groupName": wanted, "startAt": start, "maxResults": 50}
+            page = self._ok(self._call("GET", "/group/bulk", params=params), "GET", "/group/bulk")
+            values = page.get("values") or []
+            found.update(str(group.get("name")) for group in values if isinstance(group, Mapping))
+            start += len(values)
+            if page.get("isLast", True) or not values:
+                break
+        return found
+
+    def user(self, account_id: str) -> dict[str, Any] | None:
+        """``GET /user?accountId=``: the account (``accountType``, ``active``, ``displayName``), or ``None``."""
+        response = self._call("GET", "/user", params={"accountId": account_id})
+        if response.status_code == 404:
+            return None
+        return self._ok(response, "GET", "/user")
 
     def _category_of(self, status_id: Any, status_name: Any) -> str:
         """The status category key of a changelog status (by id, else by name), from ``GET /status`` (cached; read
@@ -594,9 +645,11 @@ class JiraClient:
         fields = issue.get("fields") or {}
         status = fields.get("status") or {}
         external_id = fields.get(self._field)
+        resolution = fields.get("resolution")
         return IssueRef(
             id=str(issue.get("id", "")),
             key=str(issue.get("key", "")),
+            resolution=(str(resolution.get("name") or "") or None) if isinstance(resolution, Mapping) else None,
             status=str(status.get("name", "")),
             status_category=str((status.get("statusCategory") or {}).get("key", "")),
             external_id=external_id if isinstance(external_id, str) else None,
@@ -617,7 +670,7 @@ class JiraClient:
         """One API call with a fresh token; a 401 invalidates that token and tries once more with a new one."""
         token = self._tokens.access_token()
         response = self._send(method, path, token, json=json, params=params, read_only=read_only)
-        if response.status_code == 401:
+        if response.status_code == 401 and not _scope_mismatch(response):
             logger.info("Jira refused the access token on %s %s; refreshing once", method, path)
             self._tokens.invalidate(token)
             response = self._send(method, path, self._tokens.access_token(), json=json, params=params,
@@ -674,6 +727,20 @@ def parse_expiration(value: Any) -> datetime:
             raise PermanentError(f"Jira sent an unreadable webhook expirationDate {text!r}") from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
     raise PermanentError(f"Jira sent no usable webhook expirationDate ({value!r})")
+
+
+def _resolution_set(items: Sequence[Any]) -> str | None:
+    """The resolution a changelog entry set (its ``resolution`` item's ``toString``), if it set one."""
+    for item in items:
+        if isinstance(item, Mapping) and (item.get("fieldId") or item.get("field")) == "resolution":
+            return str(item.get("toString") or "") or None
+    return None
+
+
+def _scope_mismatch(response: requests.Response) -> bool:
+    """Jira's 401 for a grant without the operation's scope (``{"code": 401, "message": "Unauthorized; scope does
+    not match"}``): a fresh token has the same scopes, so it is not refreshed for."""
+    return SCOPE_MISMATCH in _error_detail(response)[0].casefold()
 
 
 def _reconcile_list(ids: Sequence[str | int]) -> list[int]:
@@ -800,6 +867,9 @@ def _status_error(response: requests.Response, method: str, path: str) -> Connec
         where = f"{where}: {detail}"
     if status == 400:
         return ValidationError(where, field_errors)
+    if status == 401 and SCOPE_MISMATCH in detail.casefold():
+        hint = USER_SCOPE_HINT if path.startswith(("/user", "/group")) else f"the grant lacks a scope; {RECONNECT_HINT}"
+        return ConfigurationError(f"{where} ({hint})")
     if status == 401:
         return AuthenticationError(f"{where} (the token was refused even after a refresh; {RECONNECT_HINT})")
     if status == 403:

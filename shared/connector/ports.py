@@ -79,6 +79,8 @@ class IssueRef:
     creator_account_id: str | None = None
     """Who created the issue: the connector's own account for the issues it made, a person for a clone or a
     hand-made issue (``None`` when Jira did not say)."""
+    resolution: str | None = None
+    """The issue's resolution name (``None``: unresolved, or a project without resolutions)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,13 @@ class StatusChange:
     to_status: str
     from_category: str = ""
     to_category: str = ""
+    author_account_type: str = ""
+    """The author's ``accountType`` (``atlassian`` for a person, ``app``, ``customer``); empty when Jira did not say,
+    which is never taken for a person."""
+    author_active: bool = False
+    author_name: str = ""
+    resolution: str | None = None
+    """The resolution the same changelog entry set (its ``resolution`` item), if it set one."""
 
 
 class IssueTracker(Protocol):
@@ -136,6 +145,10 @@ class IssueTracker(Protocol):
 
     def own_account_id(self) -> str:
         """The accountId the connector acts as in Jira (``/myself``): its own changes are never decisions."""
+
+    def user_groups(self, account_id: str) -> frozenset[str]:
+        """The names of the Jira groups ``account_id`` belongs to (empty for an unknown account); may be cached for a
+        few minutes (``timings.GROUP_MEMBERSHIP_CACHE_SECONDS``)."""
 
 
 class SecretStore(Protocol):
@@ -208,6 +221,9 @@ class DocState:
     version: int = 0
     opened_at: float | None = None
     """When the connector opened (or adopted) the issue, epoch seconds: escalation counts days from it."""
+    declined: str = ""
+    """The decision (issue id and changelog entry) by which a person declined the issue while the document stayed
+    as it was: polls leave the closed issue alone (no calendar comments) until the document itself changes."""
 
 
 @dataclass(frozen=True)

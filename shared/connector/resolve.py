@@ -8,8 +8,12 @@ read from Acumatica the worker re-reads, at work time:
   external-id field still naming the document and a resolved status. Any other issue gets no action, an audit record
   and one comment saying which issue is the connector's and that nothing was done;
 - the changelog: the decision is the newest move from a not-resolved status into a resolved one (later moves
-  between resolved statuses, such as Done → Closed, are not new decisions), made by a person, never by the
-  connector's own account;
+  between resolved statuses, such as Done → Closed, are not new decisions), never the connector's own move;
+- what the decision means and whether its author may make it (``connector.decisions.decide``, one pure function of
+  the re-read author, groups, status, resolution and document): only an active person's "yes" acts, within their
+  ``DecisionAuthority``. A "no" posts nothing (or the ``DeclineAction``), is told once and recorded so that polls
+  leave the closed issue alone; an app's or a rule's move is told once; a person outside their authority is told
+  who may decide, and the issue is reopened for them;
 - the document: if its amount, vendor or lines total changed since the issue last showed it, the decision was about
   another document; the issue is reopened with a comment saying what changed.
 
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 from . import content, timings
+from .decisions import PENDING_APPROVAL, Actor, Answer, DecisionPolicy, Facts, Verdict, decide
 from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome
 from .model import Document, DocumentKey, WorkMessage
 from .ports import DocState, DocumentSource, IssueRef, IssueTracker, StateStore, StatusChange
@@ -42,6 +47,9 @@ DECISION_MARK = "DECISION"
 """Record of the last decision whose handling reached its end (acted, refused for a reason, or reopened)."""
 TOLD_RETAKE_SECONDS = 600.0
 """A claim on the one comment to a foreign issue older than this belongs to a crashed attempt."""
+VERDICT_CLAIM = "VERDICT"
+"""The one comment that answers a decision the connector does not act on (a "no", a rule's move, a refusal), keyed
+by the decision: a retry after a crash between the comment and the DECISION mark does not say it twice."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,9 @@ class ResolveContext:
     """Approval action per entity (``ApproveActionNames``); entities not named use ``approve_action``."""
     rules: RuleTable = field(default_factory=lambda: EXCEPTION_RULES)
     """The same exception rules as the poller and the worker (``ExceptionRules``), so recorded states agree."""
+    policy: DecisionPolicy = field(default_factory=DecisionPolicy)
+    """What a resolution means and who may decide (``ApprovingResolutions``, ``DecliningStatuses``,
+    ``NonPersonAccounts``, ``DeclineAction``, ``DecisionAuthority``)."""
 
 
 def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
@@ -66,15 +77,19 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
     key = message.key
     state = ctx.store.get_state(key)
     issue_key = message.issue_key or (state.issue_key if state else None)
+    decided: dict[str, object] = {}
+    """Who decided, their groups and the rule that allowed it: on every audit record and outcome once known."""
+    signature: list[str] = []
 
     def audit(event: str, outcome: str, reason: str = "", **details: object) -> None:
         ctx.store.audit(key, event, outcome, correlation_id=message.correlation_id, reason=reason,
-                        details={"issue": issue_key, "trigger": message.dedupe_id, **details})
+                        details={"issue": issue_key, "trigger": message.dedupe_id, **decided, **details})
 
     def tell(lines: list[str], success: bool, reference: str) -> None:
         if issue_key:
             try:
-                ctx.tracker.add_comment(issue_key, content.outcome_comment(reference, lines, success=success))
+                ctx.tracker.add_comment(issue_key, content.outcome_comment(reference, lines + signature,
+                                                                           success=success))
             except NotFoundError:
                 audit("comment", "issue-missing", reason=f"{issue_key} no longer exists")
 
@@ -113,11 +128,31 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
         tell([f"{key.external_id} was not found in Acumatica; nothing was done."], False, key.external_id)
         return settled("not-found")
     reference = content.reference(doc)
+    verdict, actor, groups = _verdict(decision, issue, doc, ctx)
+    decided.update(decided_by=actor.account_id, decided_by_name=actor.name, groups=sorted(groups),
+                   verdict=verdict.answer.value, rule=verdict.rule.describe(doc.currency) if verdict.rule else "",
+                   authority=verdict.reason)
+    if verdict.answer is Answer.NOT_A_DECISION:
+        audit("resolve", "not-a-person" if verdict.tell else "not-a-decision", reason=verdict.reason)
+        if verdict.tell:
+            _tell_once(doc, issue_key, decision_id, [f"No action was taken in Acumatica: {verdict.reason}.",
+                                                     "To act on the document, a person reopens this issue and "
+                                                     "resolves it."], ctx)
+        return settled("not-a-person" if verdict.tell else "not-a-decision")
+    if verdict.answer is Answer.DECLINE and not verdict.action:
+        return settled(_declined(doc, state, issue_key, decision_id, verdict, ctx, audit))
     changed = reviewed_changes(state.snapshot if state else {}, doc)
     if changed:
         return settled(_reopen_for_review(doc, issue_key, changed, ctx, audit))
-    steps, why = _named_by_the_instance(*plan(doc, ctx.approve_actions.get(key.entity) or ctx.approve_action),
-                                        key.entity, ctx)
+    if verdict.answer is Answer.REFUSE:
+        return settled(_refused(doc, issue_key, decision_id, verdict, ctx, audit))
+    signature.append(verdict.reason[:1].upper() + verdict.reason[1:] + ".")
+    if verdict.action:  # a person's "no" that DeclineAction turns into, e.g., Reject
+        steps, why = _named_by_the_instance((Step(verdict.action, PENDING_APPROVAL),), verdict.action, key.entity,
+                                            ctx, verdict.action, "DeclineAction")
+    else:
+        wanted = ctx.approve_actions.get(key.entity) or ctx.approve_action
+        steps, why = _named_by_the_instance(*plan(doc, wanted), key.entity, ctx, wanted, "ApproveActionNames")
     if not steps:
         audit("resolve", "no-action", reason=why, status=doc.status)
         tell([f"Status is {doc.status}: {why}."], False, reference)
@@ -137,22 +172,89 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
     tell(done, True, reference)
     audit("resolve", "done", reason="; ".join(done), status=doc.status)
     if state is not None and state.issue_key == issue_key:
-        _record(doc, state, ctx)
+        _record(doc, state, ctx, declined=decision_id if verdict.answer is Answer.DECLINE else "")
     return settled("done")
 
 
-def _named_by_the_instance(steps: tuple[Step, ...], why: str, entity: str,
-                           ctx: ResolveContext) -> tuple[tuple[Step, ...], str]:
-    """The approval step with the action's name as the instance spells it (``$adHocSchema`` ``_workflowActions``,
-    compared without regard to case: bills and orders may differ), or no steps when the instance offers none."""
-    wanted = ctx.approve_actions.get(entity) or ctx.approve_action
+def _verdict(decision: StatusChange, issue: IssueRef, doc: Document,
+             ctx: ResolveContext) -> tuple[Verdict, Actor, frozenset[str]]:
+    """Gather what ``decide`` needs, as re-read now (the groups only when the authority table needs them), and ask."""
+    actor = Actor(decision.author_account_id, decision.author_account_type, decision.author_active,
+                  decision.author_name)
+    groups = ctx.tracker.user_groups(actor.account_id) if ctx.policy.wants_groups(actor) else frozenset()
+    facts = Facts(actor=actor, connector_account=ctx.tracker.own_account_id(), moved_to=decision.to_status,
+                  status_now=issue.status,
+                  resolutions=tuple(name for name in (issue.resolution, decision.resolution) if name),
+                  entity=doc.key.entity, document_status=doc.status, amount=doc.amount, currency=doc.currency,
+                  groups=groups)
+    return decide(facts, ctx.policy), actor, groups
+
+
+def _tell_once(doc: Document, issue_key: str, decision_id: str, lines: list[str], ctx: ResolveContext) -> None:
+    """The one comment answering a decision the connector does not act on (claimed per decision)."""
+    claim = ctx.store.claim(doc.key, VERDICT_CLAIM, fingerprint=decision_id, retake_after_seconds=TOLD_RETAKE_SECONDS)
+    if not claim.won:
+        if claim.state == "claimed":
+            raise TransientError(f"the answer to the decision on {issue_key} is being written; retrying after it "
+                                 "settles")
+        return
+    try:
+        ctx.tracker.add_comment(issue_key, content.outcome_comment(content.reference(doc), lines, success=False))
+    except NotFoundError:
+        pass
+    except (PermanentError, TransientError) as exc:
+        if not isinstance(exc, UncertainOutcome):  # refused: nothing was posted, the retry may comment at once
+            ctx.store.finish_claim(doc.key, VERDICT_CLAIM, "failed", reason=str(exc)[:500])
+        raise
+    ctx.store.finish_claim(doc.key, VERDICT_CLAIM, "done", issue_key=issue_key)
+
+
+def _declined(doc: Document, state: DocState | None, issue_key: str, decision_id: str, verdict: Verdict,
+              ctx: ResolveContext, audit: Callable[..., None]) -> str:
+    """A person said "no": nothing is posted, the issue is told once, and the decline is recorded so that polls
+    leave the closed issue alone until the document itself changes (``sync``)."""
+    audit("resolve", "declined", reason=f"{verdict.reason}; nothing posted", status=doc.status,
+          declined_as=verdict.declined_as)
+    stays = {"On Hold": "stays on hold", "Pending Approval": "stays pending approval"}.get(
+        doc.status, f"stays as it is (status {doc.status})")
+    _tell_once(doc, issue_key, decision_id, [
+        f"Resolved as {verdict.declined_as.split(' ', 1)[1]}: {content.reference(doc)} {stays} in Acumatica; "
+        "nothing was posted.",
+        f"{verdict.reason[:1].upper()}{verdict.reason[1:]}.",
+        "To act on it after all, reopen this issue and resolve it as "
+        f"{' or '.join(ctx.policy.approving_resolutions[:2]) or 'Done'}."], ctx)
+    if state is not None and state.issue_key == issue_key and state.declined != decision_id:
+        ctx.store.save_state(doc.key, replace(state, declined=decision_id))
+    return "declined"
+
+
+def _refused(doc: Document, issue_key: str, decision_id: str, verdict: Verdict, ctx: ResolveContext,
+             audit: Callable[..., None]) -> str:
+    """A person outside their authority: nothing in Acumatica; the issue says which limit applied and who may decide,
+    and goes back to them (reopened). A later decision by one of them is a new decision, with claims of its own."""
+    may = [limit.describe(doc.currency) for limit in verdict.may_decide]
+    audit("resolve", "refused", reason=verdict.reason, may_decide=may, status=doc.status)
+    _tell_once(doc, issue_key, decision_id, [
+        f"Nothing was done in Acumatica: {verdict.reason}.",
+        f"Who may decide it: {'; '.join(may)}." if may else
+        "No one in DecisionAuthority may decide it: an administrator must raise a limit there.",
+        "The issue is reopened so that someone with that authority can resolve it."], ctx)
+    _reopen(issue_key, ctx, audit)
+    return "refused"
+
+
+def _named_by_the_instance(steps: tuple[Step, ...], why: str, entity: str, ctx: ResolveContext, wanted: str,
+                           setting: str) -> tuple[tuple[Step, ...], str]:
+    """The ``wanted`` workflow step (approval, or a decline action) with the action's name as the instance spells
+    it (``$adHocSchema`` ``_workflowActions``, compared without regard to case: bills and orders may differ), or no
+    steps when the instance offers none."""
     if not any(step.action == wanted for step in steps):
         return steps, why
     offered = ctx.documents.workflow_actions(entity)
     spelled = next((name for name in offered if name.casefold() == wanted.casefold()), None)
     if spelled is None:
         return (), (f"Acumatica offers no workflow action {wanted!r} for {entity} (it offers "
-                    f"{', '.join(offered) or 'none'}; set ApproveActionNames)")
+                    f"{', '.join(offered) or 'none'}; set {setting})")
     return tuple(replace(step, action=spelled) if step.action == wanted else step for step in steps), why
 
 
@@ -204,10 +306,11 @@ def _refuse_foreign(key: DocumentKey, issue: IssueRef, own: str | None, why: str
 
 
 def _decision(issue: IssueRef, message: WorkMessage, ctx: ResolveContext) -> tuple[StatusChange | None, str]:
-    """The changelog entry that is the person's decision behind the issue's resolved status, or why there is none.
+    """The changelog entry behind the issue's resolved status, or why there is none.
 
     The newest move from a not-resolved status into a resolved one; moves between resolved statuses after it (Done
-    → Closed) are not decisions of their own. A move by the connector's own account is never a decision."""
+    → Closed) are not decisions of their own. A move by the connector's own account is never a decision: it ends
+    here, before Acumatica is read. Whether anyone else's move is a decision is ``decide``'s answer."""
     me = ctx.tracker.own_account_id()
     if message.actor and message.actor == me:
         return None, "the delivery reports the connector's own transition"
@@ -237,21 +340,27 @@ def _reopen_for_review(doc: Document, issue_key: str, changed: list[tuple[str, s
     lines.append("The document changed after this issue last showed it, so nothing was done. The issue is reopened: "
                  "review the document as it is now and resolve the issue again.")
     ctx.tracker.add_comment(issue_key, content.outcome_comment(content.reference(doc), lines, success=False))
+    _reopen(issue_key, ctx, audit)
+    return "reopened"
+
+
+def _reopen(issue_key: str, ctx: ResolveContext, audit: Callable[..., None]) -> None:
+    """Move the issue back to ``JiraReopenStatus``, else a status of category To Do: a person must decide again."""
     moved = (ctx.tracker.transition_to(issue_key, ctx.reopen_status) if ctx.reopen_status
              else ctx.tracker.transition_to_category(issue_key, "new"))
     if not moved:
         audit("transition", "unavailable", reason=f"no transition to {ctx.reopen_status or 'a To Do status'!r}",
               issue=issue_key)
-    return "reopened"
 
 
-def _record(doc: Document, state: DocState, ctx: ResolveContext) -> None:
-    """The issue already tells what the action did: record the new state so the next poll does not report it again."""
+def _record(doc: Document, state: DocState, ctx: ResolveContext, *, declined: str = "") -> None:
+    """The issue already tells what the action did: record the new state so the next poll does not report it again
+    (and, for a decline carried out, that a person declined: polls leave the closed issue alone)."""
     finding = classify(doc, ctx.rules)
     snap = snapshot(doc, finding)
     try:
         ctx.store.save_state(doc.key, replace(state, fingerprint=fingerprint(snap), snapshot=snap,
-                                              open=finding is not None))
+                                              open=finding is not None, declined=declined))
     except TransientError:
         logger.info("state changed meanwhile; the next poll reconciles it", extra={"external_id": doc.key.external_id})
 

@@ -112,6 +112,7 @@ class DynamoStore:
             open=bool(item.get("open", False)),
             version=int(item.get("version", 0)),
             opened_at=float(item["opened_at"]) if item.get("opened_at") is not None else None,
+            declined=str(item.get("declined") or ""),
         )
 
     def get_states(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, DocState]:
@@ -151,6 +152,8 @@ class DynamoStore:
             item.update(issue_key=state.issue_key, issue_id=state.issue_id)
         if state.opened_at is not None:
             item["opened_at"] = Decimal(str(state.opened_at))
+        if state.declined:
+            item["declined"] = state.declined
         condition = Attr("version").eq(state.version) if state.version else Attr("PK").not_exists()
         try:
             self._table.put_item(Item=storable(item), ConditionExpression=condition)
@@ -159,7 +162,7 @@ class DynamoStore:
                 raise TransientError(f"{key} was updated concurrently; retrying with fresh state") from None
             raise
         return DocState(state.issue_key, state.issue_id, state.fingerprint, dict(state.snapshot), state.open,
-                        new_version, state.opened_at)
+                        new_version, state.opened_at, state.declined)
 
     # --- claims ------------------------------------------------------------------------------------------------
 

@@ -486,6 +486,13 @@ def _update_issue(doc: Document, finding: Finding | None, snap: dict[str, str], 
     issue_key = state.issue_key
     assert issue_key is not None
     changed = changes(state.snapshot, snap)
+    if state.declined:
+        if all(name in TRIAGE_KEYS for name, _, _ in changed):
+            ctx.store.save_state(key, replace(state, fingerprint=fp, snapshot=snap))
+            audit("sync", "declined", reason="a person declined the issue and the document has not changed since: "
+                  "the closed issue is left alone", issue=issue_key)
+            return "declined"
+        state = replace(state, declined="")  # the document itself changed: told as any change is
     if finding is None and not state.open:
         ctx.store.save_state(key, replace(state, fingerprint=fp, snapshot=snap))
         audit("sync", "recorded", reason="healthy document with a closed exception; nothing to tell", issue=issue_key)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from .decisions import (parse_approving_resolutions, parse_decision_authority, parse_decline_action,
+                        parse_declining_statuses, parse_non_person_accounts)
 from .documents import PROFILES
 from .errors import ConfigurationError
 from .model import Document, DocumentKey
@@ -318,6 +320,17 @@ _REGISTRY = (
           "per entity: status labels added to or removed from the exceptions, the unbalanced and validation rules"),
     Table("ApproveActionNames", "APPROVE_ACTION_NAMES", parse_approve_actions, "approve_actions",
           "entity -> the workflow action that approves it, where it differs from ApproveActionName"),
+    Table("ApprovingResolutions", "APPROVING_RESOLUTIONS", parse_approving_resolutions,
+          "decision_policy.approving_resolutions",
+          "Jira resolutions that approve; any other resolution is a no (docs/decisions.md)", listed=True),
+    Table("DecliningStatuses", "DECLINING_STATUSES", parse_declining_statuses, "decision_policy.declining_statuses",
+          "Jira statuses that decline whatever the resolution", listed=True),
+    Table("NonPersonAccounts", "NON_PERSON_ACCOUNTS", parse_non_person_accounts, "decision_policy.non_person_accounts",
+          "Jira accountIds whose moves are never decisions (Automation for Jira by default)", listed=True),
+    Table("DeclineAction", "DECLINE_ACTION", parse_decline_action, "decision_policy.decline_actions",
+          "entity -> the workflow action a person's no runs on a document pending approval"),
+    Table("DecisionAuthority", "DECISION_AUTHORITY", parse_decision_authority, "decision_policy.authority",
+          "Jira group or accountId -> {entity or *: the largest amount it may decide, or null}"),
 )
 
 TABLES: Mapping[str, Table] = {table.name: table for table in _REGISTRY}

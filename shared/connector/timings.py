@@ -63,6 +63,12 @@ TABLES_CACHE_SECONDS = 60.0
 parameter tables) again: one small read a minute, and an import is in effect for all new work within a minute."""
 TABLES_TAKE_EFFECT_SECONDS = 300.0
 """The promise of docs/tables.md: an import or a rollback routes every document a worker starts this long after it."""
+GROUP_MEMBERSHIP_CACHE_SECONDS = 300.0
+"""How long a container trusts a person's Jira groups (``DecisionAuthority``): a burst of resolutions by one clerk
+costs one groups call, and someone removed from a group loses their authority within this long (at most
+``GROUP_MEMBERSHIP_STALEST_SECONDS``)."""
+GROUP_MEMBERSHIP_STALEST_SECONDS = 600.0
+"""The longest a revoked group membership may still decide: what docs/decisions.md promises the auditors."""
 
 RECORD_RESERVE_SECONDS = 30.0
 """The least time a record is started with; the worker also keeps the slowest record seen so far in reserve."""

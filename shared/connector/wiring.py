@@ -227,7 +227,7 @@ class Wiring:
                               resolved_statuses=settings.jira_resolved_statuses,
                               reopen_status=settings.jira_reopen_status,
                               approve_actions=settings.approve_actions,
-                              rules=settings.exception_rules)
+                              rules=settings.exception_rules, policy=settings.decision_policy)
 
     @_per_tables
     def poll_options(self) -> PollOptions:

@@ -96,3 +96,5 @@ def test_an_imported_table_version_takes_effect_within_its_promise():
     from connector.table_versions import TablesInEffect
 
     assert inspect.signature(TablesInEffect).parameters["max_age"].default == timings.TABLES_CACHE_SECONDS
+def test_a_revoked_group_membership_stops_deciding_within_the_promised_minutes():
+    assert 0 < timings.GROUP_MEMBERSHIP_CACHE_SECONDS <= timings.GROUP_MEMBERSHIP_STALEST_SECONDS

@@ -307,12 +307,16 @@ def test_comment_posts_the_adf_body_and_returns_its_id(client):
 
 
 @responses.activate
-def test_get_issue_reads_status_and_category_and_none_when_missing(client):
-    responses.get(f"{BASE}/issue/AP-1", json=issue_json("10001", "AP-1", "Bill:Bill:1", "Won't Do", "done"),
-                  match=[matchers.query_param_matcher({"fields": f"status,summary,creator,labels,assignee,{FIELD}"})])
+def test_get_issue_reads_status_category_and_resolution_and_none_when_missing(client):
+    answer = issue_json("10001", "AP-1", "Bill:Bill:1", "Done", "done")
+    answer["fields"]["resolution"] = {"id": "10001", "name": "Won't Do", "description": ""}
+    responses.get(f"{BASE}/issue/AP-1", json=answer, match=[matchers.query_param_matcher(
+        {"fields": f"status,resolution,summary,creator,labels,assignee,{FIELD}"})])
+    responses.get(f"{BASE}/issue/AP-2", json={**answer, "fields": {**answer["fields"], "resolution": None}})
     responses.get(f"{BASE}/issue/AP-404", status=404, json={"errorMessages": ["Issue does not exist"]})
     issue = client.get_issue("AP-1")
-    assert (issue.status, issue.status_category, issue.external_id) == ("Won't Do", "done", "Bill:Bill:1")
+    assert (issue.status, issue.status_category, issue.external_id) == ("Done", "done", "Bill:Bill:1")
+    assert issue.resolution == "Won't Do" and client.get_issue("AP-2").resolution is None
     assert client.get_issue("AP-404") is None
 
 
@@ -534,6 +538,69 @@ def test_status_changes_page_the_changelog_and_learn_a_new_status_once(client):
         ("1", "person", "new", "done"), ("2", "me", "done", "done")]
     assert [c.to_status for c in changes] == ["Erledigt", "Archived"]
     assert len([call for call in responses.calls if call.request.url.endswith("/status")]) == 2
+
+
+@responses.activate
+def test_status_changes_carry_who_moved_the_issue_and_the_resolution_the_move_set(client):
+    """The changelog's ``author`` is a ``UserDetails``: its accountType and active are what tell a person from an
+    app, a customer or a deactivated account; an entry without them is never taken for a person."""
+    resolution = {"field": "resolution", "fieldtype": "jira", "fieldId": "resolution", "to": "10001",
+                  "toString": "Won't Do"}
+    entries = [_history("1", "person", ("1", "Open"), ("6", "Resolved"), [resolution]),
+               _history("2", "app", ("6", "Resolved"), ("1", "Open")),
+               _history("3", "gone", ("1", "Open"), ("6", "Resolved"))]
+    entries[0]["author"].update({"accountType": "atlassian", "active": True, "displayName": "Pat"})
+    entries[1]["author"].update({"accountType": "app", "active": True, "displayName": "Automation for Jira"})
+    responses.get(f"{BASE}/issue/AP-1/changelog", json={"startAt": 0, "maxResults": 100, "total": 3, "isLast": True,
+                                                       "values": entries})
+    responses.get(f"{BASE}/status", json=[{"id": "1", "name": "Open", "statusCategory": {"key": "new"}},
+                                          {"id": "6", "name": "Resolved", "statusCategory": {"key": "done"}}])
+    changes = client.status_changes("AP-1")
+    assert [(c.author_account_type, c.author_active, c.author_name, c.resolution) for c in changes] == [
+        ("atlassian", True, "Pat", "Won't Do"), ("app", True, "Automation for Jira", None), ("", False, "", None)]
+
+
+@responses.activate
+def test_group_membership_is_read_once_per_few_minutes_and_an_unknown_account_has_none():
+    clock = [1000.0]
+    client = JiraClient(api_url=API, cloud_id=CLOUD, project_key="AP", external_id_field=FIELD,
+                        tokens=FakeTokens("at-1"), session=make_session(total=0), clock=lambda: clock[0])
+    responses.get(f"{BASE}/user/groups", json=[{"name": "ap-clerks", "groupId": "g1", "self": f"{BASE}/group"},
+                                               {"name": "jira-software-users", "groupId": "g2"}],
+                  match=[matchers.query_param_matcher({"accountId": "person"})])
+    responses.get(f"{BASE}/user/groups", status=404, json={"errorMessages": ["User not found"]},
+                  match=[matchers.query_param_matcher({"accountId": "nobody"})])
+    assert client.user_groups("person") == {"ap-clerks", "jira-software-users"}
+    assert client.user_groups("person") == {"ap-clerks", "jira-software-users"}
+    assert client.user_groups("nobody") == frozenset()
+    assert len(responses.calls) == 2
+    clock[0] += 301  # GROUP_MEMBERSHIP_CACHE_SECONDS later, a removal from a group counts
+    client.user_groups("person")
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_a_grant_without_read_jira_user_is_told_once_not_refreshed_for():
+    tokens = FakeTokens("at-1", "at-2")
+    client = JiraClient(api_url=API, cloud_id=CLOUD, project_key="AP", external_id_field=FIELD, tokens=tokens,
+                        session=make_session(total=0))
+    responses.get(f"{BASE}/user/groups", status=401, json={"code": 401, "message": "Unauthorized; scope does not match"})
+    with pytest.raises(ConfigurationError, match="read:jira-user"):
+        client.user_groups("person")
+    assert tokens.invalidated == [] and len(responses.calls) == 1
+
+
+@responses.activate
+def test_existing_groups_asks_for_every_name_at_once_and_pages(client):
+    responses.get(f"{BASE}/group/bulk", json={"startAt": 0, "maxResults": 1, "total": 2, "isLast": False,
+                                              "values": [{"name": "ap-clerks", "groupId": "g1"}]},
+                  match=[matchers.query_param_matcher({"groupName": ["ap-clerks", "controlers", "finance"],
+                                                       "startAt": "0", "maxResults": "50"})])
+    responses.get(f"{BASE}/group/bulk", json={"startAt": 1, "maxResults": 1, "total": 2, "isLast": True,
+                                              "values": [{"name": "finance", "groupId": "g3"}]},
+                  match=[matchers.query_param_matcher({"groupName": ["ap-clerks", "controlers", "finance"],
+                                                       "startAt": "1", "maxResults": "50"})])
+    assert client.existing_groups(["ap-clerks", "controlers", "finance"]) == {"ap-clerks", "finance"}
 
 
 @responses.activate

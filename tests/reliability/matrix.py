@@ -11,7 +11,9 @@ Jira's search lags every create until the clock has moved on (``JIRA_SEARCH_LAG_
 - double posts: an Acumatica action performed twice for one document;
 - double comments: a change of the document told twice on its issue (exception flow; the return flow answers every
   resolution it receives, so a bill resolved three times gets three answers, and is counted under double posts);
-- DLQ after replay: messages still dead after the cause was fixed and ``connector replay`` ran.
+- DLQ after replay: messages still dead after the cause was fixed and ``connector replay`` ran;
+- posts without a yes: an Acumatica action for a resolution that was no person's "yes" (a Won't Do, a rule's or
+  an app's move). The ``decision:`` rows count there, and count an issue never told why nothing was done as lost.
 
 - dead-lettered: messages that reached the DLQ before the replay. A permanent error belongs there at once (those
   rows are marked ``*`` and exempt); a transient fault must never get a message there.
@@ -42,6 +44,7 @@ from connector.errors import (
     UncertainOutcome,
     ValidationError,
 )
+from connector.decisions import AUTOMATION_FOR_JIRA
 from connector.model import WorkMessage
 from connector.resolve import ResolveContext, resolve_document
 from connector.store import DynamoStore
@@ -53,7 +56,8 @@ from tests.core.conftest import Clock, table_definition
 from tests.fakes import FakeAcumatica, FakeJira, MemoryLock, MemorySecret, make_doc, recorded
 from tests.faults import Faults
 
-MUST_BE_ZERO = ("lost", "duplicate issues", "double posts", "double comments", "DLQ after replay")
+MUST_BE_ZERO = ("lost", "duplicate issues", "double posts", "double comments", "DLQ after replay",
+                "posts without a yes")
 COLUMNS = MUST_BE_ZERO + ("dead-lettered",)
 """``dead-lettered`` must be 0 too, except for the faults in ``PERMANENT`` (marked ``*``)."""
 QUICK_REDELIVERY_SECONDS = 2.0
@@ -272,6 +276,46 @@ def _burst(kind: str, copies: int = 3) -> Scenario:
     return run
 
 
+def _undecided(move: Callable[[FakeJira, str], None]) -> Scenario:
+    """Held bills whose issues were resolved in a way that is no "yes" (``move``), each resolution delivered three
+    times in a shuffled order, the first answer refused by Jira (429 after its retries): nothing may ever be posted,
+    and each issue is told why exactly once."""
+
+    def run(world: World, row: Row) -> None:
+        import random
+
+        bodies = []
+        for n, doc in enumerate(world.acumatica.docs.values()):
+            issue_key = f"AP-{n + 1}"
+            recorded(doc, world.store, world.jira, key=issue_key, issue_id=str(10001 + n))
+            move(world.jira, issue_key)
+            bodies += [WorkMessage(kind="resolve", external_id=doc.key.external_id, dedupe_id=f"no-{n}-{copy}",
+                                   correlation_id="decision", issue_key=issue_key, source="webhook").to_json()
+                       for copy in range(3)]
+        random.Random(len(bodies)).shuffle(bodies)
+        world.faulty_jira.fail("add_comment", lambda: TransientError("comment answered 429", 5.0))
+        world.deliver(bodies)
+        row.counts["dead-lettered"] = len(world.sqs.dead)
+        world.replay()
+        row.counts["DLQ after replay"] = len(world.sqs.dead)
+        row.counts["posts without a yes"] = len(world.acumatica.actions)
+        for comments in world.jira.comments.values():
+            row.counts["lost"] += not comments
+            row.counts["double comments"] += max(0, len(comments) - 1)
+
+    return run
+
+
+def _declined(jira: FakeJira, issue_key: str) -> None:
+    jira.statuses["Won't Do"] = "done"
+    jira.move(issue_key, "Won't Do")  # a person's "no"
+
+
+def _by_automation(jira: FakeJira, issue_key: str) -> None:
+    jira.accounts[AUTOMATION_FOR_JIRA] = ("app", True)
+    jira.move(issue_key, "Done", actor=AUTOMATION_FOR_JIRA)  # "close issues untouched for 14 days"
+
+
 class _Queue:
     def __init__(self, world: World) -> None:
         self.world = world
@@ -472,6 +516,8 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
         _resolve_with(lambda w: _each(w, "invoke_action", lambda: RuntimeError("container died"), 1, after=True,
                                       target="acumatica")),
         "Balanced"),
+    "decision: Won't Do delivered 3 times, answer 429": (_undecided(_declined), "On Hold"),
+    "decision: Automation's Done delivered 3 times, answer 429": (_undecided(_by_automation), "Balanced"),
     "load: every sync delivered 3 times, shuffled": (_burst("sync"), "On Hold"),
     "load: every bill resolved 3 times, shuffled": (_burst("resolve"), "Balanced"),
     "poll: SQS send fails mid-page": (

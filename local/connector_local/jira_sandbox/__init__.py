@@ -8,8 +8,8 @@ docstring says how strict it is and why.
 
 from .adf import ADF_SCHEMA_PATH, adf_problem, adf_validator
 from ..serving import QuietRequestHandler  # the tests' webhook receivers serve with it too
-from .common import CONNECTOR_ACCOUNT, PERSON_ACCOUNT
+from .common import AUTOMATION_ACCOUNT, CONNECTOR_ACCOUNT, PERSON_ACCOUNT, USER_SCOPE
 from .sandbox import JiraSandbox
 
-__all__ = ["ADF_SCHEMA_PATH", "CONNECTOR_ACCOUNT", "PERSON_ACCOUNT", "JiraSandbox", "QuietRequestHandler",
-           "adf_problem", "adf_validator"]
+__all__ = ["ADF_SCHEMA_PATH", "AUTOMATION_ACCOUNT", "CONNECTOR_ACCOUNT", "PERSON_ACCOUNT", "USER_SCOPE", "JiraSandbox",
+           "QuietRequestHandler", "adf_problem", "adf_validator"]

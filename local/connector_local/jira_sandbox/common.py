@@ -27,7 +27,12 @@ STATUSES = {  # name -> (id, category key, id of the global transition into it, 
     "Blocked": ("10003", "indeterminate", "51", "Block"),
     "Closed": ("10004", "done", "61", "Close"),
 }
-RESOLUTIONS = {"Done": "10000", "Won't Do": "10001", "Duplicate": "10002"}
+RESOLUTIONS = {"Done": "10000", "Won't Do": "10001", "Duplicate": "10002", "Cannot Reproduce": "10003"}
+"""Jira Cloud's default resolutions (``GET /resolution``)."""
+PROJECT_STYLES = ("company-managed", "team-managed")
+"""How a move into a done status gets its resolution: company-managed, the person picks it on the transition screen
+(by default named like the status when such a resolution exists, else Done); team-managed projects have no
+resolution screen and always set Done, whatever the status, so a "no" there is a status (Won't Do)."""
 ISSUE_TYPES = {"Task": "10001", "Bug": "10002"}
 PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 """Jira Cloud's default priority scheme (ids 1-5); a project's scheme may hold other names, and Jira refuses any
@@ -45,6 +50,11 @@ WEBHOOK_LIFETIME = timedelta(days=30)
 RETRIED_DELIVERY_STATUSES = frozenset({408, 409, 425, 429})
 CONNECTOR_ACCOUNT = "557058:0c0ffee0-acu-jira-connector"
 PERSON_ACCOUNT = "5b10ac8d82e05b22cc7d4ef5"
+AUTOMATION_ACCOUNT = "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077"
+"""Automation for Jira: an ``app`` account present on every Jira Cloud site; its rules move issues."""
+USER_SCOPE = "read:jira-user"
+"""The classic scope ``GET /user/groups``, ``/group/bulk`` and ``/user`` require (OpenAPI ``x-atlassian-oauth2-scopes``)."""
+DEFAULT_SCOPES = ("read:jira-work", "write:jira-work", "manage:jira-webhook", USER_SCOPE, "offline_access")
 SEARCH_GONE = ("The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration "
                "guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046")
 

@@ -16,9 +16,11 @@ class OAuthMixin:
 
     # OAuth ------------------------------------------------------------------------------------------------------------
 
-    def _new_grant(self) -> str:
+    def _new_grant(self, scopes: tuple[str, ...] | None = None) -> str:
+        """A person's consent; it covers ``scopes`` (default: what the sandbox grants, ``granted_scopes``)."""
         grant = "grant-" + secrets.token_hex(6)
-        self._grants[grant] = {"alive": True, "created": self.now()}
+        self._grants[grant] = {"alive": True, "created": self.now(),
+                               "scopes": tuple(self.granted_scopes if scopes is None else scopes)}
         return grant
 
     def _new_refresh_token(self, grant: str) -> str:
@@ -32,7 +34,7 @@ class OAuthMixin:
         self._access_tokens[access] = {"grant": grant, "expires_at": self.now() + self.access_token_lifetime}
         self._refresh_tokens[refresh]["access"] = access
         return {"access_token": access, "refresh_token": refresh, "expires_in": int(self.access_token_lifetime),
-                "token_type": "Bearer", "scope": "read:jira-work write:jira-work manage:jira-webhook offline_access"}
+                "token_type": "Bearer", "scope": " ".join(self._grants[grant]["scopes"])}
 
     def _token_endpoint(self, request: Request) -> Response:
         if request.mimetype != "application/json":
@@ -49,7 +51,7 @@ class OAuthMixin:
             code = self._codes.pop(str(body.get("code", "")), None)
             if not code or code["expires_at"] < self.now() or code["redirect_uri"] != body.get("redirect_uri"):
                 raise HttpError(403, body={"error": "invalid_grant", "error_description": "Invalid authorization code"})
-            return _json_response(200, self._issue_pair(self._new_grant()))
+            return _json_response(200, self._issue_pair(self._new_grant(code.get("scopes"))))
         if grant_type == "refresh_token":
             return _json_response(200, self._rotate(str(body.get("refresh_token", ""))))
         raise HttpError(400, body={"error": "unsupported_grant_type", "error_description": f"{grant_type!r}"})

@@ -12,9 +12,15 @@ bugs that break a connector in production:
 - transitions are global, with status categories; resolving an issue delivers ``jira:issue_updated`` to admin
   webhooks (``X-Hub-Signature``) and dynamic webhooks (HS256 JWT), with retries and a stable
   ``X-Atlassian-Webhook-Identifier``; dynamic webhooks expire after 30 days of the sandbox clock;
-- every change has a changelog entry with its author (``GET /issue/{key}/changelog``, oldest first, paged); the
-  connector's own transitions are delivered to webhooks like a person's, with the connector as ``user``; issues have
-  a ``creator``, and people clone issues (custom fields copied) and edit the external-id field by hand;
+- every change has a changelog entry with its author (``GET /issue/{key}/changelog``, oldest first, paged), a
+  ``UserDetails`` whose ``accountType`` and ``active`` tell a person from an app (Automation for Jira is one, on every
+  site), a service-desk customer or a deactivated account; the connector's own transitions are delivered to webhooks
+  like a person's, with the connector as ``user``; issues have a ``creator``, and people clone issues (custom fields
+  copied) and edit the external-id field by hand;
+- a move into a done status sets a resolution the way the project's style does (``project_style``): a company-managed
+  project lets the person pick it (Won't Do on Done), a team-managed one always sets Done (a "no" is the status);
+- people belong to groups (``GET /user/groups``, ``GET /group/bulk``), readable only with the ``read:jira-user``
+  scope: a grant without it gets Jira's 401 "scope does not match";
 - faults on demand: failing or slow responses and a request-rate limit with ``Retry-After``.
 
 The base URL serves both the auth endpoints and the API, so locally ``JIRA_AUTH_URL = JIRA_API_URL = sandbox.url``.
@@ -41,9 +47,10 @@ from werkzeug.wrappers import Request, Response
 
 from ..serving import LoopbackServer, Served
 from .common import (
-    CATEGORIES, CONNECTOR_ACCOUNT, DEFAULT_PRIORITY, Delivery, Fault, HttpError, ISSUE_TYPES, Issue,
-    JOURNAL_LIMIT, LINK_TYPES, PERSON_ACCOUNT, PRIORITIES, RESOLUTIONS, SEARCH_GONE, STATUSES, _adf_has_text,
-    _display, _is_date, _jira_time, _jql_time, _json_body, _json_response, _read_page_token
+    AUTOMATION_ACCOUNT, CATEGORIES, CONNECTOR_ACCOUNT, DEFAULT_PRIORITY, DEFAULT_SCOPES, Delivery, Fault, HttpError,
+    ISSUE_TYPES, Issue, JOURNAL_LIMIT, LINK_TYPES, PERSON_ACCOUNT, PRIORITIES, PROJECT_STYLES, RESOLUTIONS,
+    SEARCH_GONE, STATUSES, USER_SCOPE, _adf_has_text, _display, _is_date, _jira_time, _jql_time, _json_body,
+    _json_response, _read_page_token
 )
 from .jql import JqlError, _JqlParser, _text_matches, _text_terms
 from .adf import adf_problem
@@ -73,7 +80,11 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         max_comments_per_issue: int = 5000,
         users: Mapping[str, str] | None = None,
         priorities: Iterable[str] = PRIORITIES,
+        project_style: str = "company-managed",
+        granted_scopes: Iterable[str] = DEFAULT_SCOPES,
     ) -> None:
+        if project_style not in PROJECT_STYLES:
+            raise ValueError(f"project_style must be one of {PROJECT_STYLES}")
         self.client_id = client_id
         self.client_secret = client_secret
         self.sites = [site.rstrip("/") for site in sites]
@@ -96,10 +107,19 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         self.max_dynamic_webhooks = max_dynamic_webhooks
         self.max_comments_per_issue = max_comments_per_issue
         self.priorities = {name: str(index) for index, name in enumerate(priorities, start=1)}
+        self.project_style = project_style
+        self.granted_scopes = tuple(granted_scopes)
+        """What a consent grants from now on (``set_grant_scopes`` changes the live grants too)."""
 
         self._lock = threading.RLock()
         self._clock_offset = 0.0
-        self._users = {CONNECTOR_ACCOUNT: "Acumatica connector", PERSON_ACCOUNT: "Pat Approver", **dict(users or {})}
+        self._users = {CONNECTOR_ACCOUNT: "Acumatica connector", PERSON_ACCOUNT: "Pat Approver",
+                       AUTOMATION_ACCOUNT: "Automation for Jira", **dict(users or {})}
+        self._accounts: dict[str, tuple[str, bool]] = {CONNECTOR_ACCOUNT: ("app", True),
+                                                       AUTOMATION_ACCOUNT: ("app", True)}
+        """accountId -> (accountType, active) where it is not an active person (``atlassian``)."""
+        self._groups: dict[str, dict[str, Any]] = {}
+        self.add_to_group(PERSON_ACCOUNT, "jira-software-users")  # every site's product-access group
         self._grants: dict[str, dict[str, Any]] = {}
         self._refresh_tokens: dict[str, dict[str, Any]] = {}
         self._access_tokens: dict[str, dict[str, Any]] = {}
@@ -147,17 +167,27 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         with self._lock:
             self._clock_offset += seconds
 
-    def issue_refresh_token(self) -> str:
-        """A person's consent: a fresh grant covering every site, returned as its first refresh token."""
+    def issue_refresh_token(self, scopes: Iterable[str] | None = None) -> str:
+        """A person's consent: a fresh grant covering every site (and ``scopes``, by default ``granted_scopes``),
+        returned as its first refresh token."""
         with self._lock:
-            return self._new_refresh_token(self._new_grant())
+            return self._new_refresh_token(self._new_grant(None if scopes is None else tuple(scopes)))
 
-    def issue_authorization_code(self, redirect_uri: str) -> str:
+    def issue_authorization_code(self, redirect_uri: str, scopes: Iterable[str] | None = None) -> str:
         """The ``code`` a consent redirect would carry (single-use, valid 10 minutes)."""
         with self._lock:
             code = "sbx-code-" + secrets.token_urlsafe(12)
-            self._codes[code] = {"redirect_uri": redirect_uri, "expires_at": self.now() + 600}
+            self._codes[code] = {"redirect_uri": redirect_uri, "expires_at": self.now() + 600,
+                                 "scopes": None if scopes is None else tuple(scopes)}
             return code
+
+    def set_grant_scopes(self, scopes: Iterable[str]) -> None:
+        """Every grant, live and future, covers exactly ``scopes``: as if the app's scopes were changed and consent
+        given again (a grant without ``read:jira-user`` is refused group membership)."""
+        with self._lock:
+            self.granted_scopes = tuple(scopes)
+            for grant in self._grants.values():
+                grant["scopes"] = self.granted_scopes
 
     @property
     def refresh_count(self) -> int:
@@ -171,9 +201,45 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
             record = self._refresh_tokens.get(refresh_token)
             return bool(record and self._grants[record["grant"]]["alive"])
 
-    def add_user(self, account_id: str, display_name: str) -> None:
+    def add_user(self, account_id: str, display_name: str, *, account_type: str = "atlassian", active: bool = True,
+                 groups: Iterable[str] = ()) -> None:
+        """An account on the site: a person (``atlassian``) by default, or an ``app`` or a service-desk
+        ``customer``; ``active=False`` is a deactivated account (its history stays, its moves decide nothing)."""
+        if account_type not in ("atlassian", "app", "customer"):
+            raise ValueError("accountType is one of atlassian, app, customer")
         with self._lock:
             self._users[account_id] = display_name
+            if (account_type, active) == ("atlassian", True):
+                self._accounts.pop(account_id, None)
+            else:
+                self._accounts[account_id] = (account_type, active)
+            self.add_to_group(account_id, *groups)
+
+    def add_group(self, name: str) -> str:
+        """A group on the site (what a site admin creates); returns its groupId."""
+        with self._lock:
+            found = self._group_named(name)
+            if found is None:
+                found = {"name": name, "groupId": str(uuid.uuid5(uuid.NAMESPACE_OID, f"group:{name}")), "members": set()}
+                self._groups[name] = found
+            return str(found["groupId"])
+
+    def add_to_group(self, account_id: str, *names: str) -> None:
+        """Put the account in each group, creating the groups that do not exist yet."""
+        with self._lock:
+            for name in names:
+                self.add_group(name)
+                self._group_named(name)["members"].add(account_id)
+
+    def remove_from_group(self, account_id: str, name: str) -> None:
+        with self._lock:
+            group = self._group_named(name)
+            if group is not None:
+                group["members"].discard(account_id)
+
+    def _group_named(self, name: str) -> dict[str, Any] | None:
+        """Jira group names are case-insensitive."""
+        return next((group for key, group in self._groups.items() if key.casefold() == name.casefold()), None)
 
     # faults -----------------------------------------------------------------------------------------------------------
 
@@ -237,27 +303,33 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         with self._lock:
             return copy.deepcopy(self._find_issue(key).changelog)
 
-    def resolve_issue(self, key: str, status: str = "Done", *, actor: str = PERSON_ACCOUNT) -> list[dict[str, Any]]:
-        """``actor`` (a person by default) moves the issue to ``status``; the ``jira:issue_updated`` webhooks are
-        delivered before returning (none while ``drop_deliveries`` is set).
+    def resolve_issue(self, key: str, status: str = "Done", *, actor: str = PERSON_ACCOUNT,
+                      resolution: str | None = None) -> list[dict[str, Any]]:
+        """``actor`` (a person by default) moves the issue to ``status``, picking ``resolution`` on the transition
+        screen (company-managed projects only); the ``jira:issue_updated`` webhooks are delivered before returning
+        (none while ``drop_deliveries`` is set).
 
         Returns the delivery attempts made (see ``deliveries``).
         """
-        return self._send_all(self._person_move(key, status, actor))
+        return self._send_all(self._person_move(key, status, actor, resolution))
 
-    def move_issue(self, key: str, status: str, *, actor: str = PERSON_ACCOUNT) -> list[tuple[bytes, dict[str, str]]]:
+    def move_issue(self, key: str, status: str, *, actor: str = PERSON_ACCOUNT,
+                   resolution: str | None = None) -> list[tuple[bytes, dict[str, str]]]:
         """``actor`` moves the issue to ``status``, as ``resolve_issue`` does, but the webhook deliveries it implies
         are handed back (body and headers, signed as sent) instead of sent: for a caller that delivers them itself,
         out of order, late, more than once or all at once, as Jira's delivery service can."""
         return [(delivery.body, self._delivery_headers(delivery, retry=0))
-                for delivery in self._person_move(key, status, actor)]
+                for delivery in self._person_move(key, status, actor, resolution)]
 
-    def _person_move(self, key: str, status: str, actor: str) -> list[Delivery]:
+    def _person_move(self, key: str, status: str, actor: str, resolution: str | None = None) -> list[Delivery]:
         with self._lock:
             issue = self._find_issue(key)
             if status not in STATUSES:
                 raise ValueError(f"unknown status {status!r}; the sandbox has {sorted(STATUSES)}")
-            change = self._move(issue, status, actor)
+            if resolution is not None and (resolution not in RESOLUTIONS or self.project_style == "team-managed"):
+                raise ValueError(f"resolution {resolution!r}: a {self.project_style} project offers "
+                                 f"{sorted(RESOLUTIONS) if self.project_style == 'company-managed' else 'none'}")
+            change = self._move(issue, status, actor, resolution)
             return self._plan_deliveries(issue, change)
 
     def clone_issue(self, key: str, *, actor: str = PERSON_ACCOUNT) -> str:
@@ -374,24 +446,28 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         match = re.fullmatch(r"/ex/jira/([^/]+)/rest/api/3(/.*)", path)
         if not match:
             raise HttpError(404, [f"No route for {path}"])
-        self._authenticate(request)
+        grant = self._authenticate(request)
         site = next((s for s, cloud in self.cloud_ids.items() if cloud == match.group(1)), None)
         if site is None:
             raise HttpError(404, body={"code": 404, "message": "Site not found"})
-        return self._api(request, match.group(2), main_site=site == self.site_url)
+        return self._api(request, match.group(2), main_site=site == self.site_url, grant=grant)
 
     def _person_moves(self, request: Request, key: str) -> Response:
         """Not Jira's API: what a person signed in to the Jira UI does when they move an issue (``connector sandbox
         resolve``), so a local run can be tried by hand from another shell. Webhooks are delivered as for any move."""
-        status = str(_json_body(request).get("status") or "Done")
+        body = _json_body(request)
+        status = str(body.get("status") or "Done")
         if status not in STATUSES:
             raise HttpError(400, [f"unknown status {status!r}; the sandbox has {sorted(STATUSES)}"])
+        resolution = body.get("resolution")
+        if resolution is not None and resolution not in RESOLUTIONS:
+            raise HttpError(400, [f"unknown resolution {resolution!r}; the sandbox has {sorted(RESOLUTIONS)}"])
         issue = self._find_issue_or_404(key)
-        change = self._move(issue, status, PERSON_ACCOUNT)
+        change = self._move(issue, status, PERSON_ACCOUNT, resolution)
         self._outbox.extend(self._plan_deliveries(issue, change))
         return _json_response(200, {"key": issue.key, "status": status})
 
-    def _api(self, request: Request, path: str, *, main_site: bool) -> Response:
+    def _api(self, request: Request, path: str, *, main_site: bool, grant: str) -> Response:
         routes: list[tuple[str, str, Callable[..., Response]]] = [
             ("GET", r"/myself", self._myself),
             ("GET", r"/user/bulk", self._users_bulk),
@@ -415,6 +491,9 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
             ("DELETE", r"/webhook", self._delete_webhooks),
             ("PUT", r"/webhook/refresh", self._refresh_webhooks),
             ("POST", r"/issueLink", self._link_issues),
+            ("GET", r"/user/groups", self._user_groups),
+            ("GET", r"/user", self._get_user),
+            ("GET", r"/group/bulk", self._bulk_groups),
         ]
         path_known = False
         for method, pattern, handler in routes:
@@ -425,6 +504,9 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
             if method == request.method:
                 if not main_site and handler not in (self._myself, self._fields, self._statuses):
                     raise HttpError(404, ["No project could be found on this site."])
+                if handler in (self._user_groups, self._get_user, self._bulk_groups) \
+                        and USER_SCOPE not in self._grants[grant]["scopes"]:
+                    raise HttpError(401, body={"code": 401, "message": "Unauthorized; scope does not match"})
                 return handler(request, **match.groupdict())
         if path_known:
             raise HttpError(405, [f"Method {request.method} is not allowed for {path}"])
@@ -495,6 +577,47 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         return _json_response(200, {"self": f"{self._site_api()}/user/bulk", "startAt": start, "maxResults": size,
                                     "total": len(known), "isLast": start + size >= len(known),
                                     "values": [self._user_json(account) for account in known[start:start + size]]})
+
+    def _account_of(self, request: Request) -> str:
+        account = request.args.get("accountId")
+        if not account:
+            raise HttpError(400, ["The accountId query parameter needs to be provided."])
+        if account not in self._users:
+            raise HttpError(404, [f"The user with account ID '{account}' does not exist."])
+        return account
+
+    def _get_user(self, request: Request) -> Response:
+        """``GET /user?accountId=``: the account (``User``), 404 for an account the site does not know."""
+        return _json_response(200, self._user_json(self._account_of(request)))
+
+    def _user_groups(self, request: Request) -> Response:
+        """``GET /user/groups?accountId=``: ``GroupName[]``, the groups the account belongs to."""
+        account = self._account_of(request)
+        return _json_response(200, [self._group_json(group, with_self=True)
+                                    for _, group in sorted(self._groups.items()) if account in group["members"]])
+
+    def _bulk_groups(self, request: Request) -> Response:
+        """``GET /group/bulk``: ``PageBeanGroupDetails`` of the groups named (``groupName``, ``groupId``, each
+        repeatable), or of every group; paged by ``startAt``/``maxResults``."""
+        names = {name.casefold() for name in request.args.getlist("groupName")}
+        ids = set(request.args.getlist("groupId"))
+        try:
+            start = max(0, int(request.args.get("startAt", 0)))
+            limit = max(1, min(50, int(request.args.get("maxResults", 50))))
+        except ValueError:
+            raise HttpError(400, ["startAt and maxResults must be integers."]) from None
+        chosen = [group for _, group in sorted(self._groups.items())
+                  if (not names and not ids) or group["name"].casefold() in names or group["groupId"] in ids]
+        page = chosen[start: start + limit]
+        return _json_response(200, {"self": f"{self._site_api()}/group/bulk", "startAt": start, "maxResults": limit,
+                                    "total": len(chosen), "isLast": start + limit >= len(chosen),
+                                    "values": [self._group_json(group) for group in page]})
+
+    def _group_json(self, group: Mapping[str, Any], with_self: bool = False) -> dict[str, Any]:
+        shown = {"name": group["name"], "groupId": group["groupId"]}
+        if with_self:
+            shown["self"] = f"{self._site_api()}/group?groupId={group['groupId']}"
+        return shown
 
     def _statuses(self, request: Request) -> Response:
         """``GET /status``: every status the user can see, with its category (``StatusDetails[]``)."""
@@ -894,9 +1017,13 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         return change
 
     def _resolution_for(self, status: str, requested: str | None, resolved_at: float | None) -> tuple[Any, Any]:
-        """Done-category statuses carry a resolution (by default named like the status); others carry none."""
+        """Done-category statuses carry a resolution, others none. Company-managed: the one picked on the transition
+        screen, by default named like the status (Won't Do) where such a resolution exists, else Done. Team-managed
+        projects have no resolution screen: always Done, whatever the status."""
         if STATUSES[status][1] != "done":
             return None, None
+        if self.project_style == "team-managed":
+            return "Done", resolved_at or self.now()
         return requested or (status if status in RESOLUTIONS else "Done"), resolved_at or self.now()
 
     def _status_item(self, old: str, new: str) -> dict[str, Any]:
@@ -1076,9 +1203,12 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         return f"{self._site_api()}/issue/{issue.id}"
 
     def _user_json(self, account_id: str) -> dict[str, Any]:
+        """``UserDetails``: ``accountType`` and ``active`` are what tell a person from an app, a customer or a
+        deactivated account."""
+        account_type, active = self._accounts.get(account_id, ("atlassian", True))
         return {"self": f"{self._site_api()}/user?accountId={account_id}", "accountId": account_id,
-                "accountType": "app" if account_id == CONNECTOR_ACCOUNT else "atlassian",
-                "displayName": self._users.get(account_id, account_id), "active": True, "timeZone": "UTC"}
+                "accountType": account_type, "displayName": self._users.get(account_id, account_id),
+                "active": active, "timeZone": "UTC"}
 
     def _project_json(self) -> dict[str, Any]:
         return {"self": f"{self._site_api()}/project/{self.project_id}", "id": self.project_id,

@@ -1,0 +1,110 @@
+"""`connector ping` and `connector preview`: who may decide what (``DecisionAuthority``) as it applies, and whether
+Jira agrees with the table (its groups exist, the grant may read group membership).
+
+A table that names a group Jira does not have lets nobody in that group decide, silently; a grant without
+``read:jira-user`` sends every decision to the dead-letter queue. Both are found here, before a clerk resolves an
+issue. An empty table is legal (no limit, as before) but worth a warning: anyone who can resolve an issue decides any
+amount.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence, TextIO
+
+from connector.decisions import AuthorityTable
+from connector.jira import USER_SCOPE_HINT
+from connector.rules import money
+
+from .output import print_table
+
+
+class Advisory(Exception):
+    """A ping check that holds, with something the operator should read: printed as WARN, ping still passes."""
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A ping check's table, printed under its line (and carried as ``table`` in ``--format json``)."""
+
+    rows: list[dict[str, str]]
+
+
+def coverage(table: AuthorityTable, entities: Sequence[str]) -> list[dict[str, str]]:
+    """One row per key: what it may decide of each entity (``up to 1,000.00``, ``any amount`` or ``-``), amounts in
+    the document's currency."""
+    rows = []
+    for key in table.keys:
+        row = {"key": key}
+        for entity in entities:
+            limit = table.limit_of(key, entity)
+            row[entity] = "-" if limit is None else ("any amount" if limit.amount is None
+                                                     else f"up to {money(limit.amount, '')}")
+        rows.append(row)
+    return rows
+
+
+def render(rows: list[dict[str, str]], out: TextIO, title: str | None = None) -> None:
+    """The rows as a table, for people (``output.print_table``)."""
+    if rows:
+        print_table(list(rows[0]), [list(row.values()) for row in rows], out=out, title=title)
+
+
+def empty_table_note(project_key: str) -> str:
+    return (f"DecisionAuthority is empty: anyone who can resolve an issue in {project_key} releases or approves "
+            "any document, of any amount")
+
+
+def checks(wiring: Any) -> list[tuple[str, Callable[[], Any], str]]:
+    """``(name, check, fix)`` for ``connector ping``: the table as it applies, then Jira's side of it."""
+    settings = wiring.settings_in_effect()
+    table: AuthorityTable = settings.decision_policy.authority
+
+    def applies() -> Shown:
+        if not table:
+            raise Advisory(empty_table_note(settings.jira_project_key))
+        return Shown(coverage(table, settings.document_types))
+
+    found = [("DecisionAuthority: who may decide what", applies,
+              "set DecisionAuthority, e.g. {\"ap-clerks\": {\"Bill\": 1000}, \"finance-controllers\": {\"*\": null}} "
+              "(docs/decisions.md)")]
+    if settings.decision_policy.decline_actions:
+        found.append(("Acumatica offers each DeclineAction", lambda: _decline_actions_offered(wiring),
+                      "set DeclineAction to workflow actions the instance lists"))
+    if table:
+        found += [
+            ("Jira group membership readable (read:jira-user)",
+             lambda: wiring.jira.user_groups(wiring.jira.own_account_id()) and None, USER_SCOPE_HINT),
+            ("DecisionAuthority keys are Jira groups or accounts", lambda: _keys_exist(wiring.jira, table),
+             "create the group in Jira (Settings > User management > Groups) or correct the key in "
+             "DecisionAuthority: group names as Jira spells them, or accountIds"),
+        ]
+    return found
+
+
+def _decline_actions_offered(wiring: Any) -> None:
+    """Each ``DeclineAction`` is among the entity's ``$adHocSchema`` workflow actions (case aside), as the worker
+    will require before it posts one."""
+    for entity, action in wiring.settings_in_effect().decision_policy.decline_actions.items():
+        offered = wiring.acumatica.workflow_actions(entity)
+        if action.casefold() not in {name.casefold() for name in offered}:
+            raise LookupError(f"{entity} offers {offered}, not {action!r}")
+
+
+def _keys_exist(jira: Any, table: AuthorityTable) -> None:
+    """Every key is a group (``GET /group/bulk?groupName=``) or an account (``GET /user?accountId=``)."""
+    groups = {name.casefold() for name in jira.existing_groups(table.keys)}
+    unknown = [key for key in table.keys if key.casefold() not in groups and jira.user(key) is None]
+    if unknown:
+        raise LookupError(f"{', '.join(unknown)}: neither a Jira group nor an account; nobody decides through "
+                          f"{'it' if len(unknown) == 1 else 'them'}")
+
+
+def print_for_preview(table: AuthorityTable, entities: Sequence[str], project_key: str, out: TextIO) -> None:
+    """What ``connector preview`` adds under its plan: the table as it applies, or why there is none."""
+    if not table:
+        out.write(f"\n{empty_table_note(project_key)}.\n")
+        return
+    out.write("\n")
+    render(coverage(table, entities), out, title="Who may decide what (DecisionAuthority; amounts in the document's "
+                                                 "currency):")
