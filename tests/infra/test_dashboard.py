@@ -67,7 +67,7 @@ def emitted_metric_names() -> set[str]:
     for module in (ROOT / "shared/connector").glob("*.py"):
         statuses |= set(re.findall(r"Rejected\(\s*(\d{3})", module.read_text()))
     names |= {f"Rejected{status}" for status in statuses}
-    for kind, module in (("sync", "sync.py"), ("resolve", "resolve.py")):
+    for kind, module in (("sync", "sync.py"), ("resolve", "resolve.py"), ("resolve", "effects.py")):
         outcomes = _returned_outcomes(ROOT / "shared/connector" / module) | {DEAD_LETTERED}
         names |= {_outcome_metric(kind, outcome) for outcome in outcomes}
     return names
