@@ -35,6 +35,7 @@ class Wiring:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self._env = env
         self._refreshes_reported: dict[str, int] = {}
+        self._undelivered = 0
 
     @cached_property
     def settings(self) -> Settings:
@@ -105,11 +106,14 @@ class Wiring:
     def acumatica(self):
         from .acumatica import AcumaticaClient
 
+        from .session import OperationLease
+
         return AcumaticaClient(base_url=self.settings.acumatica_url,
                                endpoint_version=self.settings.acumatica_endpoint_version,
                                tokens=self.acumatica_tokens, session=self.http,
                                page_size=self.settings.poll_page_size,
-                               requests_per_minute=self.settings.acumatica_requests_per_minute or None)
+                               requests_per_minute=self.settings.acumatica_requests_per_minute or None,
+                               operation_lease=OperationLease(self.store))
 
     @cached_property
     def jira(self):
@@ -154,7 +158,18 @@ class Wiring:
                               resolved_statuses=self.settings.jira_resolved_statuses,
                               reopen_status=self.settings.jira_reopen_status,
                               approve_actions=self.settings.approve_actions,
-                              rules=self.settings.exception_rules)
+                              rules=self.settings.exception_rules,
+                              approval_reason=self.settings.approval_reason,
+                              api_user=str(self.acumatica_secret.read().get("username") or ""),
+                              count_undelivered=self._count_undelivered)
+
+    def _count_undelivered(self, issue_key: str) -> None:
+        self._undelivered += 1
+
+    def take_undelivered(self) -> int:
+        """Resolutions the sweep brought that no delivery had announced, since the last call (the worker's metric)."""
+        counted, self._undelivered = self._undelivered, 0
+        return counted
 
     @cached_property
     def poll_options(self) -> PollOptions:
