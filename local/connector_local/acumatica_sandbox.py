@@ -23,7 +23,8 @@ It can disagree with a client the ways real tenants do (docs/actions.md):
 
 - ``hold_by_workflow``: entities whose ``Hold`` ignores API writes (a PUT answers 200 and keeps the hold), as recent
   builds do; ``$adHocSchema`` then offers the form's ``ReleaseFromHold`` and ``PutOnHold`` workflow actions, which
-  lift or set the hold (APInvoiceEntry and POOrderEntry name them so in 2025 R2).
+  lift or set the hold (APInvoiceEntry and POOrderEntry name them so in 2025 R2), unless ``hold_actions`` leaves the
+  entity out (a workflow that does not expose them): then nothing the API can send lifts the hold.
 - Approval maps (``add_document(approvers=[[users of step 1], [users of step 2]], reason_required=...)``): an approval
   by a user outside the current step is refused ("You are not an authorized approver"), one approval of a two-step
   map leaves the document Pending Approval, and a map that requires a reason refuses an approval without one. With
@@ -213,7 +214,7 @@ def _parse_offset_datetime(text: str) -> datetime:
 class AcumaticaSandbox(Served):
     """One in-process Acumatica instance on 127.0.0.1. Start it, seed documents, point the client at ``url``.
 
-    ``hold_by_workflow``, ``approval_reasons``, ``long_operation_seconds``: the disagreements above (attributes of the
+    ``hold_by_workflow``, ``hold_actions``, ``approval_reasons``, ``long_operation_seconds``: the disagreements above (attributes of the
     same names change them while running). ``versions``: the ``Default`` endpoint versions served. ``client_id`` (``GUID@Tenant``; the tenant becomes the push
     ``CompanyId``) and ``client_secret``: the connected application. ``users``: name → password for the password
     grant. ``action_polls``: how many ``202`` answers an action's status URL gives before its outcome. ``clock``:
@@ -234,6 +235,7 @@ class AcumaticaSandbox(Served):
         render_offset: timedelta = timedelta(0),
         render_naive: bool = False,
         hold_by_workflow: Iterable[str] = (),
+        hold_actions: Iterable[str] | None = None,
         approval_reasons: bool = False,
         long_operation_seconds: float = 0.0,
     ) -> None:
@@ -256,6 +258,8 @@ class AcumaticaSandbox(Served):
         self._grant_users: dict[str, str] = {}
         self._running: dict[str, str] = {}  # grant -> id of the long operation running in its session
         self.hold_by_workflow = set(hold_by_workflow)
+        self.hold_actions = set(self.hold_by_workflow if hold_actions is None else hold_actions)
+        """Entities whose ``$adHocSchema`` offers ``ReleaseFromHold`` and ``PutOnHold`` (default: ``hold_by_workflow``)."""
         self.approval_reasons = approval_reasons
         self.long_operation_seconds = long_operation_seconds
         self.busy_refusals = 0
@@ -687,7 +691,7 @@ class AcumaticaSandbox(Served):
         return next((d for d in self._documents[entity].values() if d.record["id"] == record_id), None)
 
     def _workflow_actions(self, entity: str) -> tuple[str, ...]:
-        return WORKFLOW_ACTIONS[entity] + (HOLD_ACTIONS if entity in self.hold_by_workflow else ())
+        return WORKFLOW_ACTIONS[entity] + (HOLD_ACTIONS if entity in self.hold_actions else ())
 
     def _action_parameters(self, entity: str, action: str) -> dict[str, dict[str, Any]]:
         """The dialog boxes a workflow action takes, as ``$adHocSchema`` lists them: ``{View: {Field: {...}}}``."""

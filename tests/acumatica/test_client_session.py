@@ -125,6 +125,7 @@ def test_a_refusal_in_acumaticas_own_words_is_definite_not_uncertain(sandbox, cl
 
 def test_a_hold_a_put_cannot_lift_is_reported_as_acumatica_kept_it(sandbox, client):
     sandbox.hold_by_workflow.add("PurchaseOrder")
+    sandbox.hold_actions.add("PurchaseOrder")
     sandbox.add_document("PurchaseOrder")
     key = DocumentKey("PurchaseOrder", "Normal", "PO000001")
 

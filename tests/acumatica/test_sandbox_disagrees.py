@@ -53,6 +53,7 @@ def reason(text: str) -> dict:
 
 def test_a_build_that_ignores_api_writes_to_hold_keeps_it_and_offers_the_forms_remove_hold(sandbox, token):
     sandbox.hold_by_workflow.add("PurchaseOrder")
+    sandbox.hold_actions.add("PurchaseOrder")
     order = sandbox.add_document("PurchaseOrder")
 
     put = call(sandbox, "PUT", f"{API}/PurchaseOrder", token, json={**order_keys(order), "Hold": {"value": False}},
@@ -68,6 +69,7 @@ def test_a_build_that_ignores_api_writes_to_hold_keeps_it_and_offers_the_forms_r
 
 def test_the_forms_remove_hold_keeps_an_unbalanced_document_on_hold(sandbox, token):
     sandbox.hold_by_workflow.add("Bill")
+    sandbox.hold_actions.add("Bill")
     bill = sandbox.add_document("Bill", Amount=100, Balance=90)
 
     assert finish(sandbox, token, act(sandbox, token, "Bill", "ReleaseFromHold", bill_keys(bill))) == 500
@@ -158,3 +160,15 @@ def test_a_refreshed_token_keeps_the_session_of_its_grant(sandbox):
 
     assert blocked.status_code == 500 and blocked.json()["exceptionMessage"] == SESSION_BUSY
     assert finish(sandbox, first["access_token"], accepted) == 204
+
+
+def test_a_workflow_that_does_not_expose_remove_hold_leaves_the_api_no_way_to_lift_it(sandbox, token):
+    sandbox.hold_by_workflow.add("Check")
+    check = sandbox.add_document("Check")
+    keys = {"Type": {"value": "Payment"}, "ReferenceNbr": {"value": check["ReferenceNbr"]}}
+
+    put = call(sandbox, "PUT", f"{API}/Check", token, json={**keys, "Hold": {"value": False}}, headers={"If-Match": "*"})
+    action = act(sandbox, token, "Check", "ReleaseFromHold", keys)
+
+    assert put.status_code == 200 and put.json()["Status"] == {"value": "On Hold"}
+    assert action.status_code == 404

@@ -109,6 +109,7 @@ def exercised(sandbox, client):
     """Drive every kind of request through the client to the sandbox, failures included."""
     sandbox.approval_reasons = True  # the approval carries its reason as a custom parameter
     sandbox.hold_by_workflow.add("PurchaseOrder")
+    sandbox.hold_actions.add("PurchaseOrder")
     sandbox.add_document("Bill", requires_approval=True)
     sandbox.add_document("Bill", Amount=10, Balance=5)
     sandbox.add_document("PurchaseOrder", requires_approval=True)
