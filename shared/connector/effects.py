@@ -171,7 +171,8 @@ def settle(step: Step, doc: Document, ctx: ResolveContext, audit: Callable[..., 
 def tell(results: Sequence[StepResult], steps: Sequence[Step], doc: Document, issue_key: str, ctx: ResolveContext,
          audit: Callable[..., None]) -> str:
     """Comment what was done and what Acumatica shows now; reopen the issue when the document still needs a person.
-    Returns the outcome: ``done``, ``partial`` (something took effect, more is needed) or ``failed``."""
+    Returns the outcome: ``done``, ``partial`` (something took effect, more is needed), ``failed`` (nothing took
+    effect), or ``settled`` (a step carried out for this decision before its verdict was recorded)."""
     lines = [result.line for result in results]
     verdicts = [result.verdict for result in results]
     failed = FAILED in verdicts

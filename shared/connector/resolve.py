@@ -41,10 +41,10 @@ SETTLE_AFTER_SECONDS = timings.SETTLE_AFTER_SECONDS
 DECISION_MARK = "DECISION"
 """Record of the last decision whose handling reached its end (acted, refused for a reason, or reopened)."""
 TOLD_RETAKE_SECONDS = 600.0
+"""A claim on the one comment to a foreign issue older than this belongs to a crashed attempt."""
 HOLD_LIFTING_ACTIONS = ("RemoveHold", "ReleaseFromHold")
 """Names the workflow action behind the form's *Remove Hold* goes by in ``$adHocSchema`` (``releaseFromHold`` on
 APInvoiceEntry and POOrderEntry in 2025 R2; ``RemoveHold`` on some forms)."""
-"""A claim on the one comment to a foreign issue older than this belongs to a crashed attempt."""
 
 
 @dataclass(frozen=True)
