@@ -733,7 +733,7 @@ class AcumaticaClient:
             if response.status_code == 401:
                 raise AuthenticationError(f"Acumatica refused a fresh access token (401) for {method} "
                                           f"{_path(url)}; check the API user and the connected application")
-        if is_session_busy(response.status_code, _json_or_none(response)):
+        if response.status_code >= 400 and is_session_busy(response.status_code, _json_or_none(response)):
             response = self._after_the_running_operation(method, url, body=body, headers=headers, session=session)
         return response
 
@@ -750,7 +750,7 @@ class AcumaticaClient:
             self._sleep(pause)
             waited += pause
             response = self._send(method, url, **send)
-            if not is_session_busy(response.status_code, _json_or_none(response)):
+            if response.status_code < 400 or not is_session_busy(response.status_code, _json_or_none(response)):
                 return response
             delay = min(delay * 2, timings.ACUMATICA_STATUS_POLL_MAX_SECONDS)
 
