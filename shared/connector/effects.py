@@ -140,7 +140,7 @@ def run_step(step: Step, doc: Document, *, decision: StatusChange, decision_id: 
         audit("action", "not-done", reason=str(exc)[:500], action=step.action)
         raise
     verdict = judge(step, after.status)
-    line = _told(step, verdict, doc, after)
+    line = _told(step, verdict, doc, after, ctx)
     no_effect = verdict == FAILED and after.status == doc.status
     ctx.store.finish_claim(key, claim_name, "failed" if no_effect else "done", status_after=after.status,
                            verdict=verdict, line=line)
@@ -280,15 +280,16 @@ def _label(step: Step) -> str:
     return f"{step.action} ({step.via})" if step.via and step.via != step.action else step.action
 
 
-def _told(step: Step, verdict: str, before: Document, after: Document) -> str:
+def _told(step: Step, verdict: str, before: Document, after: Document, ctx: ResolveContext) -> str:
     noun = NOUNS.get(after.key.entity, "document")
     screen = profile(after.key.entity).screen_id
     if verdict == DONE:
         return f"{_label(step)}: {before.status} → {after.status}."
     if verdict == PENDING:
-        return (f"{_label(step)}: Acumatica recorded the approval, but the {noun} is still {after.status}: its approval "
-                f"map has a further step, so approval is still pending. The next approver must approve it in Acumatica "
-                f"({screen}); if the map has no further step, Acumatica did not count this approval: see its "
+        who = f" of {ctx.api_user!r}" if ctx.api_user else ""
+        return (f"{_label(step)}: Acumatica recorded the approval{who}, but the {noun} is still {after.status}: its "
+                f"approval map has a further step, so approval is still pending. The next approver must approve it in "
+                f"Acumatica ({screen}); if the map has no further step, Acumatica did not count this approval: see its "
                 "Approvals tab.")
     if after.status == before.status:
         how = ""

@@ -169,7 +169,7 @@ def test_one_approval_of_a_two_step_map_says_approval_is_still_pending_and_reope
     assert resolve(doc, ctx) == "partial"
 
     text = told(jira)
-    assert "recorded the approval" in text and "approval is still pending" in text
+    assert "recorded the approval of 'svc-jira'" in text and "approval is still pending" in text
     assert "Pending Approval → Pending Approval" not in text and "Acumatica updated:" not in text
     assert jira.issues["AP-1"]["status"] == "To Do"
 
