@@ -95,6 +95,7 @@ class FakeAcumatica:
         self.lose_response_once = False
         self.gets = 0
         self.order_lines: dict[DocumentKey, list[DocumentKey]] = {}
+        self.parameters: list[dict] = []
 
     def put(self, doc: Document) -> None:
         self.docs[doc.key] = doc
@@ -134,7 +135,8 @@ class FakeAcumatica:
             raise ValidationError("Document is out of balance", {"Amount": "out of balance"})
         return self._apply(key, "RemoveHold", "Balanced" if doc.key.entity != "PurchaseOrder" else "Open", hold)
 
-    def invoke_action(self, key, action):
+    def invoke_action(self, key, action, parameters=None):
+        self.parameters.append(dict(parameters or {}))
         doc = self.docs[key]
         if action == "ReleaseBill" and doc.status == "Balanced":
             return self._apply(key, action, "Open")
@@ -148,6 +150,9 @@ class FakeAcumatica:
 
     def workflow_actions(self, entity):
         return ["Approve", "Reject"]
+
+    def action_parameters(self, entity, action):
+        return []
 
 
 class FakeJira:
@@ -170,6 +175,8 @@ class FakeJira:
         """accountId -> the names of the Jira groups it belongs to (``user_groups``)."""
         self.accounts: dict[str, tuple[str, bool]] = {}
         """accountId -> (accountType, active) for actors that are not active people (``move`` reads it)."""
+        self.person_comments: dict[str, list] = {}
+        """What ``recent_comments`` answers: the ``IssueComment``s people wrote, set by tests."""
 
     def settle(self) -> None:
         self.searchable = set(self.issues)
@@ -207,6 +214,10 @@ class FakeJira:
 
     def own_account_id(self):
         return self.account
+
+    def recent_comments(self, key):
+        self.calls.append("comments")
+        return list(self.person_comments.get(key, []))
 
     def find_by_external_id(self, external_id, reconcile_ids=()):
         self.calls.append("search")

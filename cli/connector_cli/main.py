@@ -386,8 +386,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     expires = wiring.jira_secret.read().get("webhook_expires_at") if wiring.settings.jira_secret_id else None
     webhook = {"expires_at": expires,
                "days_left": (datetime.fromisoformat(expires) - now).days if expires else None}
+    sweep = _sweep_status(wiring, now)
     if args.format == "json":
-        print(json.dumps({"entities": entities, "queues": queues, "jira_webhook": webhook}, indent=2))
+        print(json.dumps({"entities": entities, "queues": queues, "jira_webhook": webhook, "resolution_sweep": sweep},
+                         indent=2))
         return 0
     from .output import print_table
 
@@ -397,7 +399,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     print_table(("queue", "visible", "in flight"), [(q["queue"], q["visible"], q["in_flight"]) for q in queues])
     print("Jira dynamic webhook: " + (f"expires {expires} ({webhook['days_left']} days left)" if expires
                                        else "not registered by maintenance yet (or an admin webhook is used)"))
+    print(f"Resolution sweep: last ran {sweep['last_ran_age']}; resolutions it found that no delivery announced: "
+          f"{sweep['undelivered']}" + (f" (last {sweep['last_undelivered_issue']}, {sweep['last_undelivered_age']})"
+                                       if sweep["undelivered"] else ""))
     return 0
+
+
+def _sweep_status(wiring, now) -> dict[str, Any]:
+    """When the resolution sweep last ran, and how many resolutions it brought that no webhook delivery announced
+    (a count above 0 means deliveries are being lost: see the UndeliveredResolutions alarm)."""
+    from datetime import datetime, timezone
+
+    from connector.maintenance import SWEEP_CURSOR
+
+    cursor = wiring.store.get_cursor(SWEEP_CURSOR)
+    missed = wiring.store.undelivered_resolutions()
+    last = datetime.fromtimestamp(missed["last_at"], timezone.utc) if missed["last_at"] else None
+    return {"last_ran": cursor.watermark_text, "last_ran_age": _age(cursor.watermark, now),
+            "undelivered": missed["count"], "last_undelivered_issue": missed["last_issue"],
+            "last_undelivered_at": last.isoformat() if last else None, "last_undelivered_age": _age(last, now)}
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
-"""MaintenanceFunction: on the MaintenanceSchedule, refresh the Jira webhook, check tokens and configuration, keep
-the webhook function's verification material in step, and sweep Jira for resolutions whose delivery was lost."""
+"""MaintenanceFunction: on the MaintenanceSchedule (``{"job": "maintenance"}``), refresh the Jira webhook, check
+tokens and configuration and keep the webhook function's verification material in step; every
+ResolutionSweepMinutes (``{"job": "sweep"}``), sweep Jira for resolutions whose delivery was lost."""
 
 from __future__ import annotations
 
@@ -25,13 +26,18 @@ class MaintenanceFailed(Exception):
 @metrics.log_metrics
 @capture_lambda_handler
 def handler(event: dict, context) -> dict:
+    if (event or {}).get("job") == "sweep":  # its own, frequent schedule: one Jira search, nothing else
+        swept = sweep_resolutions(wiring.settings, jira=wiring.jira, store=wiring.store, queue=wiring.queue,
+                                  now=datetime.now(timezone.utc), correlation_id=context.aws_request_id)
+        logger.info("resolution sweep", extra={"swept": swept})
+        for name, value in wiring.request_metrics().items():
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        return {"checks": {"resolution_sweep": swept}}
     report = run_maintenance(
         wiring.settings, acumatica=wiring.acumatica, jira=wiring.jira, acumatica_tokens=wiring.acumatica_tokens,
         jira_tokens=wiring.jira_tokens, jira_secret=wiring.jira_secret, dead_letters=wiring.dead_letter_count,
         verification=lambda: copy_verification_material(wiring.jira_secret, wiring.acumatica_secret,
-                                                        wiring.webhook_secret),
-        sweep=lambda: sweep_resolutions(wiring.settings, jira=wiring.jira, store=wiring.store, queue=wiring.queue,
-                                        now=datetime.now(timezone.utc), correlation_id=context.aws_request_id))
+                                                        wiring.webhook_secret))
     for name, value in wiring.request_metrics().items():  # Acumatica and Jira requests and 429s, token grants
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     logger.info("maintenance", extra={"checks": report.checks, "failures": report.failures})

@@ -50,4 +50,7 @@ def handler(event: dict, context) -> dict:
                                         context=context)
     for name, value in wiring.request_metrics().items():  # Acumatica and Jira requests and 429s, token grants
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    undelivered = wiring.take_undelivered()
+    if undelivered:  # resolutions the sweep found that no webhook delivery announced: the alarm watches this
+        metrics.add_metric(name="UndeliveredResolutions", unit=MetricUnit.Count, value=undelivered)
     return response

@@ -19,6 +19,20 @@ else Balanced (Bill, Check) or Open (PO). ``Approve``: Pending Approval → Bala
 ``ReleaseBill``: Balanced → Open; ``ReleaseCheck``: Balanced → Closed; anything else fails during the long-running
 operation, so releasing twice fails. Every change bumps ``LastModifiedDateTime``.
 
+It can disagree with a client the ways real tenants do (docs/actions.md):
+
+- ``hold_by_workflow``: entities whose ``Hold`` ignores API writes (a PUT answers 200 and keeps the hold), as recent
+  builds do; ``$adHocSchema`` then offers the form's ``ReleaseFromHold`` and ``PutOnHold`` workflow actions, which
+  lift or set the hold (APInvoiceEntry and POOrderEntry name them so in 2025 R2), unless ``hold_actions`` leaves the
+  entity out (a workflow that does not expose them): then nothing the API can send lifts the hold.
+- Approval maps (``add_document(approvers=[[users of step 1], [users of step 2]], reason_required=...)``): an approval
+  by a user outside the current step is refused ("You are not an authorized approver"), one approval of a two-step
+  map leaves the document Pending Approval, and a map that requires a reason refuses an approval without one. With
+  ``approval_reasons``, ``$adHocSchema`` lists the approval dialog's ``ReasonApproveRejectParams.Reason`` parameter.
+- One session per OAuth grant (a password grant, or a refresh chain): with ``long_operation_seconds``, an action runs
+  that long, its status URL answers 202 meanwhile, and every other request of the same session is refused with
+  "The previous operation has not been completed yet." (500), as Acumatica refuses them.
+
 Its own clock: ``LastModifiedDateTime`` is stamped by the sandbox's clock, which runs ``skew`` apart from the wall
 clock (hours behind, days ahead), and rendered with the tenant's ``render_offset`` (``+10:00``), or without an offset
 at all (``render_naive``). ``$filter`` compares ``datetimeoffset`` literals with the stamps by instant, as OData
@@ -106,6 +120,14 @@ WORKFLOW_ACTIONS: dict[str, tuple[str, ...]] = {
     "PurchaseOrder": ("Approve", "Reject"),
     "Check": (),
 }
+HOLD_ACTIONS = ("ReleaseFromHold", "PutOnHold")
+"""The form's Remove Hold and Hold, offered as workflow actions where ``hold_by_workflow`` says the field ignores API
+writes (``releaseFromHold`` / ``putOnHold`` on APInvoiceEntry, APPaymentEntry and POOrderEntry)."""
+REASON_PARAMETER = ("ReasonApproveRejectParams", "Reason")
+"""The view and field of the reason box the approval and rejection dialogs show (EPApprovalList)."""
+SESSION_BUSY = "The previous operation has not been completed yet."
+NOT_AN_APPROVER = "You are not an authorized approver for this document."
+REASON_REQUIRED = "The approval map requires a reason: enter one in the Reason box."
 PUSH_QUERIES = {"Bill": "AJC-Bills", "PurchaseOrder": "AJC-PurchaseOrders", "Check": "AJC-Checks"}
 LIST_PARAMETERS = frozenset({"$select", "$filter", "$expand", "$custom", "$skip", "$top"})
 PUT_PARAMETERS = frozenset({"$select", "$filter", "$expand", "$custom"})
@@ -138,6 +160,11 @@ class _Document:
     record: dict[str, Any]
     requires_approval: bool
     previous: dict[str, Any] | None = None
+    approvers: tuple[frozenset[str], ...] = ()
+    """The approval map's steps: who may approve at each (an empty map: one step anybody may approve)."""
+    reason_required: bool = False
+    approved_steps: int = 0
+    approvals: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -146,6 +173,9 @@ class _Operation:
     action: str
     polls_left: int
     error: str | None
+    grant: str = ""
+    until: float = 0.0
+    """Monotonic time the long operation ends; until then it blocks the other requests of its session."""
 
 
 @dataclass
@@ -184,7 +214,8 @@ def _parse_offset_datetime(text: str) -> datetime:
 class AcumaticaSandbox(Served):
     """One in-process Acumatica instance on 127.0.0.1. Start it, seed documents, point the client at ``url``.
 
-    ``versions``: the ``Default`` endpoint versions served. ``client_id`` (``GUID@Tenant``; the tenant becomes the push
+    ``hold_by_workflow``, ``hold_actions``, ``approval_reasons``, ``long_operation_seconds``: the disagreements above (attributes of the
+    same names change them while running). ``versions``: the ``Default`` endpoint versions served. ``client_id`` (``GUID@Tenant``; the tenant becomes the push
     ``CompanyId``) and ``client_secret``: the connected application. ``users``: name → password for the password
     grant. ``action_polls``: how many ``202`` answers an action's status URL gives before its outcome. ``clock``:
     the time source of token expiry. ``skew``, ``render_offset``, ``render_naive``: the instance's own clock and time
@@ -203,6 +234,10 @@ class AcumaticaSandbox(Served):
         skew: timedelta = timedelta(0),
         render_offset: timedelta = timedelta(0),
         render_naive: bool = False,
+        hold_by_workflow: Iterable[str] = (),
+        hold_actions: Iterable[str] | None = None,
+        approval_reasons: bool = False,
+        long_operation_seconds: float = 0.0,
     ) -> None:
         self.versions = tuple(versions)
         self.client_id = client_id
@@ -217,6 +252,18 @@ class AcumaticaSandbox(Served):
         self._numbers: dict[str, int] = {entity: 0 for entity in FIELDS}
         self._access_tokens: dict[str, float] = {}
         self._refresh_tokens: dict[str, str] = {}  # token -> scope
+        # One session per grant: a password grant or an issued refresh token starts one, refreshing keeps it.
+        self._access_grants: dict[str, str] = {}
+        self._refresh_grants: dict[str, str] = {}
+        self._grant_users: dict[str, str] = {}
+        self._running: dict[str, str] = {}  # grant -> id of the long operation running in its session
+        self.hold_by_workflow = set(hold_by_workflow)
+        self.hold_actions = set(self.hold_by_workflow if hold_actions is None else hold_actions)
+        """Entities whose ``$adHocSchema`` offers ``ReleaseFromHold`` and ``PutOnHold`` (default: ``hold_by_workflow``)."""
+        self.approval_reasons = approval_reasons
+        self.long_operation_seconds = long_operation_seconds
+        self.busy_refusals = 0
+        """Requests refused because a long operation ran in their session (what a client must never lose work to)."""
         self._operations: dict[str, _Operation] = {}
         self._faults: list[_Fault] = []
         self._latency = 0.0
@@ -260,11 +307,15 @@ class AcumaticaSandbox(Served):
 
     # ------------------------------------------------------------------------------------------- seeding
 
-    def add_document(self, entity: str, *, requires_approval: bool = False, **fields: Any) -> dict[str, Any]:
+    def add_document(self, entity: str, *, requires_approval: bool = False,
+                     approvers: Iterable[Iterable[str]] | None = None, reason_required: bool = False,
+                     **fields: Any) -> dict[str, Any]:
         """Create a document with sensible defaults; returns its plain record.
 
         ``Status`` follows ``Hold`` unless given (On Hold; else Balanced, or Open for a PO); the number is assigned
         when not given; ``Balance`` / ``ControlTotal`` default to the amount so the document is balanced.
+        ``approvers``: the approval map's steps, each the users who may approve it (implies ``requires_approval``);
+        ``reason_required``: the map refuses an approval without a reason.
         """
         with self._lock:
             lines = fields.pop("Details", None)
@@ -274,7 +325,8 @@ class AcumaticaSandbox(Served):
             if lines is not None:
                 record["Details"] = self._detail_lines(entity, lines)
             if "Status" not in fields:
-                record["Status"] = "On Hold" if record["Hold"] else self._released_from_hold_status(entity, False)
+                record["Status"] = "On Hold" if record["Hold"] else self._released_from_hold_status(
+                    entity, requires_approval or bool(approvers))
             for name, kind in FIELDS[entity].items():
                 if kind == "decimal" and record.get(name) is not None:
                     record[name] = Decimal(str(record[name]))
@@ -282,7 +334,9 @@ class AcumaticaSandbox(Served):
             if key in self._documents[entity]:
                 raise ValueError(f"{entity} {key} already exists")
             record["LastModifiedDateTime"] = fields.get("LastModifiedDateTime") or self._next_modified()
-            self._documents[entity][key] = _Document(record=record, requires_approval=requires_approval)
+            steps = tuple(frozenset(step) for step in approvers or ())
+            self._documents[entity][key] = _Document(record=record, requires_approval=requires_approval or bool(steps),
+                                                     approvers=steps, reason_required=reason_required)
             self._deleted[entity].pop(key, None)
             return copy.deepcopy(record)
 
@@ -304,20 +358,35 @@ class AcumaticaSandbox(Served):
         with self._lock:
             return [copy.deepcopy(d.record) for d in self._documents[entity].values()]
 
+    def approvals(self, entity: str, keys: Any) -> list[dict[str, Any]]:
+        """Who approved the document so far, at which step, with which reason (the form's Approvals tab)."""
+        with self._lock:
+            return copy.deepcopy(self._get(entity, keys).approvals)
+
     # ------------------------------------------------------------------------------------------- tokens
 
-    def issue_refresh_token(self, scope: str = "api offline_access") -> str:
-        """A refresh token as if a user had connected the application (authorization code flow)."""
+    def issue_refresh_token(self, scope: str = "api offline_access", *, user: str = "admin",
+                            grant: str | None = None) -> str:
+        """A refresh token as if ``user`` had connected the application (authorization code flow): a new grant, or
+        the next token of ``grant``'s chain."""
         with self._lock:
             token = secrets.token_urlsafe(24)
             self._refresh_tokens[token] = scope
+            self._refresh_grants[token] = grant or self._new_grant(user)
             return token
 
-    def issue_access_token(self) -> str:
+    def issue_access_token(self, *, user: str = "admin", grant: str | None = None) -> str:
+        """An access token of ``grant`` (default: a new grant of ``user``, with a session of its own)."""
         with self._lock:
             token = secrets.token_urlsafe(24)
             self._access_tokens[token] = self._clock() + self.token_lifetime_seconds
+            self._access_grants[token] = grant or self._new_grant(user)
             return token
+
+    def _new_grant(self, user: str) -> str:
+        grant = str(uuid.uuid4())
+        self._grant_users[grant] = user
+        return grant
 
     def expire_access_tokens(self) -> None:
         with self._lock:
@@ -488,15 +557,16 @@ class AcumaticaSandbox(Served):
             return 200, self._endpoints(), {}
         if len(parts) < 4 or parts[0] != "entity" or parts[1] != ENDPOINT_NAME or parts[2] not in self.versions:
             raise _http_error(404, f"No HTTP resource was found that matches the request URI '{request.path}'.")
-        self._authenticate(request)
+        grant = self._authenticate(request)
         version, entity, rest = parts[2], parts[3], parts[4:]
         if entity not in FIELDS:
             raise _http_error(404, f"No HTTP resource was found that matches the request URI '{request.path}'.")
         with self._lock:
-            return self._entity_route(request, version, entity, rest)
+            self._refuse_while_running(grant, request, rest)
+            return self._entity_route(request, version, entity, rest, grant)
 
-    def _entity_route(self, request: Request, version: str, entity: str,
-                      rest: list[str]) -> tuple[int, Any, dict[str, str]]:
+    def _entity_route(self, request: Request, version: str, entity: str, rest: list[str],
+                      grant: str) -> tuple[int, Any, dict[str, str]]:
         method = request.method
         if method == "GET" and not rest:
             return 200, self._list(request, entity), {}
@@ -509,7 +579,7 @@ class AcumaticaSandbox(Served):
         if method == "PUT" and not rest:
             return self._put(request, entity)
         if method == "POST" and len(rest) == 1:
-            return self._action(request, version, entity, rest[0])
+            return self._action(request, version, entity, rest[0], grant)
         raise _http_error(405, "The requested resource does not support this HTTP method.")
 
     # ------------------------------------------------------------------------------------------- OAuth
@@ -525,28 +595,32 @@ class AcumaticaSandbox(Served):
             if form.get("client_id") != self.client_id or not secrets.compare_digest(
                     form.get("client_secret", ""), self.client_secret):
                 raise refuse("invalid_client")
-            grant = form.get("grant_type")
-            if grant == "password":
+            grant_type = form.get("grant_type")
+            if grant_type == "password":
                 user, password = form.get("username", ""), form.get("password", "")
                 if user not in self.users or not secrets.compare_digest(password, self.users[user]):
                     raise refuse("invalid_grant")
                 scope = form.get("scope", "")
-            elif grant == "refresh_token":
-                scope = self._refresh_tokens.pop(form.get("refresh_token", ""), None)  # rotation: single use
+                grant = self._new_grant(user)  # access granted anew: a session of its own
+            elif grant_type == "refresh_token":
+                used = form.get("refresh_token", "")
+                scope = self._refresh_tokens.pop(used, None)  # rotation: single use
                 if scope is None:
                     raise refuse("invalid_grant")
+                grant = self._refresh_grants.pop(used)  # "the same session ID when the token is refreshed"
             else:
                 raise refuse("unsupported_grant_type")
             scopes = scope.split()
             if "api" not in scopes or not set(scopes) <= {"api", "offline_access", "api:concurrent_access"}:
                 raise refuse("invalid_scope")
-            body: dict[str, Any] = {"access_token": self.issue_access_token(), "token_type": "Bearer",
+            body: dict[str, Any] = {"access_token": self.issue_access_token(grant=grant), "token_type": "Bearer",
                                     "expires_in": int(self.token_lifetime_seconds), "scope": scope}
             if "offline_access" in scopes:
-                body["refresh_token"] = self.issue_refresh_token(scope)
+                body["refresh_token"] = self.issue_refresh_token(scope, grant=grant)
         return 200, body, {"Cache-Control": "no-store"}
 
-    def _authenticate(self, request: Request) -> None:
+    def _authenticate(self, request: Request) -> str:
+        """The grant (and so the session) of the request's bearer token; 401 without a live one."""
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""
         with self._lock:
@@ -554,6 +628,18 @@ class AcumaticaSandbox(Served):
             if expires_at is None or expires_at <= self._clock():
                 self._access_tokens.pop(token, None)
                 raise _http_error(401, "You are not logged in.")
+            return self._access_grants[token]
+
+    def _refuse_while_running(self, grant: str, request: Request, rest: list[str]) -> None:
+        """While a long operation runs in the grant's session, only its own status may be asked for."""
+        running = self._operations.get(self._running.get(grant, ""))
+        if running is None or time.monotonic() >= running.until:
+            self._running.pop(grant, None)
+            return
+        if request.method == "GET" and len(rest) == 3 and rest[1] == "status" and rest[2] == self._running[grant]:
+            return
+        self.busy_refusals += 1
+        raise _http_error(500, "An error has occurred.", SESSION_BUSY)
 
     def _endpoints(self) -> dict[str, Any]:
         endpoints = []
@@ -604,9 +690,20 @@ class AcumaticaSandbox(Served):
     def _by_id(self, entity: str, record_id: str) -> _Document | None:
         return next((d for d in self._documents[entity].values() if d.record["id"] == record_id), None)
 
+    def _workflow_actions(self, entity: str) -> tuple[str, ...]:
+        return WORKFLOW_ACTIONS[entity] + (HOLD_ACTIONS if entity in self.hold_actions else ())
+
+    def _action_parameters(self, entity: str, action: str) -> dict[str, dict[str, Any]]:
+        """The dialog boxes a workflow action takes, as ``$adHocSchema`` lists them: ``{View: {Field: {...}}}``."""
+        if self.approval_reasons and action in ("Approve", "Reject") and action in WORKFLOW_ACTIONS[entity]:
+            view, name = REASON_PARAMETER
+            return {view: {name: {"type": "CustomStringField", "value": None}}}
+        return {}
+
     def _ad_hoc_schema(self, entity: str) -> dict[str, Any]:
         return {"custom": {},
-                "_workflowActions": [{name: {"parameters": {"custom": {}}}} for name in WORKFLOW_ACTIONS[entity]]}
+                "_workflowActions": [{name: {"parameters": {"custom": self._action_parameters(entity, name)}}}
+                                     for name in self._workflow_actions(entity)]}
 
     # ------------------------------------------------------------------------------------------- PUT
 
@@ -626,12 +723,15 @@ class AcumaticaSandbox(Served):
         changes = {name: value for name, value in plain.items()
                    if name in FIELDS[entity] and name not in READ_ONLY[entity] and name not in KEY_FIELDS[entity]
                    and value != document.record.get(name)}
+        if entity in self.hold_by_workflow:
+            changes.pop("Hold", None)  # this build ignores API writes to Hold: only the workflow actions move it
         errors = self._put_errors(entity, document, changes)
         if errors:
             return 422, self._wire(entity, document.record, select, 1, errors), {}
         if "Hold" in changes:
             changes["Status"] = ("On Hold" if changes["Hold"]
                                  else self._released_from_hold_status(entity, document.requires_approval))
+            self._restart_approval(document)
         if changes:
             self._change(document, changes)
         return 200, self._wire(entity, document.record, select, 1), {}
@@ -658,28 +758,69 @@ class AcumaticaSandbox(Served):
 
     # ------------------------------------------------------------------------------------------- actions
 
-    def _action(self, request: Request, version: str, entity: str, action: str) -> tuple[int, Any, dict[str, str]]:
-        if action not in NAMED_ACTIONS[entity] and action not in WORKFLOW_ACTIONS[entity]:
+    def _action(self, request: Request, version: str, entity: str, action: str,
+                grant: str) -> tuple[int, Any, dict[str, str]]:
+        if action not in NAMED_ACTIONS[entity] and action not in self._workflow_actions(entity):
             raise _http_error(404, f"The action {action} does not exist.")
         body = self._json_body(request)
         if not isinstance(body.get("entity"), dict):
             raise _http_error(400, "The request body must hold the entity to which the action applies.")
         if "parameters" in body and not isinstance(body["parameters"], dict):
             raise _http_error(400, "The parameters of the action must be an object.")
+        parameters = self._parameters_sent(entity, action, body.get("parameters") or {})
         document = self._locate(entity, self._unwrap_body(entity, body["entity"]))
         if document is None:
             raise _http_error(404, "No entity satisfies the condition.")
-        error = self._perform(entity, document, action)
         key = self._record_key(entity, document.record)
+        refusal = self._refusal(document, action, grant, parameters)
+        if refusal is not None:
+            self.action_log.append((entity, key, action, "refused"))
+            raise _http_error(500, "An error has occurred.", refusal)
+        error = self._perform(entity, document, action, self._grant_users.get(grant, ""), parameters)
         self.action_log.append((entity, key, action, "failed" if error else "completed"))
         operation_id = str(uuid.uuid4())
-        self._operations[operation_id] = _Operation(entity, action, self.action_polls, error)
+        self._operations[operation_id] = _Operation(entity, action, self.action_polls, error, grant,
+                                                    time.monotonic() + self.long_operation_seconds)
+        if self.long_operation_seconds > 0:
+            self._running[grant] = operation_id
         location = f"/entity/{ENDPOINT_NAME}/{version}/{entity}/{action}/status/{operation_id}"
         return 202, None, {"Location": location}
 
-    def _perform(self, entity: str, document: _Document, action: str) -> str | None:
+    def _parameters_sent(self, entity: str, action: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """``parameters.custom`` as ``{"View.Field": value}``; a box the action's dialog does not have is refused."""
+        unknown = sorted(set(parameters) - {"custom"})
+        if unknown:
+            raise _http_error(400, f"The parameter {unknown[0]} is not defined for the action {action}.")
+        known = self._action_parameters(entity, action)
+        sent: dict[str, Any] = {}
+        for view, fields in (parameters.get("custom") or {}).items():
+            for name, wrapper in (fields or {}).items() if isinstance(fields, dict) else ():
+                if name not in known.get(view, {}):
+                    raise _http_error(400, f"The action {action} has no parameter {view}.{name}.")
+                if not isinstance(wrapper, dict) or wrapper.get("type") != "CustomStringField":
+                    raise _http_error(400, f"The parameter {view}.{name} must be a CustomStringField.")
+                sent[f"{view}.{name}"] = wrapper.get("value")
+        return sent
+
+    def _refusal(self, document: _Document, action: str, grant: str, parameters: Mapping[str, Any]) -> str | None:
+        """Why Acumatica refuses an approval outright (an exception from the action, before anything happens)."""
+        if action not in ("Approve", "Reject") or document.record["Status"] != "Pending Approval":
+            return None
+        step = document.approvers[document.approved_steps] if document.approved_steps < len(document.approvers) \
+            else frozenset()
+        if step and self._grant_users.get(grant, "") not in step:
+            return NOT_AN_APPROVER
+        reason = parameters.get(".".join(REASON_PARAMETER))
+        if action == "Approve" and document.reason_required and not (isinstance(reason, str) and reason.strip()):
+            return REASON_REQUIRED
+        return None
+
+    def _perform(self, entity: str, document: _Document, action: str, user: str,
+                 parameters: Mapping[str, Any]) -> str | None:
         """Apply the action's transition; returns the failure Acumatica's long-running operation would report."""
         status = document.record["Status"]
+        if action in HOLD_ACTIONS:
+            return self._workflow_hold(entity, document, action == "PutOnHold")
         transitions = {
             "ReleaseBill": ("Balanced", "Open"),
             "ReleaseCheck": ("Balanced", "Closed"),
@@ -689,16 +830,39 @@ class AcumaticaSandbox(Served):
         source, target = transitions[action]
         if status != source:
             return f"The document cannot be processed by {action} because its status is '{status}', not '{source}'."
+        if action == "Approve":
+            document.approvals.append({"user": user, "step": document.approved_steps + 1,
+                                       "reason": parameters.get(".".join(REASON_PARAMETER))})
+            document.approved_steps += 1
+            if document.approved_steps < len(document.approvers):
+                self._change(document, {})  # this step is approved; the map's next step decides
+                return None
         self._change(document, {"Status": target})
         return None
+
+    def _workflow_hold(self, entity: str, document: _Document, hold: bool) -> str | None:
+        """The form's Hold and Remove Hold: the same business rules as a PUT of ``Hold`` that the build honours."""
+        errors = self._put_errors(entity, document, {"Hold": hold})
+        if errors:
+            return "; ".join(errors.values())
+        status = "On Hold" if hold else self._released_from_hold_status(entity, document.requires_approval)
+        self._restart_approval(document)
+        self._change(document, {"Hold": hold, "Status": status})
+        return None
+
+    @staticmethod
+    def _restart_approval(document: _Document) -> None:
+        """Putting a document on hold, or taking it off, starts its approval over (``putOnHold`` resets
+        ``approved``)."""
+        document.approved_steps = 0
 
     def _operation_status(self, version: str, entity: str, action: str,
                           operation_id: str) -> tuple[int, Any, dict[str, str]]:
         operation = self._operations.get(operation_id)
         if operation is None or operation.entity != entity or operation.action != action:
             raise _http_error(404, "The long-running operation was not found.")
-        if operation.polls_left > 0:
-            operation.polls_left -= 1
+        if operation.polls_left > 0 or time.monotonic() < operation.until:
+            operation.polls_left = max(operation.polls_left - 1, 0)
             return 202, None, {"Location": f"/entity/{ENDPOINT_NAME}/{version}/{entity}/{action}/status/{operation_id}"}
         if operation.error:
             raise _http_error(500, "An error has occurred.", operation.error)

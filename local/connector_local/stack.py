@@ -69,6 +69,8 @@ PARAMETER_ENV = {
     "NonPersonAccounts": "NON_PERSON_ACCOUNTS",
     "DeclineAction": "DECLINE_ACTION",
     "DecisionAuthority": "DECISION_AUTHORITY",
+    "ApprovalReason": "APPROVAL_REASON",
+    "ResolutionSweepMinutes": "RESOLUTION_SWEEP_MINUTES",
     "PushSecretHeader": "PUSH_SECRET_HEADER",
     "PollOverlapMinutes": "POLL_OVERLAP_MINUTES",
     "InitialLookbackDays": "INITIAL_LOOKBACK_DAYS",
@@ -184,11 +186,14 @@ class LocalStack:
                     gateway_routes[(str(props["Method"]).upper(), str(props["Path"]))] = functions[logical_id]
         tickers = {}
         for logical_id in ("PollerFunction", "MaintenanceFunction"):
-            for event in aws.function_settings(logical_id)["events"].values():
+            for event_name, event in aws.function_settings(logical_id)["events"].items():
                 if event.get("Type") == "ScheduleV2":
                     props = aws.resolve(event["Properties"])
-                    tickers[logical_id] = ScheduleTicker(functions[logical_id], props.get("Input") or "{}",
-                                                         parse_rate(props["ScheduleExpression"]))
+                    # A function's first schedule is its own name; a further one (the resolution sweep) is named
+                    # after its event: "MaintenanceFunction/ResolutionSweepTick".
+                    name = f"{logical_id}/{event_name}" if logical_id in tickers else logical_id
+                    tickers[name] = ScheduleTicker(functions[logical_id], props.get("Input") or "{}",
+                                                   parse_rate(props["ScheduleExpression"]))
         worker_settings = aws.function_settings("WorkerFunction")
         worker = functions["WorkerFunction"]
         # A container function starts another container whenever its containers are all busy; in this process each
@@ -231,7 +236,8 @@ class LocalStack:
     # --- what AWS would do -------------------------------------------------------------------------------------
 
     def tick(self, logical_id: str = "PollerFunction") -> Any:
-        """One schedule firing, as EventBridge Scheduler would deliver it."""
+        """One schedule firing, as EventBridge Scheduler would deliver it (``MaintenanceFunction/ResolutionSweepTick``
+        for the resolution sweep)."""
         return self.tickers[logical_id].tick()
 
     def drain(self):

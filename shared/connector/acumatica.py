@@ -40,12 +40,14 @@ import requests
 from .documents import profile, to_document
 from . import timings
 from .errors import (
+    ActionRefused,
     AuthenticationError,
     ConfigurationError,
     ConnectorError,
     NotFoundError,
     PermanentError,
     ReconnectNeeded,
+    SessionBusy,
     TransientError,
     UncertainOutcome,
     ValidationError,
@@ -53,6 +55,7 @@ from .errors import (
 from .http import gates_of, make_session, retry_after_seconds, transport_error
 from .model import Document, DocumentKey
 from .ports import Page
+from .session import OperationLease, is_session_busy
 from .tokens import ObtainTokens, RotatingTokens
 
 logger = logging.getLogger(__name__)
@@ -371,11 +374,13 @@ class AcumaticaClient:
         tokens: RotatingTokens,
         session: requests.Session | None = None,
         page_size: int = 500,
-        action_timeout_seconds: float = 60.0,
+        action_timeout_seconds: float = timings.ACUMATICA_ACTION_TIMEOUT_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         request_timeout_seconds: float = timings.ACUMATICA_TIMEOUT[1],
         max_concurrent_requests: int = 4,
         requests_per_minute: int | None = None,
+        operation_lease: OperationLease | None = None,
+        schema_ttl_seconds: float = 300.0,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be positive")
@@ -395,6 +400,11 @@ class AcumaticaClient:
         self._version_guard = threading.Lock()
         self._version_checked = False
         self._version_error: str | None = None
+        # Actions take turns in the grant's one session (connector.session); without a lease (a single process) they
+        # still wait out a busy session, they just do not reserve it.
+        self._operation_lease = operation_lease
+        self._schemas: dict[str, tuple[float, dict[str, list[str]]]] = {}
+        self._schema_ttl = schema_ttl_seconds
 
     def __repr__(self) -> str:
         return f"AcumaticaClient(base_url={self.base_url!r}, endpoint_version={self.endpoint_version!r})"
@@ -521,7 +531,8 @@ class AcumaticaClient:
         return self._read_one(entity, url, f"{entity} {record_id}")
 
     def set_hold(self, key: DocumentKey, hold: bool) -> Document:
-        """PUT ``Hold`` (update only: ``If-Match: *``); returns the document as saved.
+        """PUT ``Hold`` (update only: ``If-Match: *``), then GET the document: the re-read, not the PUT's answer, says
+        what Acumatica kept (recent builds ignore API writes to ``Hold`` on some entities and still answer 200).
 
         Acumatica answers 422 with field ``error``s when it refuses (an unbalanced document cannot leave hold):
         those become ``ValidationError.field_errors``.
@@ -531,54 +542,51 @@ class AcumaticaClient:
         response = self._request("PUT", url, body=body, headers={"If-Match": "*"})
         if response.status_code != 200:
             raise self._error_for(response, f"Hold={str(hold).lower()} on {key}")
-        document = self._document(key.entity, _json_or_none(response))
-        logger.info("Acumatica %s: Hold=%s, status now %s", key, hold, document.status)
+        document = self._reread(key, f"Hold={str(hold).lower()}")
+        logger.info("Acumatica %s: Hold=%s saved, status now %s", key, hold, document.status)
         return document
 
-    def invoke_action(self, key: DocumentKey, action: str) -> Document:
+    def invoke_action(self, key: DocumentKey, action: str, parameters: Mapping[str, str] | None = None) -> Document:
         """Run a named action (``ReleaseBill``) or a workflow action (``Approve``) and return the re-read document.
 
-        Both are ``POST <Entity>/<action>`` with ``{"entity": {keys}, "parameters": {}}``. A ``202`` is followed to
-        ``204`` through its ``Location`` with bounded, backed-off polling. The POST is never resent: if its outcome
-        is unknown (timeout, dropped connection, polling that outlasts ``action_timeout_seconds``) this raises
-        ``UncertainOutcome`` and the caller re-reads the status.
+        Both are ``POST <Entity>/<action>`` with ``{"entity": {keys}, "parameters": {...}}``; ``parameters`` maps a
+        workflow action's ``View.Field`` (as ``action_parameters`` lists them) to a text value, sent as
+        ``parameters.custom.<View>.<Field>`` (a ``CustomStringField``). The action holds the grant's one session
+        (``connector.session``) from the POST until its status URL answers ``204``. A ``202`` is followed to ``204``
+        through its ``Location`` with bounded, backed-off polling. The POST is never resent: if its outcome is
+        unknown (timeout, dropped connection, a gateway's 5xx, polling that outlasts ``action_timeout_seconds``) this
+        raises ``UncertainOutcome`` and the caller re-reads the status. An answer in which Acumatica names its own
+        exception is a definite refusal (``ActionRefused``): nothing was done.
         """
         profile(key.entity)
         if not _NAME.match(action):
             raise ValueError(f"not an action name: {action!r}")
         url = self._entity_url(key.entity, action)
-        body = {"entity": wrap(self._key_fields(key)), "parameters": {}}
-        response = self._request("POST", url, body=body)
-        if response.status_code == 202:
-            location = response.headers.get("Location")
-            if not location:
-                raise UncertainOutcome(f"Acumatica accepted {action} on {key} without a status Location; re-read it")
-            self._await_completion(url, location, key, action)
-        elif response.status_code >= 500:
-            # The action may have started before the server or a gateway failed: settle by status, never resend.
-            raise UncertainOutcome(f"Acumatica answered {response.status_code} to {action} on {key}; it may have "
-                                   "run: re-read the document to settle it", retry_after_seconds(response))
-        elif response.status_code != 204:
-            raise self._error_for(response, f"{action} on {key}")
-        try:
-            document = self.get(key)
-        except TransientError as exc:  # the action completed: a failed re-read must not read as "nothing happened"
-            raise UncertainOutcome(f"{action} on {key} completed but re-reading it failed ({exc}); "
-                                   "re-read it") from None
-        if document is None:
-            raise NotFoundError(f"{key} vanished after {action}")
+        body = {"entity": wrap(self._key_fields(key)), "parameters": _custom_parameters(parameters or {})}
+        with self._session_held(f"{action} on {key}") as renew:
+            response = self._request("POST", url, body=body)
+            if response.status_code == 202:
+                location = response.headers.get("Location")
+                if not location:
+                    raise UncertainOutcome(f"Acumatica accepted {action} on {key} without a status Location; "
+                                           "re-read it")
+                self._await_completion(url, location, key, action, renew)
+            elif response.status_code != 204:
+                raise self._action_error(response, action, key)
+        document = self._reread(key, action)
         logger.info("Acumatica %s: %s completed, status now %s", key, action, document.status)
         return document
 
     def workflow_actions(self, entity: str) -> list[str]:
         """Workflow action names from ``GET <Entity>/$adHocSchema`` (``_workflowActions``)."""
-        profile(entity)
-        response = self._request("GET", f"{self._entity_url(entity)}/$adHocSchema")
-        if response.status_code != 200:
-            raise self._error_for(response, f"GET {entity}/$adHocSchema")
-        body = _json_or_none(response)
-        actions = body.get("_workflowActions") if isinstance(body, dict) else None
-        return [name for item in actions or [] if isinstance(item, dict) for name in item]
+        return list(self._workflow_schema(entity))
+
+    def action_parameters(self, entity: str, action: str) -> list[str]:
+        """``View.Field`` of each parameter the workflow ``action`` takes, as ``$adHocSchema`` lists them (the
+        boxes of the dialog the form shows, e.g. ``ReasonApproveRejectParams.Reason``); ``[]`` when it takes none
+        or the instance does not offer it. Compared without regard to case, as action names are."""
+        schema = self._workflow_schema(entity)
+        return next((parameters for name, parameters in schema.items() if name.casefold() == action.casefold()), [])
 
     # ---------------------------------------------------------------------------------------- helpers
 
@@ -627,7 +635,67 @@ class AcumaticaClient:
                 return document
         return None
 
-    def _await_completion(self, action_url: str, location: str, key: DocumentKey, action: str) -> None:
+    def _reread(self, key: DocumentKey, after: str) -> Document:
+        """The document as Acumatica has it after ``after``: the fact a step is judged by."""
+        try:
+            document = self.get(key)
+        except TransientError as exc:  # it completed: a failed re-read (even "not now") must not read as "nothing
+            # happened", or the caller would give its claim back and act again
+            raise UncertainOutcome(f"{after} on {key} completed but re-reading it failed ({exc}); re-read it") from None
+        if document is None:
+            raise NotFoundError(f"{key} vanished after {after}")
+        return document
+
+    @contextmanager
+    def _session_held(self, what: str) -> Iterator[Callable[[], bool]]:
+        if self._operation_lease is None:
+            yield lambda: True
+            return
+        with self._operation_lease.held(what, self._affordable_wait()) as renew:
+            yield renew
+
+    def _affordable_wait(self) -> float:
+        """How long a request may wait in place for the session: what the invocation can afford (the gates know)."""
+        gates = gates_of(self._session)
+        return gates.affordable() if gates is not None else timings.LONGEST_WAIT_IN_PLACE_SECONDS
+
+    def _workflow_schema(self, entity: str) -> dict[str, list[str]]:
+        """``$adHocSchema``'s workflow actions: name → ``View.Field`` of each parameter; read once per
+        ``schema_ttl_seconds`` per entity (a burst of resolutions asks once)."""
+        profile(entity)
+        cached = self._schemas.get(entity)
+        if cached is not None and time.monotonic() - cached[0] < self._schema_ttl:
+            return cached[1]
+        response = self._request("GET", f"{self._entity_url(entity)}/$adHocSchema")
+        if response.status_code != 200:
+            raise self._error_for(response, f"GET {entity}/$adHocSchema")
+        body = _json_or_none(response)
+        actions = body.get("_workflowActions") if isinstance(body, dict) else None
+        schema: dict[str, list[str]] = {}
+        for item in actions or []:
+            for name, definition in (item.items() if isinstance(item, dict) else ()):
+                custom = ((definition or {}).get("parameters") or {}).get("custom") if isinstance(definition, dict) \
+                    else None
+                schema[name] = [f"{view}.{field}" for view, fields in (custom or {}).items()
+                                if isinstance(fields, dict) for field in fields]
+        self._schemas[entity] = (time.monotonic(), schema)
+        return schema
+
+    def _action_error(self, response: requests.Response, action: str, key: DocumentKey) -> ConnectorError:
+        """What an action's POST answer other than 202/204 means. Acumatica naming its own exception is a refusal
+        (nothing was done); a 5xx without one (a gateway, a reset) may hide an action that started."""
+        status = response.status_code
+        body = _json_or_none(response)
+        if status >= 400 and isinstance(body, dict) and body.get("exceptionMessage"):
+            detail, _ = _error_detail(response)
+            return ActionRefused(f"Acumatica refused {action} on {key}: {detail}")
+        if status >= 500:
+            return UncertainOutcome(f"Acumatica answered {status} to {action} on {key}; it may have run: re-read the "
+                                    "document to settle it", retry_after_seconds(response))
+        return self._error_for(response, f"{action} on {key}")
+
+    def _await_completion(self, action_url: str, location: str, key: DocumentKey, action: str,
+                          renew: Callable[[], bool] = lambda: True) -> None:
         status_url = urljoin(action_url, location)
         if urlsplit(status_url).netloc != urlsplit(self.base_url).netloc:
             raise PermanentError(f"Acumatica sent a status Location on another host for {action} on {key}; "
@@ -636,6 +704,7 @@ class AcumaticaClient:
         while True:
             self._sleep(delay)
             waited += delay
+            renew()  # the lease lapses only if this holder falls silent for its whole length
             response = self._request("GET", status_url, session=self._status_session)
             status = response.status_code
             if status == 204:
@@ -644,7 +713,7 @@ class AcumaticaClient:
                 if max(waited, time.monotonic() - started) >= self._action_timeout:
                     raise UncertainOutcome(f"{action} on {key} still running after {self._action_timeout:.0f}s; "
                                            "re-read the document to settle it")
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, timings.ACUMATICA_STATUS_POLL_MAX_SECONDS)
                 continue
             detail, field_errors = _error_detail(response)
             if status in (400, 422):
@@ -664,7 +733,26 @@ class AcumaticaClient:
             if response.status_code == 401:
                 raise AuthenticationError(f"Acumatica refused a fresh access token (401) for {method} "
                                           f"{_path(url)}; check the API user and the connected application")
+        if response.status_code >= 400 and is_session_busy(response.status_code, _json_or_none(response)):
+            response = self._after_the_running_operation(method, url, body=body, headers=headers, session=session)
         return response
+
+    def _after_the_running_operation(self, method: str, url: str, **send: Any) -> requests.Response:
+        """Acumatica refused the request because an action runs in the grant's session: nothing happened, so wait
+        (backing off) and send it again, for as long as the invocation can afford; then ``SessionBusy``."""
+        budget, started, waited, delay = self._affordable_wait(), time.monotonic(), 0.0, 0.5
+        while True:
+            left = budget - max(waited, time.monotonic() - started)
+            if left <= 0:
+                raise SessionBusy(f"an action is running in the Acumatica session; {method} {_path(url)} waits for "
+                                  "it to end", retry_after=delay)
+            pause = min(delay, left)
+            self._sleep(pause)
+            waited += pause
+            response = self._send(method, url, **send)
+            if response.status_code < 400 or not is_session_busy(response.status_code, _json_or_none(response)):
+                return response
+            delay = min(delay * 2, timings.ACUMATICA_STATUS_POLL_MAX_SECONDS)
 
     def _send(self, method: str, url: str, *, body: Any = None, headers: Mapping[str, str] | None = None,
               authenticated: bool = True, session: requests.Session | None = None) -> requests.Response:
@@ -717,6 +805,18 @@ def _server_time(response: requests.Response) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _custom_parameters(values: Mapping[str, str]) -> dict[str, Any]:
+    """``{"View.Field": text}`` as a custom action's ``parameters`` (``{"custom": {View: {Field: CustomStringField}}}``,
+    Integration Development Guide, "Execute a Custom Action"); ``{}`` when there are none."""
+    custom: dict[str, dict[str, Any]] = {}
+    for path, value in values.items():
+        view, _, field = path.partition(".")
+        if not _NAME.match(view) or not _NAME.match(field):
+            raise ValueError(f"not an action parameter View.Field: {path!r}")
+        custom.setdefault(view, {})[field] = {"type": "CustomStringField", "value": value}
+    return {"custom": custom} if custom else {}
 
 
 def _json_or_none(response: requests.Response) -> Any:

@@ -43,6 +43,8 @@ class Settings:
     approve_actions: Mapping[str, str] = field(default_factory=dict)
     """Entity → approval action (``ApproveActionNames``), for instances whose bills and orders name it differently."""
     jira_reopen_status: str = ""
+    approval_reason: str = "Approved in Jira"
+    """``ApprovalReason``: the reason an approval gives Acumatica when the deciding person left no note in Jira."""
     push_secret_header: str = "X-Connector-Secret"
     poll_overlap_minutes: int = 10
     poll_page_size: int = 500
@@ -111,6 +113,7 @@ class Settings:
             document_types=document_types,
             approve_action=env.get("APPROVE_ACTION_NAME") or "Approve",
             jira_reopen_status=env.get("JIRA_REOPEN_STATUS", ""),
+            approval_reason=" ".join((env.get("APPROVAL_REASON") or "Approved in Jira").split()),
             push_secret_header=env.get("PUSH_SECRET_HEADER") or "X-Connector-Secret",
             poll_overlap_minutes=integer("POLL_OVERLAP_MINUTES", 10, 0, 1440),
             poll_page_size=integer("POLL_PAGE_SIZE", 500, 1, 10000),

@@ -86,9 +86,16 @@ def deleted_comment(key: DocumentKey) -> dict[str, Any]:
                                           "cleared.")))
 
 
-def outcome_comment(doc_reference: str, lines: Sequence[str], *, success: bool) -> dict[str, Any]:
-    """ADF comment reporting what the return flow did (or why it did nothing)."""
-    headline = "Acumatica updated" if success else "No change made in Acumatica"
+def outcome_comment(doc_reference: str, lines: Sequence[str], *, success: bool,
+                    partial: bool = False) -> dict[str, Any]:
+    """ADF comment reporting what the return flow did (or why it did nothing).
+
+    ``success``: every step took effect and the document no longer needs a person. ``partial``: some step took effect
+    but the document still needs a person (a failed later step, approval still pending). Neither: nothing changed.
+    Only a confirmed, complete outcome is headed "Acumatica updated"."""
+    headline = ("Acumatica updated" if success and not partial
+                else "Acumatica partly updated, the document still needs a person" if partial
+                else "No change made in Acumatica")
     return adf.doc(
         adf.paragraph(adf.text(f"{headline}: ", strong=True), adf.text(doc_reference)),
         adf.bullet_list(*[adf.paragraph(adf.text(line)) for line in lines if line]),

@@ -32,6 +32,12 @@ class RetryLater(TransientError):
         self.retry_after: float = retry_after
 
 
+class SessionBusy(TransientError):
+    """A definite "not now": Acumatica refused the request because a long operation (an action) runs in the session
+    the connector's containers share (one session per OAuth grant), or another container's action holds that session.
+    Nothing was done. The worker gives the work back to the queue without spending one of its attempts."""
+
+
 class PermanentError(ConnectorError):
     """Retrying the same request cannot succeed; the message belongs in the DLQ with this reason."""
 
@@ -58,6 +64,11 @@ class ValidationError(PermanentError):
     def __init__(self, message: str, field_errors: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.field_errors = dict(field_errors or {})
+
+
+class ActionRefused(PermanentError):
+    """Acumatica refused an action outright and said why (its own exception, e.g. "You are not an authorized
+    approver"): nothing was done, so the outcome is certain and a person is told, never left to settle."""
 
 
 class UncertainOutcome(TransientError):

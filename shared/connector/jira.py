@@ -40,7 +40,8 @@ from .errors import (
     ValidationError,
 )
 from .http import make_session, retry_after_seconds, transport_error
-from .ports import IssueDraft, IssueRef, StatusChange
+from .adf import plain_text
+from .ports import IssueComment, IssueDraft, IssueRef, StatusChange
 from .tokens import ObtainTokens
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ DEFAULT_TIMEOUT = timings.JIRA_TIMEOUT
 SEARCH_PAGE_SIZE = 50
 MAX_RECONCILE_IDS = 50
 """Jira accepts at most 50 issue ids in ``reconcileIssues``."""
+COMMENTS_READ = 50
+"""Comments read when looking for the note a person left with a decision: the newest ones are what matter."""
 
 SUMMARY_LIMIT = 255
 WEBHOOK_EVENTS = ("jira:issue_updated",)
@@ -398,6 +401,19 @@ class JiraClient:
             if page.get("isLast", True) or not values:
                 return changes
 
+    def recent_comments(self, key: str) -> list[IssueComment]:
+        """The issue's newest comments (one page of up to ``COMMENTS_READ``, ``orderBy=-created``), oldest first,
+        with their bodies as plain text: the return flow looks for the note a person left with a decision."""
+        path = f"/issue/{key}/comment"
+        page = self._ok(self._call("GET", path, params={"orderBy": "-created", "maxResults": COMMENTS_READ}),
+                        "GET", path)
+        found = [IssueComment(id=str(comment.get("id", "")),
+                              author_account_id=str((comment.get("author") or {}).get("accountId") or ""),
+                              created=str(comment.get("created") or ""),
+                              text=plain_text(comment.get("body") if isinstance(comment.get("body"), Mapping) else None))
+                 for comment in page.get("comments") or [] if isinstance(comment, Mapping)]
+        return sorted(found, key=lambda comment: _instant(comment.created))
+
     def own_account_id(self) -> str:
         """The connector's accountId, read once per container from ``/myself`` (it never changes for a grant)."""
         if self._account_id is None:
@@ -711,6 +727,14 @@ class JiraClient:
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------------
+
+
+def _instant(text: str) -> datetime:
+    """A Jira timestamp (``2026-11-02T10:00:00.000+0000``) as an instant; unreadable ones sort first."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)
 
 
 def parse_expiration(value: Any) -> datetime:

@@ -1,7 +1,7 @@
-"""Daily upkeep: keep the Jira dynamic webhook alive (it expires after 30 days), keep both OAuth refresh chains in
-use, check that the configuration still matches both systems, keep the webhook function's copy of the verification
-material in step, and sweep Jira for resolutions whose delivery never arrived. Each check reports on its own; one
-failing does not skip the others.
+"""Upkeep. Daily (``MaintenanceSchedule``): keep the Jira dynamic webhook alive (it expires after 30 days), keep both
+OAuth refresh chains in use, check that the configuration still matches both systems, and keep the webhook function's
+copy of the verification material in step; each check reports on its own, one failing does not skip the others.
+Every ``ResolutionSweepMinutes``: sweep Jira for resolutions whose delivery never arrived (``sweep_resolutions``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
+from . import timings
 from .config import Settings
 from .jira import escape_jql_string
 from .model import DocumentKey, WorkMessage
@@ -19,8 +20,10 @@ from .ports import Cursor, SecretStore, StateStore, WorkQueue
 
 SWEEP_CURSOR = "jira-resolutions"
 """Cursor name (``WM#jira-resolutions``) of the resolution sweep: its watermark is when the last sweep began."""
-SWEEP_OVERLAP = timedelta(hours=1)
-"""Re-read before the last sweep: Jira search is eventually consistent, and a re-read decision ends as a duplicate."""
+SWEEP_OVERLAP = timedelta(seconds=timings.RESOLUTION_SWEEP_OVERLAP_SECONDS)
+"""Re-read before the last sweep: Jira search lags a change, and a re-read decision ends as a duplicate."""
+SWEEP_GRACE = timedelta(seconds=timings.RESOLUTION_SWEEP_GRACE_SECONDS)
+"""Resolutions younger than this are left to their delivery; the next sweep's overlap reaches back over them."""
 FIRST_SWEEP = timedelta(days=2)
 """How far back the very first sweep looks (longer than Jira's 30 minutes of delivery retries, and than a day)."""
 
@@ -40,31 +43,40 @@ class MaintenanceReport:
             self.failures[name] = f"{type(exc).__name__}: {exc}"
 
 
-def resolution_sweep_jql(settings: Settings, minutes: int) -> str:
-    """Issues of the project in a resolved status, changed in the last ``minutes`` (a move into a resolved status
-    updates the issue). Relative time, so neither side's time zone or clock offset matters."""
+def resolution_sweep_jql(settings: Settings, minutes: int, grace_minutes: int = 0) -> str:
+    """Issues of the project resolved between ``minutes`` and ``grace_minutes`` ago. Relative time, so neither side's
+    time zone or clock offset matters.
+
+    With the default resolved statuses (category done) the window is on ``resolved``: only issues resolved in it match,
+    however often they are commented on later, which keeps a sweep every few minutes cheap. Statuses named in
+    ``JiraResolvedStatuses`` need not set a resolution, so there the window is on ``updated`` (a move into a status
+    updates the issue)."""
     if settings.jira_resolved_statuses:
         names = ", ".join(f'"{escape_jql_string(name)}"' for name in settings.jira_resolved_statuses)
-        resolved = f"status IN ({names})"
+        resolved, stamp = f"status IN ({names})", "updated"
     else:
-        resolved = "statusCategory = Done"
-    return (f'project = "{escape_jql_string(settings.jira_project_key)}" AND {resolved} '
-            f'AND updated >= "-{minutes}m" ORDER BY updated ASC')
+        resolved, stamp = "statusCategory = Done", "resolved"
+    window = f'{stamp} >= "-{minutes}m"' + (f' AND {stamp} <= "-{grace_minutes}m"' if grace_minutes else "")
+    return (f'project = "{escape_jql_string(settings.jira_project_key)}" AND {resolved} AND {window} '
+            f"ORDER BY {stamp} ASC")
 
 
 def sweep_resolutions(settings: Settings, *, jira: Any, store: StateStore, queue: WorkQueue, now: datetime,
                       correlation_id: str) -> str:
-    """Queue a ``resolve`` for every issue that reached a resolved status since the last sweep.
+    """Queue a ``resolve`` for every issue resolved since the last sweep (``ResolutionSweepMinutes`` ago), reaching
+    back ``SWEEP_OVERLAP`` and leaving the last ``SWEEP_GRACE`` to the deliveries on their way.
 
     Jira stops retrying a delivery after about 30 minutes and never retries a 4xx, and a private app's dynamic
     webhooks reach only its owner: a decision can be lost. The worker puts each one through the same checks and the
     same decision-keyed claims as a delivery, so webhook and sweep never act twice; already handled decisions end
-    as duplicates without reading Acumatica. The watermark moves only after every message is durably queued."""
+    as duplicates without reading Acumatica, and one that nothing had handled is counted as undelivered
+    (``UndeliveredResolutions``). The watermark moves only after every message is durably queued."""
     cursor = store.get_cursor(SWEEP_CURSOR)
     since = cursor.watermark - SWEEP_OVERLAP if cursor.watermark else now - FIRST_SWEEP
     minutes = max(1, math.ceil((now - since).total_seconds() / 60))
+    grace = math.ceil(SWEEP_GRACE.total_seconds() / 60)
     messages: dict[str, WorkMessage] = {}
-    for issue in jira.search_issues(resolution_sweep_jql(settings, minutes), fields=("status", "summary")):
+    for issue in jira.search_issues(resolution_sweep_jql(settings, minutes, grace), fields=("status", "summary")):
         try:
             key = DocumentKey.parse((issue.external_id or "").strip())
         except ValueError:
@@ -79,7 +91,8 @@ def sweep_resolutions(settings: Settings, *, jira: Any, store: StateStore, queue
     # The sweep's window is relative ("-N m" in Jira's clock); only the elapsed time between sweeps, both read from
     # this clock, decides N, so this watermark may come from here.
     store.put_cursor(SWEEP_CURSOR, Cursor(watermark=now, watermark_text=now.isoformat()))
-    return f"{len(batch)} resolved issue(s) of the last {minutes} minutes queued for the worker's checks"
+    return (f"{len(batch)} resolved issue(s) of the last {minutes} minutes (but the last {grace}) queued for the "
+            "worker's checks")
 
 
 def copy_verification_material(jira_secret: SecretStore, acumatica_secret: SecretStore,
@@ -109,7 +122,8 @@ def run_maintenance(settings: Settings, *, acumatica: Any, jira: Any, acumatica_
                     verification: Callable[[], str] | None = None,
                     sweep: Callable[[], str] | None = None) -> MaintenanceReport:
     """``dead_letters`` counts the messages waiting in the DLQ (visible or in flight); ``verification`` keeps the
-    webhook function's secret in step and ``sweep`` queues lost resolutions (both run when given)."""
+    webhook function's secret in step and ``sweep`` queues lost resolutions (both run when given; the deployed
+    handler sweeps on its own schedule instead)."""
     report = MaintenanceReport()
 
     def acumatica_version() -> str:

@@ -156,6 +156,9 @@ class WorkMessage:
     actor: str | None = None
     """``resolve``: the accountId the delivery names as the change's ``user`` (the worker re-checks it)."""
     document: dict[str, Any] | None = None
+    deferrals: int | None = None
+    """How many times this work went back to the queue as new because Acumatica's session was busy with an action
+    (``connector.worker``): a definite "not now" that must not spend the message's attempts."""
 
     @property
     def key(self) -> DocumentKey:

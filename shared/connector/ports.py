@@ -39,16 +39,23 @@ class DocumentSource(Protocol):
         """The document as it is now, or ``None`` when Acumatica has no such document."""
 
     def set_hold(self, key: DocumentKey, hold: bool) -> Document:
-        """PUT ``Hold``; returns the re-read document. Raises ``ValidationError`` when Acumatica refuses."""
+        """PUT ``Hold``; returns the document re-read afterwards (what Acumatica kept, not what was sent). Raises
+        ``ValidationError`` when Acumatica refuses."""
 
-    def invoke_action(self, key: DocumentKey, action: str) -> Document:
-        """POST the action, follow ``202 Location`` until ``204``, and return the re-read document."""
+    def invoke_action(self, key: DocumentKey, action: str, parameters: Mapping[str, str] | None = None) -> Document:
+        """POST the action (``parameters``: ``View.Field`` → text, for a workflow action's dialog), follow
+        ``202 Location`` until ``204``, and return the document re-read afterwards. ``ActionRefused`` when Acumatica
+        refused it and said why, ``UncertainOutcome`` when it may have run, ``SessionBusy`` when the session is busy
+        with another action (nothing was sent)."""
 
     def referenced_orders(self, key: DocumentKey) -> list[DocumentKey]:
         """The purchase orders a bill's lines reference (``Details``), once each in line order; ``[]`` otherwise."""
 
     def workflow_actions(self, entity: str) -> list[str]:
         """Names of the workflow actions the instance offers for ``entity`` (``$adHocSchema``), for ``ping``."""
+
+    def action_parameters(self, entity: str, action: str) -> list[str]:
+        """``View.Field`` of each parameter the workflow ``action`` takes (``$adHocSchema``), ``[]`` for none."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,16 @@ class StatusChange:
     """The resolution the same changelog entry set (its ``resolution`` item), if it set one."""
 
 
+@dataclass(frozen=True)
+class IssueComment:
+    """One comment of an issue, as the core needs it: who wrote it, when (Jira's text), and its plain text."""
+
+    id: str
+    author_account_id: str
+    created: str
+    text: str
+
+
 class IssueTracker(Protocol):
     """Jira, as the core needs it."""
 
@@ -149,6 +166,9 @@ class IssueTracker(Protocol):
     def user_groups(self, account_id: str) -> frozenset[str]:
         """The names of the Jira groups ``account_id`` belongs to (empty for an unknown account); may be cached for a
         few minutes (``timings.GROUP_MEMBERSHIP_CACHE_SECONDS``)."""
+
+    def recent_comments(self, key: str) -> list[IssueComment]:
+        """The issue's most recent comments (up to 50), oldest first."""
 
 
 class SecretStore(Protocol):
@@ -284,6 +304,12 @@ class StateStore(Protocol):
 
     def audit_trail(self, key: DocumentKey) -> list[dict[str, Any]]:
         """Audit records of one document, oldest first."""
+
+    def count_undelivered_resolution(self, issue_key: str) -> None:
+        """One more resolution that the sweep found and no delivery had announced (``connector status`` shows them)."""
+
+    def undelivered_resolutions(self) -> dict[str, Any]:
+        """``{"count": n, "last_issue": key, "last_at": epoch seconds}`` of ``count_undelivered_resolution``."""
 
 
 class WorkQueue(Protocol):

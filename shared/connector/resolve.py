@@ -19,10 +19,11 @@ read from Acumatica the worker re-reads, at work time:
 
 Acumatica actions are not idempotent, so every step is: re-read the document; check the action policy; claim the
 action in DynamoDB for this decision (conditional write keyed by the changelog entry, so a later decision may act
-again); act; confirm by re-reading. A claim found in flight is never acted on again: its outcome is settled by the
-document's status. A failed action releases its claim, so resolving the issue again (or replaying the message)
-retries it. A decision that reached its end is marked, so the sweep and late or duplicated deliveries of the same
-decision end silently.
+again); act; confirm by re-reading (``connector.effects``: the status, not the HTTP answer, says whether it took
+effect). A claim found in flight is never acted on again: its outcome is settled by the document's status. A step that
+failed is told on the issue, which is reopened, so resolving it again retries. A decision that reached its end is
+marked, so the sweep and late or duplicated deliveries of the same decision end silently; a decision the sweep brings
+that no delivery announced is counted (``UndeliveredResolutions``).
 """
 
 from __future__ import annotations
@@ -31,18 +32,17 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
-from . import content, timings
-from .decisions import PENDING_APPROVAL, Actor, Answer, DecisionPolicy, Facts, Verdict, decide
+from . import content, effects, timings
+from .decisions import Actor, Answer, DecisionPolicy, Facts, Verdict, decide
 from .errors import NotFoundError, PermanentError, TransientError, UncertainOutcome
 from .model import Document, DocumentKey, WorkMessage
 from .ports import DocState, DocumentSource, IssueRef, IssueTracker, StateStore, StatusChange
-from .rules import (EXCEPTION_RULES, REMOVE_HOLD, RuleTable, Step, classify, fingerprint, is_resolved, plan,
-                    reviewed_changes, snapshot)
+from .rules import (EXCEPTION_RULES, REMOVE_HOLD, RuleTable, Step, classify, decline_step, fingerprint, is_resolved,
+                    plan, reviewed_changes, snapshot)
 
 logger = logging.getLogger(__name__)
 
 SETTLE_AFTER_SECONDS = timings.SETTLE_AFTER_SECONDS
-NEVER = 10.0**12
 DECISION_MARK = "DECISION"
 """Record of the last decision whose handling reached its end (acted, refused for a reason, or reopened)."""
 TOLD_RETAKE_SECONDS = 600.0
@@ -50,6 +50,9 @@ TOLD_RETAKE_SECONDS = 600.0
 VERDICT_CLAIM = "VERDICT"
 """The one comment that answers a decision the connector does not act on (a "no", a rule's move, a refusal), keyed
 by the decision: a retry after a crash between the comment and the DECISION mark does not say it twice."""
+HOLD_LIFTING_ACTIONS = ("RemoveHold", "ReleaseFromHold")
+"""Names the workflow action behind the form's *Remove Hold* goes by in ``$adHocSchema`` (``releaseFromHold`` on
+APInvoiceEntry and POOrderEntry in 2025 R2; ``RemoveHold`` on some forms)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,12 @@ class ResolveContext:
     policy: DecisionPolicy = field(default_factory=DecisionPolicy)
     """What a resolution means and who may decide (``ApprovingResolutions``, ``DecliningStatuses``,
     ``NonPersonAccounts``, ``DeclineAction``, ``DecisionAuthority``)."""
+    approval_reason: str = "Approved in Jira"
+    """``ApprovalReason``: the reason an approval gives when the deciding person left no note with the decision."""
+    api_user: str = ""
+    """The Acumatica user the connector signs in as, named when Acumatica refuses it as an approver."""
+    count_undelivered: Callable[[str], None] = lambda issue_key: None
+    """Called with the issue key when the sweep brings a decision no delivery announced (the handler's metric)."""
 
 
 def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
@@ -120,6 +129,7 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
 
     def settled(outcome: str) -> str:
         ctx.store.finish_claim(key, DECISION_MARK, "done", decision=decision_id, issue_key=issue_key)
+        _note_undelivered(message, issue, ctx, audit)
         return outcome
 
     doc = ctx.documents.get(key)
@@ -127,7 +137,6 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
         audit("resolve", "skipped", reason="document not found in Acumatica")
         tell([f"{key.external_id} was not found in Acumatica; nothing was done."], False, key.external_id)
         return settled("not-found")
-    reference = content.reference(doc)
     verdict, actor, groups = _verdict(decision, issue, doc, ctx)
     decided.update(decided_by=actor.account_id, decided_by_name=actor.name, groups=sorted(groups),
                    verdict=verdict.answer.value, rule=verdict.rule.describe(doc.currency) if verdict.rule else "",
@@ -147,33 +156,34 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
     if verdict.answer is Answer.REFUSE:
         return settled(_refused(doc, issue_key, decision_id, verdict, ctx, audit))
     signature.append(verdict.reason[:1].upper() + verdict.reason[1:] + ".")
-    if verdict.action:  # a person's "no" that DeclineAction turns into, e.g., Reject
-        steps, why = _named_by_the_instance((Step(verdict.action, PENDING_APPROVAL),), verdict.action, key.entity,
-                                            ctx, verdict.action, "DeclineAction")
+    declining = verdict.answer is Answer.DECLINE
+    if declining:  # a person's "no" that DeclineAction turns into, e.g., Reject
+        steps, why = _named_by_the_instance((decline_step(verdict.action),), verdict.action, key.entity, ctx,
+                                            verdict.action, "DeclineAction")
     else:
         wanted = ctx.approve_actions.get(key.entity) or ctx.approve_action
         steps, why = _named_by_the_instance(*plan(doc, wanted), key.entity, ctx, wanted, "ApproveActionNames")
     if not steps:
         audit("resolve", "no-action", reason=why, status=doc.status)
-        tell([f"Status is {doc.status}: {why}."], False, reference)
+        effects.tell_no_action(doc, why, issue_key, ctx, audit, signature=signature)
         return settled("no-action")
+    results, after = effects.carry_out(steps, doc, decision=decision, decision_id=decision_id, issue_key=issue_key,
+                                       ctx=ctx, audit=audit)
+    outcome = effects.tell(results, steps, after, issue_key, ctx, audit, signature=signature, declining=declining)
+    if after != doc and state is not None and state.issue_key == issue_key:
+        _record(after, state, ctx, declined=decision_id if declining else "")
+    return settled(outcome)
 
-    done: list[str] = []
-    for index, step in enumerate(steps):
-        if index and doc.status != step.requires_status:  # plan() keys the first step by the current status
-            done.append(f"{step.action} not needed or not allowed: status is now {doc.status}.")
-            break
-        result = _run_step(step, doc, ctx, audit, decision_id)
-        if isinstance(result, str):  # a failure or a settled earlier attempt: report and stop
-            tell(done + [result], bool(done), reference)
-            return "failed" if result.startswith("Failed") else settled("settled")
-        done.append(f"{step.action}: {doc.status} → {result.status}.")
-        doc = result
-    tell(done, True, reference)
-    audit("resolve", "done", reason="; ".join(done), status=doc.status)
-    if state is not None and state.issue_key == issue_key:
-        _record(doc, state, ctx, declined=decision_id if verdict.answer is Answer.DECLINE else "")
-    return settled("done")
+
+def _note_undelivered(message: WorkMessage, issue: IssueRef, ctx: ResolveContext, audit: Callable[..., None]) -> None:
+    """The sweep brought a decision that nothing had handled and that has now reached its end: no delivery announced
+    it (a delivery queued before the sweep is worked first, in the document's FIFO group; a decision already handled
+    ends as a duplicate before this), so webhooks are missing decisions. Counted once, when the decision is marked."""
+    if message.source != "sweep":
+        return
+    audit("resolve", "undelivered", reason=f"no delivery announced the resolution of {issue.key}; the sweep found it")
+    ctx.store.count_undelivered_resolution(issue.key)
+    ctx.count_undelivered(issue.key)
 
 
 def _verdict(decision: StatusChange, issue: IssueRef, doc: Document,
@@ -239,23 +249,38 @@ def _refused(doc: Document, issue_key: str, decision_id: str, verdict: Verdict, 
         f"Who may decide it: {'; '.join(may)}." if may else
         "No one in DecisionAuthority may decide it: an administrator must raise a limit there.",
         "The issue is reopened so that someone with that authority can resolve it."], ctx)
-    _reopen(issue_key, ctx, audit)
+    effects.reopen(issue_key, ctx, audit)
     return "refused"
 
 
 def _named_by_the_instance(steps: tuple[Step, ...], why: str, entity: str, ctx: ResolveContext, wanted: str,
                            setting: str) -> tuple[tuple[Step, ...], str]:
-    """The ``wanted`` workflow step (approval, or a decline action) with the action's name as the instance spells
-    it (``$adHocSchema`` ``_workflowActions``, compared without regard to case: bills and orders may differ), or no
-    steps when the instance offers none."""
-    if not any(step.action == wanted for step in steps):
+    """The steps as this instance carries them out, from ``$adHocSchema`` ``_workflowActions`` (names compared
+    without regard to case: bills and orders may differ): the ``wanted`` workflow action (the approval, or a decline
+    action) as the instance spells it, with the parameters it takes (its reason); the workflow action that lifts a
+    hold, where the instance offers one (the form's Remove Hold: recent builds ignore API writes to ``Hold``), else
+    ``PUT Hold = false``. No steps when the instance does not offer ``wanted`` (``setting`` names where to fix it)."""
+    acts = any(step.action == wanted for step in steps)
+    if not acts and not any(step.action == REMOVE_HOLD for step in steps):
         return steps, why
     offered = ctx.documents.workflow_actions(entity)
-    spelled = next((name for name in offered if name.casefold() == wanted.casefold()), None)
-    if spelled is None:
+
+    def spelled(names: tuple[str, ...]) -> str | None:
+        return next((name for name in offered if name.casefold() in {n.casefold() for n in names}), None)
+
+    action = spelled((wanted,)) if acts else None
+    if acts and action is None:
         return (), (f"Acumatica offers no workflow action {wanted!r} for {entity} (it offers "
                     f"{', '.join(offered) or 'none'}; set {setting})")
-    return tuple(replace(step, action=spelled) if step.action == wanted else step for step in steps), why
+    lift = spelled(HOLD_LIFTING_ACTIONS) or ""
+    named = []
+    for step in steps:
+        if step.action == wanted and action is not None:
+            step = replace(step, action=action, parameters=tuple(ctx.documents.action_parameters(entity, action)))
+        elif step.action == REMOVE_HOLD:
+            step = replace(step, via=lift)
+        named.append(step)
+    return tuple(named), why
 
 
 def _documents_issue(key: DocumentKey, issue: IssueRef, state: DocState | None,
@@ -340,17 +365,8 @@ def _reopen_for_review(doc: Document, issue_key: str, changed: list[tuple[str, s
     lines.append("The document changed after this issue last showed it, so nothing was done. The issue is reopened: "
                  "review the document as it is now and resolve the issue again.")
     ctx.tracker.add_comment(issue_key, content.outcome_comment(content.reference(doc), lines, success=False))
-    _reopen(issue_key, ctx, audit)
+    effects.reopen(issue_key, ctx, audit)
     return "reopened"
-
-
-def _reopen(issue_key: str, ctx: ResolveContext, audit: Callable[..., None]) -> None:
-    """Move the issue back to ``JiraReopenStatus``, else a status of category To Do: a person must decide again."""
-    moved = (ctx.tracker.transition_to(issue_key, ctx.reopen_status) if ctx.reopen_status
-             else ctx.tracker.transition_to_category(issue_key, "new"))
-    if not moved:
-        audit("transition", "unavailable", reason=f"no transition to {ctx.reopen_status or 'a To Do status'!r}",
-              issue=issue_key)
 
 
 def _record(doc: Document, state: DocState, ctx: ResolveContext, *, declined: str = "") -> None:
@@ -363,60 +379,3 @@ def _record(doc: Document, state: DocState, ctx: ResolveContext, *, declined: st
                                               open=finding is not None, declined=declined))
     except TransientError:
         logger.info("state changed meanwhile; the next poll reconciles it", extra={"external_id": doc.key.external_id})
-
-
-def _run_step(step: Step, doc: Document, ctx: ResolveContext, audit: Callable[..., None],
-              decision: str) -> Document | str:
-    """Perform one step exactly once per decision; returns the re-read document, or a sentence when nothing (more)
-    was done. ``decision`` (issue id and changelog entry id) keys the claim: one decision acts once, a new one may
-    act again."""
-    key = doc.key
-    claim_name = f"ACTION#{step.action}"
-    claim = ctx.store.claim(key, claim_name, fingerprint=f"decision:{decision}", retake_after_seconds=NEVER)
-    if not claim.won:
-        if claim.state == "done":
-            audit("action", "duplicate", reason=f"{step.action} already done for this decision")
-            return f"{step.action} was already done for this decision; nothing repeated."
-        if ctx.clock() - claim.claimed_at < SETTLE_AFTER_SECONDS:
-            raise TransientError(f"{step.action} on {key} is in flight; retrying after it settles")
-        return _settle(step, doc, ctx, audit)
-
-    audit("action", "claimed", reason=f"status {doc.status} allows {step.action}", action=step.action)
-    try:
-        if step.action == REMOVE_HOLD:
-            after = ctx.documents.set_hold(key, False)
-        else:
-            after = ctx.documents.invoke_action(key, step.action)
-    except UncertainOutcome:
-        after = ctx.documents.get(key)
-        if after is None or after.status == doc.status:
-            # Leave the claim in flight: the retry settles it by status, it never posts again.
-            raise
-    except PermanentError as exc:
-        ctx.store.finish_claim(key, claim_name, "failed", reason=str(exc)[:500])
-        audit("action", "failed", reason=str(exc)[:500], action=step.action)
-        return f"Failed: {step.action} was refused by Acumatica: {exc}"
-    except TransientError as exc:
-        # Not sent (token, connection never made) or refused (429 after its retries): nothing happened, so the claim
-        # is given back at once and the retry acts, instead of waiting SETTLE_AFTER_SECONDS for a settled nothing.
-        ctx.store.finish_claim(key, claim_name, "failed", reason=f"not sent or refused: {exc}"[:500])
-        audit("action", "not-done", reason=str(exc)[:500], action=step.action)
-        raise
-    ctx.store.finish_claim(key, claim_name, "done", status_after=after.status)
-    audit("action", "done", reason=f"{doc.status} -> {after.status}", action=step.action)
-    logger.info("action done", extra={"external_id": key.external_id, "action": step.action, "status": after.status})
-    return after
-
-
-def _settle(step: Step, doc: Document, ctx: ResolveContext, audit: Callable[..., None]) -> str:
-    """An earlier attempt was interrupted mid-action: decide what happened from the status, without acting."""
-    key = doc.key
-    claim_name = f"ACTION#{step.action}"
-    if doc.status == step.requires_status:
-        ctx.store.finish_claim(key, claim_name, "failed", reason="interrupted attempt left the status unchanged")
-        audit("action", "settled-not-done", reason="interrupted attempt; status unchanged", action=step.action)
-        return (f"Failed: an earlier {step.action} attempt was interrupted and the status is still {doc.status}; "
-                "resolve the issue again to retry.")
-    ctx.store.finish_claim(key, claim_name, "done", status_after=doc.status)
-    audit("action", "settled-done", reason=f"interrupted attempt took effect: status {doc.status}", action=step.action)
-    return f"{step.action} took effect in an earlier attempt: status is now {doc.status}."

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Callable, Mapping
 
@@ -202,7 +202,8 @@ def is_resolved(status_name: str, category_key: str | None, resolved_statuses: t
 
 
 REMOVE_HOLD = "RemoveHold"
-"""Not an Acumatica action: the connector's name for ``PUT Hold = false`` (the documented way to leave hold)."""
+"""The connector's name for lifting a hold. The instance decides how: its workflow action (``$adHocSchema`` lists it,
+e.g. ``ReleaseFromHold``, the form's *Remove Hold*) where it offers one, else ``PUT Hold = false``."""
 
 APPROVE = "<approve>"
 """Placeholder for the workflow approval action, whose name is configurable (``ApproveActionName``)."""
@@ -210,29 +211,62 @@ APPROVE = "<approve>"
 
 @dataclass(frozen=True)
 class Step:
-    """One action, taken only while the document is in ``requires_status`` (re-read before every step)."""
+    """One action, taken only while the document is in ``requires_status`` (re-read before every step), and done only
+    when the document re-read after it is in one of ``leads_to``: an answer of 200 or 204 is Acumatica's signal, the
+    status is the fact. ``pending``: statuses that mean Acumatica took the step and wants more (one approval of a
+    multi-step approval map leaves the document Pending Approval). Any other status after the step means it failed.
+
+    ``via`` and ``parameters`` are the instance's: the workflow action that lifts a hold (empty: ``PUT Hold =
+    false``), and the ``View.Field`` of each parameter the step's workflow action takes (the approval's reason), both
+    read from ``$adHocSchema`` before the step is taken (``resolve._named_by_the_instance``)."""
 
     action: str
     requires_status: str
+    leads_to: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
     requires_balanced: bool = False
+    via: str = ""
+    parameters: tuple[str, ...] = ()
 
+
+# Where each step leads, from Acumatica's workflows (docs/acumatica-api.md; APInvoiceEntry_Workflow and
+# APInvoiceEntry_ApprovalWorkflow, POOrderEntry's, APPaymentEntry's): leaving hold goes to the next state of the
+# hold-to-balance sequence, Pending Approval under an approval map; an approval moves on only when the map's last step
+# is approved (``approved`` is set then), so one approval of several leaves it Pending Approval; a release opens the
+# document, or closes it when nothing is left to pay or apply.
+_BILL_RELEASED = ("Open", "Closed", "Pending Payment")
+_ORDER_OPEN = ("Open", "Pending Printing", "Pending Email", "Awaiting Link")
+_STILL_PENDING = ("Pending Approval",)
 
 ACTION_POLICY: Mapping[str, Mapping[str, tuple[Step, ...]]] = {
     "Bill": {
-        "Balanced": (Step("ReleaseBill", "Balanced"),),
-        "On Hold": (Step(REMOVE_HOLD, "On Hold", requires_balanced=True), Step("ReleaseBill", "Balanced")),
-        "Pending Approval": (Step(APPROVE, "Pending Approval"),),
+        "Balanced": (Step("ReleaseBill", "Balanced", _BILL_RELEASED),),
+        "On Hold": (Step(REMOVE_HOLD, "On Hold", ("Balanced", "Pending Approval"), requires_balanced=True),
+                    Step("ReleaseBill", "Balanced", _BILL_RELEASED)),
+        "Pending Approval": (Step(APPROVE, "Pending Approval", ("Balanced",), _STILL_PENDING),),
     },
     "PurchaseOrder": {
-        "On Hold": (Step(REMOVE_HOLD, "On Hold", requires_balanced=True),),
-        "Pending Approval": (Step(APPROVE, "Pending Approval"),),
+        "On Hold": (Step(REMOVE_HOLD, "On Hold", ("Pending Approval", *_ORDER_OPEN), requires_balanced=True),),
+        "Pending Approval": (Step(APPROVE, "Pending Approval", _ORDER_OPEN, _STILL_PENDING),),
     },
     "Check": {
-        "Balanced": (Step("ReleaseCheck", "Balanced"),),
-        "On Hold": (Step(REMOVE_HOLD, "On Hold"), Step("ReleaseCheck", "Balanced")),
+        "Balanced": (Step("ReleaseCheck", "Balanced", ("Closed", "Open")),),
+        "On Hold": (Step(REMOVE_HOLD, "On Hold", ("Balanced", "Pending Print")),
+                    Step("ReleaseCheck", "Balanced", ("Closed", "Open"))),
     },
 }
 
+
+
+DECLINED = ("Rejected",)
+"""Where a decline action (``DeclineAction``, e.g. ``Reject``) leads a document pending approval: a rejection at any
+step of an approval map rejects the document (every entity's workflow has the Rejected state)."""
+
+
+def decline_step(action: str) -> Step:
+    """The step a person's "no" takes when ``DeclineAction`` names ``action`` for the entity: from Pending Approval to
+    Rejected, confirmed by the re-read like any other step."""
+    return Step(action, "Pending Approval", DECLINED)
 
 REVIEWED_FIELDS = ("amount", "vendor", "total")
 """What a person's decision is about: if one of these changed after the issue last showed it, the decision was made
@@ -255,6 +289,5 @@ def plan(doc: Document, approve_action: str) -> tuple[tuple[Step, ...], str]:
     if steps[0].requires_balanced and _unbalanced(doc):
         return (), (f"it cannot leave hold while unbalanced (control amount {money(doc.control_amount, doc.currency)}"
                     f" vs total {money(doc.total_amount, doc.currency)})")
-    resolved = tuple(Step(approve_action if s.action == APPROVE else s.action, s.requires_status, s.requires_balanced)
-                     for s in steps)
+    resolved = tuple(replace(s, action=approve_action) if s.action == APPROVE else s for s in steps)
     return resolved, " then ".join(s.action for s in resolved)

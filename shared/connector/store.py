@@ -22,6 +22,8 @@ from .model import DocumentKey, WorkMessage
 from .ports import Claim, Cursor, DocState
 
 RECENT_IDS_LIMIT = 50
+UNDELIVERED_PK = "STATS#undelivered-resolutions"
+"""Counter of resolutions the sweep found before any delivery announced them (``connector status``)."""
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
@@ -250,6 +252,20 @@ class DynamoStore:
             if "LastEvaluatedKey" not in page:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # --- resolutions no delivery announced ------------------------------------------------------------------
+
+    def count_undelivered_resolution(self, issue_key: str) -> None:
+        self._table.update_item(
+            Key={"PK": UNDELIVERED_PK, "SK": "STATS"},
+            UpdateExpression="ADD #n :one SET last_issue = :issue, last_at = :at",
+            ExpressionAttributeNames={"#n": "count"},
+            ExpressionAttributeValues={":one": 1, ":issue": issue_key, ":at": Decimal(str(self._clock()))})
+
+    def undelivered_resolutions(self) -> dict[str, Any]:
+        item = self._table.get_item(Key={"PK": UNDELIVERED_PK, "SK": "STATS"}, ConsistentRead=True).get("Item") or {}
+        return {"count": int(item.get("count", 0)), "last_issue": item.get("last_issue"),
+                "last_at": float(item["last_at"]) if item.get("last_at") is not None else None}
 
     # --- lease locks (token refresh) ---------------------------------------------------------------------------
 

@@ -11,7 +11,12 @@ asserts the inequalities below, so a change to one number that breaks another fa
 - an imported table version takes effect within ``TABLES_TAKE_EFFECT_SECONDS``: the cache's age plus the longest
   worker invocation, which keeps the version it started with;
 - the worker starts a record only while the time left covers the slowest record it has seen (at least
-  ``RECORD_RESERVE_SECONDS``).
+  ``RECORD_RESERVE_SECONDS``);
+- the Acumatica session lease outlasts the longest silence of its holder (a POST's full timeout, or a wait and a
+  status request), and the work it holds back is given back to the queue often enough to outlive a crashed holder's
+  lease before it starts counting attempts;
+- the resolution sweep's windows overlap by more than Jira search lags behind a change, and by more than the grace it
+  leaves deliveries before it acts in their place.
 """
 
 from __future__ import annotations
@@ -69,6 +74,27 @@ costs one groups call, and someone removed from a group loses their authority wi
 ``GROUP_MEMBERSHIP_STALEST_SECONDS``)."""
 GROUP_MEMBERSHIP_STALEST_SECONDS = 600.0
 """The longest a revoked group membership may still decide: what docs/decisions.md promises the auditors."""
+
+ACUMATICA_ACTION_TIMEOUT_SECONDS = 60.0
+"""How long an action's status URL is polled for ``204`` before its outcome is left to the re-read."""
+ACUMATICA_STATUS_POLL_MAX_SECONDS = 5.0
+"""The longest pause between two polls of an action's status URL (the pauses double from 0.5 s up to this)."""
+SESSION_LEASE_SECONDS = 150.0
+"""The lease on the Acumatica session an action holds (renewed at every status poll): longer than the longest time
+the holder stays silent (a POST that takes its whole timeout, or a pause plus a status request), so a live holder keeps
+it, and a crashed one frees it within this long."""
+MAX_SESSION_DEFERRALS = 30
+"""How many times work refused by a busy Acumatica session goes back to the queue as new (its attempts untouched)
+before further refusals count as failed attempts: each deferral first waits in place for what the invocation can
+afford, so together they outlive a crashed holder's lease many times over."""
+
+RESOLUTION_SWEEP_OVERLAP_SECONDS = 360.0
+"""Each resolution sweep reaches this far before the previous one: longer than Jira search lags a change
+(``JIRA_SEARCH_LAG_SECONDS``) and than ``RESOLUTION_SWEEP_GRACE_SECONDS``, so a resolution that one sweep could not
+see yet, or left to its delivery, falls in the next sweep's window."""
+RESOLUTION_SWEEP_GRACE_SECONDS = 120.0
+"""Resolutions younger than this are left to their delivery (Jira delivers within seconds): the sweep acting first
+would count a delivery as lost that was only on its way."""
 
 RECORD_RESERVE_SECONDS = 30.0
 """The least time a record is started with; the worker also keeps the slowest record seen so far in reserve."""

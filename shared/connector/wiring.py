@@ -63,6 +63,7 @@ class Wiring:
         self._refreshes_reported: dict[str, int] = {}
         self._in_effect: InEffect | None = None
         self._built: dict[str, tuple[Settings, Any]] = {}
+        self._undelivered = 0
 
     @cached_property
     def settings(self) -> Settings:
@@ -177,11 +178,14 @@ class Wiring:
     def acumatica(self):
         from .acumatica import AcumaticaClient
 
+        from .session import OperationLease
+
         return AcumaticaClient(base_url=self.settings.acumatica_url,
                                endpoint_version=self.settings.acumatica_endpoint_version,
                                tokens=self.acumatica_tokens, session=self.http,
                                page_size=self.settings.poll_page_size,
-                               requests_per_minute=self.settings.acumatica_requests_per_minute or None)
+                               requests_per_minute=self.settings.acumatica_requests_per_minute or None,
+                               operation_lease=OperationLease(self.store))
 
     @cached_property
     def jira(self):
@@ -227,7 +231,18 @@ class Wiring:
                               resolved_statuses=settings.jira_resolved_statuses,
                               reopen_status=settings.jira_reopen_status,
                               approve_actions=settings.approve_actions,
-                              rules=settings.exception_rules, policy=settings.decision_policy)
+                              rules=settings.exception_rules, policy=settings.decision_policy,
+                              approval_reason=settings.approval_reason,
+                              api_user=str(self.acumatica_secret.read().get("username") or ""),
+                              count_undelivered=self._count_undelivered)
+
+    def _count_undelivered(self, issue_key: str) -> None:
+        self._undelivered += 1
+
+    def take_undelivered(self) -> int:
+        """Resolutions the sweep brought that no delivery had announced, since the last call (the worker's metric)."""
+        counted, self._undelivered = self._undelivered, 0
+        return counted
 
     @_per_tables
     def poll_options(self) -> PollOptions:

@@ -10,6 +10,10 @@
 - Every failed attempt writes an audit record (event ``attempt``), so ``connector audit`` tells what failed.
 - A record is started only while the time left covers the slowest record seen in this invocation (at least
   ``RECORD_RESERVE_SECONDS``); the others go back untouched, instead of being cut off mid-way by the time limit.
+- Work refused because Acumatica's one session is busy with an action (``SessionBusy``, after waiting in place) is a
+  definite "not now": it goes back to the queue as a new message (same group, the carried document dropped so it is
+  read again) and the record counts as processed, so a burst of actions never spends a decision's attempts into the
+  DLQ. After ``MAX_SESSION_DEFERRALS`` of those, a still busy session fails the record like any transient error.
 """
 
 from __future__ import annotations
@@ -18,17 +22,18 @@ import hashlib
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from . import timings
-from .errors import PermanentError, TransientError
+from .errors import PermanentError, SessionBusy, TransientError
 from .model import WorkMessage
 from .ports import StateStore
 
 logger = logging.getLogger(__name__)
 
 DEAD_LETTERED = "dead-lettered"
+DEFERRED = "deferred"
 REASON_LIMIT = 1000
 
 
@@ -112,6 +117,8 @@ class WorkRunner:
         except PermanentError as exc:
             return self._dead_letter(record, message, exc)
         except Exception as exc:
+            if isinstance(exc, SessionBusy) and (message.deferrals or 0) < timings.MAX_SESSION_DEFERRALS:
+                return self._defer(record, message, exc)
             wait = exc.retry_after if isinstance(exc, TransientError) else None
             visibility = visibility_for(wait)
             self._audit_failure(message, record, exc, "failed", retry_in=visibility)
@@ -133,6 +140,19 @@ class WorkRunner:
         if message is not None:
             self._audit_failure(message, record, exc, DEAD_LETTERED)
         return Result(message.kind if message else "work", DEAD_LETTERED, type(exc).__name__)
+
+    def _defer(self, record: Received, message: WorkMessage, exc: SessionBusy) -> Result:
+        """Put the work back as a new message: Acumatica said "not now", nothing happened, no attempt is spent."""
+        deferred = replace(message, deferrals=(message.deferrals or 0) + 1, document=None)
+        self._sqs.send_message(
+            QueueUrl=self._queue_url, MessageBody=deferred.to_json(), MessageGroupId=record.group_id,
+            # Stable per received copy: a repeated send of this deferral is dropped by SQS, a later one is not.
+            MessageDeduplicationId=hashlib.sha256(
+                f"{record.message_id}:{record.receive_count}:deferred".encode()).hexdigest())
+        logger.info("Acumatica's session is busy; the work goes back to the queue", extra={
+            "deferrals": deferred.deferrals, "external_id": message.external_id})
+        self._audit_failure(message, record, exc, DEFERRED)
+        return Result(message.kind, DEFERRED, type(exc).__name__)
 
     def _audit_failure(self, message: WorkMessage, record: Received, exc: Exception, outcome: str,
                        retry_in: int | None = None) -> None:

@@ -173,17 +173,30 @@ def test_get_by_id_reads_by_record_id(mocked, client):
         client.get_by_id("Bill", "../Check")
 
 
-def test_set_hold_puts_wrapped_keys_and_hold_as_update_only(mocked, client):
+def test_set_hold_puts_wrapped_keys_and_hold_as_update_only_then_rereads(mocked, client):
     mocked.put(f"{API}/Bill?$select={BILL_SELECT}", json=bill(status="Balanced", hold=False))
+    mocked.get(f"{API}/Bill/Bill/000123", json=bill(status="Balanced", hold=False))
 
     document = client.set_hold(BILL, False)
 
-    request = mocked.calls[-1].request
+    request = calls_to(mocked, "/Bill?")[0].request
+    assert request.method == "PUT"
     assert json.loads(request.body) == {"Type": {"value": "Bill"}, "ReferenceNbr": {"value": "000123"},
                                         "Hold": {"value": False}}
     assert request.headers["If-Match"] == "*"
     assert request.headers["Content-Type"] == "application/json"
+    assert mocked.calls[-1].request.method == "GET"
     assert (document.status, document.hold) == ("Balanced", False)
+
+
+def test_set_hold_reports_what_acumatica_kept_not_what_its_put_answered(mocked, client):
+    """A build that ignores API writes to Hold may still answer the PUT with the value sent: the re-read decides."""
+    mocked.put(f"{API}/Bill?$select={BILL_SELECT}", json=bill(status="On Hold", hold=False))
+    mocked.get(f"{API}/Bill/Bill/000123", json=bill(status="On Hold", hold=True))
+
+    document = client.set_hold(BILL, False)
+
+    assert (document.status, document.hold) == ("On Hold", True)
 
 
 def test_set_hold_refusal_surfaces_field_errors(mocked, client):

@@ -107,6 +107,9 @@ def test_client_query_parameters_are_declared_by_the_spec(spec, entity):
 @pytest.fixture
 def exercised(sandbox, client):
     """Drive every kind of request through the client to the sandbox, failures included."""
+    sandbox.approval_reasons = True  # the approval carries its reason as a custom parameter
+    sandbox.hold_by_workflow.add("PurchaseOrder")
+    sandbox.hold_actions.add("PurchaseOrder")
     sandbox.add_document("Bill", requires_approval=True)
     sandbox.add_document("Bill", Amount=10, Balance=5)
     sandbox.add_document("PurchaseOrder", requires_approval=True)
@@ -119,9 +122,12 @@ def exercised(sandbox, client):
     for entity in FIELDS:
         list(client.changed_pages(entity, datetime(2020, 1, 1, tzinfo=timezone.utc), page_size=1))
         client.workflow_actions(entity)
-    steps = [lambda: client.set_hold(bill, False), lambda: client.invoke_action(bill, "Approve"),
+    steps = [lambda: client.set_hold(bill, False),
+             lambda: client.invoke_action(bill, "Approve",
+                                          parameters={"ReasonApproveRejectParams.Reason": "Approved in Jira (AP-1)"}),
              lambda: client.invoke_action(bill, "ReleaseBill"), lambda: client.invoke_action(bill, "ReleaseBill"),
              lambda: client.set_hold(unbalanced, False), lambda: client.set_hold(order, False),
+             lambda: client.invoke_action(order, "ReleaseFromHold"),
              lambda: client.invoke_action(order, "Reject"), lambda: client.set_hold(check, False),
              lambda: client.invoke_action(check, "ReleaseCheck"),
              lambda: client.get(DocumentKey("Bill", "Bill", "x/y")),

@@ -101,13 +101,13 @@ def test_the_sweep_queues_resolved_issues_since_the_last_sweep_and_moves_its_wat
     sweep_resolutions(SETTINGS, jira=jira, store=store, queue=queue, now=first, correlation_id="c")
     assert [(m.kind, m.external_id, m.issue_key, m.issue_id, m.source) for m in queue.sent] == [
         ("resolve", "Bill:Bill:000123", "AP-1", "10001", "sweep")]
-    assert 'statusCategory = Done AND updated >= "-2880m"' in jira.queries[0]
+    assert 'statusCategory = Done AND resolved >= "-2880m" AND resolved <= "-2m"' in jira.queries[0]
     assert store.get_cursor(SWEEP_CURSOR).watermark == first
-    sweep_resolutions(SETTINGS, jira=jira, store=store, queue=queue, now=first.replace(hour=18), correlation_id="c")
-    assert 'updated >= "-420m"' in jira.queries[1]  # six hours since, plus the overlap
+    sweep_resolutions(SETTINGS, jira=jira, store=store, queue=queue, now=first.replace(minute=15), correlation_id="c")
+    assert 'resolved >= "-21m" AND resolved <= "-2m"' in jira.queries[1]  # 15 minutes since, plus the overlap
     named = Settings(**{**SETTINGS.__dict__, "jira_resolved_statuses": ("Approved", 'Say "yes"')})
-    sweep_resolutions(named, jira=jira, store=store, queue=queue, now=first.replace(hour=19), correlation_id="c")
-    assert 'status IN ("Approved", "Say \\"yes\\"")' in jira.queries[2]
+    sweep_resolutions(named, jira=jira, store=store, queue=queue, now=first.replace(minute=30), correlation_id="c")
+    assert 'status IN ("Approved", "Say \\"yes\\"") AND updated >= "-21m" AND updated <= "-2m"' in jira.queries[2]
 
 
 def test_a_failed_search_keeps_the_watermark_so_nothing_is_skipped(store):

@@ -62,13 +62,17 @@ def test_status_that_allows_nothing_gets_a_comment_and_no_action(store, clock):
     assert acu.actions == [] and "Closed" in str(jira.comments["AP-1"][-1])
 
 
-def test_refused_action_is_reported_and_can_be_retried_by_resolving_again(store, clock):
+def test_refused_action_is_reported_the_issue_reopened_and_retried_by_resolving_again(store, clock):
     doc = make_doc(status="Balanced", hold=False)
     acu, jira, ctx = setup(doc, store, clock)
     acu.fail_action = ValidationError("Period is closed")
     assert resolve_document(resolve_msg(doc), ctx) == "failed"
-    assert "Period is closed" in str(jira.comments["AP-1"][-1])
+    told = str(jira.comments["AP-1"][-1])
+    assert "Period is closed" in told and "Acumatica updated" not in told
+    assert jira.issues["AP-1"]["status"] == "To Do"  # reopened: a resolved issue must not hide the stuck bill
+    assert resolve_document(resolve_msg(doc, "replay"), ctx) == "not-resolved"  # a replay repeats nothing
     acu.fail_action = None
+    jira.move("AP-1", "Done")  # a person resolves it again: a new decision
     assert resolve_document(resolve_msg(doc, "r2"), ctx) == "done"
     assert acu.actions == [("Bill:Bill:000123", "ReleaseBill")]
 
@@ -116,7 +120,8 @@ def test_crash_before_the_action_is_settled_by_status_and_never_resent_blindly(s
     assert resolve_document(resolve_msg(doc), ctx) == "failed"
     assert acu.actions == []
     assert "resolve the issue again" in str(jira.comments["AP-1"][-1])
-    assert resolve_document(resolve_msg(doc, "r2"), ctx) == "done"  # a new resolution retries it
+    jira.move("AP-1", "Done")  # the issue was reopened; a new resolution retries it
+    assert resolve_document(resolve_msg(doc, "r2"), ctx) == "done"
     assert acu.actions == [("Bill:Bill:000123", "ReleaseBill")]
 
 

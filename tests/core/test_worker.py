@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector import timings
-from connector.errors import AuthenticationError, RetryLater, TransientError, ValidationError
+from connector.errors import AuthenticationError, RetryLater, SessionBusy, TransientError, ValidationError
 from connector.model import WorkMessage
 from connector.worker import OutOfTime, Received, WorkRunner, visibility_for
 from connector_local.runtime import LambdaContext, load_handler
@@ -161,9 +161,38 @@ def test_a_batch_whose_records_all_failed_is_item_failures_not_a_lambda_error(mo
         def request_metrics(self):
             return {"AcumaticaRequests": 0}
 
+        def take_undelivered(self):
+            return 0
+
     monkeypatch.setattr(module, "wiring", StubWiring())
     event = json.loads((ROOT / "events" / "worker-sqs-batch.json").read_text())
     context = LambdaContext(function_name="WorkerFunction", memory_limit_in_mb=512, timeout_seconds=120)
     response = handler(event, context)
     assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == sorted(
         r["messageId"] for r in event["Records"])
+
+
+def test_a_busy_acumatica_session_puts_the_work_back_as_new_without_spending_an_attempt(store, queues):
+    sqs, work, dlq = queues
+    carried = WorkMessage(kind="resolve", external_id=EXTERNAL_ID, dedupe_id="d1", correlation_id="corr-7",
+                          document={"key": EXTERNAL_ID})
+    record = receive_one(sqs, work, carried.to_json())
+    result = runner(store, queues, failing(SessionBusy("an action runs in the Acumatica session"))).run(record)
+
+    assert result.outcome == "deferred"  # processed: this copy is deleted and nothing counts against the work
+    sqs.delete_message(QueueUrl=work, ReceiptHandle=record.receipt_handle)
+    again = receive_one(sqs, work)
+    assert again.receive_count == 1 and again.message_id != record.message_id
+    deferred = WorkMessage.from_json(again.body)
+    assert (deferred.deferrals, deferred.document, deferred.dedupe_id) == (1, None, "d1")
+    assert sqs.receive_message(QueueUrl=dlq).get("Messages") is None
+    assert [r["outcome"] for r in store.audit_trail(carried.key)] == ["deferred"]
+
+
+def test_a_session_busy_for_too_long_fails_the_record_like_any_transient_error(store, queues):
+    sqs, work, _ = queues
+    tired = WorkMessage(kind="resolve", external_id=EXTERNAL_ID, dedupe_id="d1", correlation_id="corr-7",
+                        deferrals=timings.MAX_SESSION_DEFERRALS)
+    record = receive_one(sqs, work, tired.to_json())
+    with pytest.raises(SessionBusy):
+        runner(store, queues, failing(SessionBusy("still busy"))).run(record)

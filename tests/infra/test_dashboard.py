@@ -17,7 +17,7 @@ from cfnlint.decode import decode
 
 from connector.jira import RECONNECT_METRIC
 from connector.wiring import REQUEST_METRICS
-from connector.worker import DEAD_LETTERED, Result
+from connector.worker import DEAD_LETTERED, DEFERRED, Result
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "AcumaticaJiraConnector"
@@ -67,8 +67,8 @@ def emitted_metric_names() -> set[str]:
     for module in (ROOT / "shared/connector").glob("*.py"):
         statuses |= set(re.findall(r"Rejected\(\s*(\d{3})", module.read_text()))
     names |= {f"Rejected{status}" for status in statuses}
-    for kind, module in (("sync", "sync.py"), ("resolve", "resolve.py")):
-        outcomes = _returned_outcomes(ROOT / "shared/connector" / module) | {DEAD_LETTERED}
+    for kind, module in (("sync", "sync.py"), ("resolve", "resolve.py"), ("resolve", "effects.py")):
+        outcomes = _returned_outcomes(ROOT / "shared/connector" / module) | {DEAD_LETTERED, DEFERRED}
         names |= {_outcome_metric(kind, outcome) for outcome in outcomes}
     return names
 

@@ -22,20 +22,22 @@ def _event(name: str) -> dict[str, Any]:
 
 
 def _schedule_inputs() -> dict[str, Any]:
+    """Schedule ``Input`` by event name (``PollTick``, ``MaintenanceTick``, ``ResolutionSweepTick``)."""
     template, _ = decode(str(ROOT / "template.yaml"))
     return {
-        logical_id: json.loads(event["Properties"]["Input"])
-        for logical_id, resource in template["Resources"].items()
+        name: json.loads(event["Properties"]["Input"])
+        for resource in template["Resources"].values()
         if resource["Type"] == "AWS::Serverless::Function"
-        for event in resource["Properties"].get("Events", {}).values()
+        for name, event in resource["Properties"].get("Events", {}).items()
         if event["Type"] == "ScheduleV2"
     }
 
 
 def test_schedule_events_are_the_template_inputs() -> None:
     inputs = _schedule_inputs()
-    assert _event("poll-schedule.json") == inputs["PollerFunction"]
-    assert _event("maintenance-schedule.json") == inputs["MaintenanceFunction"]
+    assert _event("poll-schedule.json") == inputs["PollTick"]
+    assert _event("maintenance-schedule.json") == inputs["MaintenanceTick"]
+    assert _event("resolution-sweep-schedule.json") == inputs["ResolutionSweepTick"]
 
 
 def test_jira_webhook_is_signed_over_the_exact_body_with_the_sample_secret() -> None:

@@ -109,9 +109,12 @@ def test_work_queue_visibility_covers_six_worker_timeouts(template: dict[str, An
     assert visibility >= 6 * _function(template, "WorkerFunction")["Timeout"]
 
 
-@pytest.mark.parametrize("logical_id, job", [("PollerFunction", "poll"), ("MaintenanceFunction", "maintenance")])
-def test_schedules_omit_names_and_name_their_job(template: dict[str, Any], logical_id: str, job: str) -> None:
-    (event,) = _function(template, logical_id)["Events"].values()
+@pytest.mark.parametrize("logical_id, event_name, job", [("PollerFunction", "PollTick", "poll"),
+                                                          ("MaintenanceFunction", "MaintenanceTick", "maintenance"),
+                                                          ("MaintenanceFunction", "ResolutionSweepTick", "sweep")])
+def test_schedules_omit_names_and_name_their_job(template: dict[str, Any], logical_id: str, event_name: str,
+                                                 job: str) -> None:
+    event = _function(template, logical_id)["Events"][event_name]
     assert event["Type"] == "ScheduleV2"
     assert event["Properties"]["OmitName"] is True
     assert event["Properties"]["Input"] == f'{{"job": "{job}"}}'
@@ -277,3 +280,23 @@ def test_the_webhook_functions_table_access_is_limited_to_its_own_records(templa
     assert conditions["DeliveryIdempotencyRecords"] == {
         "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["IDEMPOTENCY#deliveries"]}}
     assert conditions["AuditQueuedWork"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["DOC#*"]}}
+
+
+def test_the_resolution_sweep_runs_every_resolution_sweep_minutes_by_default_15(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["ResolutionSweepMinutes"]
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 15, 2)
+    schedule = _function(template, "MaintenanceFunction")["Events"]["ResolutionSweepTick"]["Properties"]
+    assert schedule["ScheduleExpression"] == {"Fn::Sub": "rate(${ResolutionSweepMinutes} minutes)"}
+
+
+def test_resolutions_no_delivery_announced_raise_an_alarm(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["UndeliveredResolutionsAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AcumaticaJiraConnector", "UndeliveredResolutions")
+    assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["TreatMissingData"]) == (
+        "GreaterThanThreshold", 0, "notBreaching")
+
+
+def test_only_the_worker_gets_the_approval_reason(template: dict[str, Any]) -> None:
+    assert "APPROVAL_REASON" not in template["Globals"]["Function"]["Environment"]["Variables"]
+    assert _function(template, "WorkerFunction")["Environment"]["Variables"]["APPROVAL_REASON"] == {
+        "Ref": "ApprovalReason"}

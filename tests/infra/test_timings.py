@@ -96,5 +96,31 @@ def test_an_imported_table_version_takes_effect_within_its_promise():
     from connector.table_versions import TablesInEffect
 
     assert inspect.signature(TablesInEffect).parameters["max_age"].default == timings.TABLES_CACHE_SECONDS
+
+
 def test_a_revoked_group_membership_stops_deciding_within_the_promised_minutes():
     assert 0 < timings.GROUP_MEMBERSHIP_CACHE_SECONDS <= timings.GROUP_MEMBERSHIP_STALEST_SECONDS
+
+
+def test_the_session_lease_outlasts_its_holders_longest_silence():
+    """A live holder renews at every status poll; between renewals it is silent for at most one POST or one pause and
+    status request, each up to the full request timeout."""
+    longest_silence = sum(timings.ACUMATICA_TIMEOUT) + timings.ACUMATICA_STATUS_POLL_MAX_SECONDS
+    assert timings.SESSION_LEASE_SECONDS > longest_silence
+
+
+def test_work_held_back_by_a_busy_session_outlives_a_crashed_holders_lease_before_counting_attempts():
+    """Each deferral first waits in place for what the invocation affords: a record is started with at least
+    RECORD_RESERVE_SECONDS left, of which the gates keep 10 s in reserve."""
+    from connector.http import RetryGates
+
+    least_wait_per_deferral = timings.RECORD_RESERVE_SECONDS - RetryGates().reserve_seconds
+    assert timings.MAX_SESSION_DEFERRALS * least_wait_per_deferral > 2 * timings.SESSION_LEASE_SECONDS
+
+
+def test_consecutive_resolution_sweeps_leave_no_resolution_unseen():
+    """A resolution becomes searchable within JIRA_SEARCH_LAG_SECONDS and is left to its delivery for the grace; the
+    first sweep after both has it in its window only if the windows overlap by more than either."""
+    assert timings.RESOLUTION_SWEEP_OVERLAP_SECONDS >= timings.JIRA_SEARCH_LAG_SECONDS
+    assert timings.RESOLUTION_SWEEP_OVERLAP_SECONDS >= timings.RESOLUTION_SWEEP_GRACE_SECONDS
+    assert timings.RESOLUTION_SWEEP_GRACE_SECONDS >= 60  # deliveries arrive within seconds; a minute is generous

@@ -14,6 +14,8 @@ Jira's search lags every create until the clock has moved on (``JIRA_SEARCH_LAG_
 - DLQ after replay: messages still dead after the cause was fixed and ``connector replay`` ran;
 - posts without a yes: an Acumatica action for a resolution that was no person's "yes" (a Won't Do, a rule's or
   an app's move). The ``decision:`` rows count there, and count an issue never told why nothing was done as lost.
+- silent failures: an issue left resolved, or told "Acumatica updated", while its document still needs a person (the
+  step took no effect, approval is still pending): a resolved issue must never hide a stuck document.
 
 - dead-lettered: messages that reached the DLQ before the replay. A permanent error belongs there at once (those
   rows are marked ``*`` and exempt); a transient fault must never get a message there.
@@ -40,13 +42,15 @@ from connector.http import make_session
 from connector.errors import (
     AuthenticationError,
     RetryLater,
+    SessionBusy,
     TransientError,
     UncertainOutcome,
     ValidationError,
 )
 from connector.decisions import AUTOMATION_FOR_JIRA
-from connector.model import WorkMessage
+from connector.model import DocumentKey, WorkMessage
 from connector.resolve import ResolveContext, resolve_document
+from connector.rules import classify
 from connector.store import DynamoStore
 from connector.sync import PollOptions, SyncContext, poll_entity, sync_document
 from connector.tokens import RotatingTokens
@@ -57,10 +61,11 @@ from tests.fakes import FakeAcumatica, FakeJira, MemoryLock, MemorySecret, make_
 from tests.faults import Faults
 
 MUST_BE_ZERO = ("lost", "duplicate issues", "double posts", "double comments", "DLQ after replay",
-                "posts without a yes")
+                "posts without a yes", "silent failures")
 COLUMNS = MUST_BE_ZERO + ("dead-lettered",)
 """``dead-lettered`` must be 0 too, except for the faults in ``PERMANENT`` (marked ``*``)."""
 QUICK_REDELIVERY_SECONDS = 2.0
+DEAD_LETTER_URL = "dlq.fifo"
 MAX_RECEIVE_COUNT = timings.MAX_RECEIVE_COUNT_MIN  # the fewest attempts a deployment may configure
 OPERATOR_DELAY_SECONDS = 60.0  # the replay comes right after the cause is fixed: no claim may still be in the way
 
@@ -78,15 +83,17 @@ class Row:
 
 
 class EmulatedSqs:
-    """What WorkRunner calls on SQS: the DLQ send and ``ChangeMessageVisibility``, recorded for the loop below."""
+    """What WorkRunner calls on SQS: the DLQ send, the work queue send of deferred work, and
+    ``ChangeMessageVisibility``, recorded for the loop below."""
 
     def __init__(self) -> None:
         self.dead: list[str] = []
+        self.requeued: list[str] = []
         self.visibility: dict[str, int] = {}
 
-    def send_message(self, *, MessageBody: str, **_: Any) -> dict:  # noqa: N803 - boto3's parameter names
-        self.dead.append(MessageBody)
-        return {"MessageId": str(len(self.dead))}
+    def send_message(self, *, QueueUrl: str, MessageBody: str, **_: Any) -> dict:  # noqa: N803 - boto3's names
+        (self.dead if QueueUrl == DEAD_LETTER_URL else self.requeued).append(MessageBody)
+        return {"MessageId": str(len(self.dead) + len(self.requeued))}
 
     def change_message_visibility(self, *, ReceiptHandle: str, VisibilityTimeout: int, **_: Any) -> None:  # noqa: N803
         self.visibility[ReceiptHandle] = VisibilityTimeout
@@ -110,7 +117,7 @@ class World:
         self.resolve = ResolveContext(documents=self.faulty_acumatica, tracker=self.faulty_jira,
                                       store=self.faulty_store, approve_action="Approve", clock=self.clock)
         self.runner = WorkRunner(perform=self.perform, store=self.store, sqs=self.sqs, queue_url="work.fifo",
-                                 dead_letter_url="dlq.fifo")
+                                 dead_letter_url=DEAD_LETTER_URL)
 
     def perform(self, message: WorkMessage, attempt: int) -> str:
         if message.kind == "sync":
@@ -143,6 +150,9 @@ class World:
                     continue
                 delay = max(QUICK_REDELIVERY_SECONDS, self.sqs.visibility.pop(handle, 0))
                 queue.append((self.clock() + delay, body, received + 1))
+            # Work the worker put back as new (a busy Acumatica session) arrives like any new message.
+            queue.extend((self.clock(), deferred, 0) for deferred in self.sqs.requeued)
+            self.sqs.requeued.clear()
             self.advance(1.0)
 
     def replay(self) -> None:
@@ -168,11 +178,22 @@ def count(world: World, row: Row, *, expect_issue: bool = True, expect_released:
             row.counts["lost"] += 1
     actions = Counter(world.acumatica.actions)
     row.counts["double posts"] += sum(n - 1 for n in actions.values() if n > 1)
+    row.counts["silent failures"] += _silent_failures(world)
     if expect_released:
         return
     for comments in world.jira.comments.values():
         told = Counter(repr(comment) for comment in comments)
         row.counts["double comments"] += sum(n - 1 for n in told.values() if n > 1)
+
+
+def _silent_failures(world: World) -> int:
+    """Issues resolved in Jira whose document still needs a person in Acumatica."""
+    silent = 0
+    for issue in world.jira.issues.values():
+        doc = world.acumatica.docs.get(DocumentKey.parse(issue["external_id"]))
+        if doc is not None and world.jira.statuses.get(issue["status"]) == "done" and classify(doc) is not None:
+            silent += 1
+    return silent
 
 
 # --- scenarios ------------------------------------------------------------------------------------------------------
@@ -246,6 +267,46 @@ def _resolve_with(fail: Callable[[World], None]) -> Scenario:
         world.replay()
         row.counts["DLQ after replay"] = len(world.sqs.dead)
         count(world, row, expect_issue=False, expect_released=True)
+
+    return run
+
+
+def _without_effect_then_resolved_again(world: World, row: Row) -> None:
+    """Acumatica answers OK to lifting the hold but keeps it (a build ignoring API writes to Hold): each issue must be
+    told so and reopened, never left resolved; once the hold can be lifted, a person resolves again and it is."""
+    bodies = []
+    for n, doc in enumerate(world.acumatica.docs.values()):
+        _decided(world, doc, f"AP-{n + 1}", str(10001 + n))
+        bodies.append(_resolve_body(doc, n, "first"))
+    honoured = world.acumatica.set_hold
+    world.acumatica.set_hold = lambda key, hold: world.acumatica.docs[key]  # 200, and the hold stays
+    world.deliver(bodies)
+    world.acumatica.set_hold = honoured
+    row.counts["silent failures"] += _silent_failures(world)  # each issue reopened, none resolved over a held bill
+    again = []
+    for n, doc in enumerate(world.acumatica.docs.values()):
+        world.jira.move(f"AP-{n + 1}", "Done")  # a person resolves it again: a new decision
+        again.append(_resolve_body(doc, n, "again"))
+    world.deliver(again)
+    row.counts["dead-lettered"] = len(world.sqs.dead)
+    world.replay()
+    row.counts["DLQ after replay"] = len(world.sqs.dead)
+    count(world, row, expect_issue=False, expect_released=True)
+
+
+def _resolve_body(doc, n: int, attempt: str) -> str:
+    return WorkMessage(kind="resolve", external_id=doc.key.external_id, dedupe_id=f"r-{n}-{attempt}",
+                       correlation_id="reliability", issue_key=f"AP-{n + 1}", source="webhook").to_json()
+
+
+def _session_burst(busy_times: int) -> Scenario:
+    """Every bill resolved at once while Acumatica's one session is busy with other actions: each action is refused
+    "not now" ``busy_times`` times (more than the attempts a message has) before it gets its turn."""
+
+    def run(world: World, row: Row) -> None:
+        _each(world, "invoke_action", lambda: SessionBusy("the previous operation has not been completed yet"),
+              busy_times, target="acumatica")
+        _resolve_with(lambda w: None)(world, row)
 
     return run
 
@@ -518,6 +579,8 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
         "Balanced"),
     "decision: Won't Do delivered 3 times, answer 429": (_undecided(_declined), "On Hold"),
     "decision: Automation's Done delivered 3 times, answer 429": (_undecided(_by_automation), "Balanced"),
+    "release: the hold stays although Acumatica said OK": (_without_effect_then_resolved_again, "On Hold"),
+    "release: a busy session refuses every action 4 times": (_session_burst(4), "Balanced"),
     "load: every sync delivered 3 times, shuffled": (_burst("sync"), "On Hold"),
     "load: every bill resolved 3 times, shuffled": (_burst("resolve"), "Balanced"),
     "poll: SQS send fails mid-page": (

@@ -304,14 +304,27 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
             return copy.deepcopy(self._find_issue(key).changelog)
 
     def resolve_issue(self, key: str, status: str = "Done", *, actor: str = PERSON_ACCOUNT,
-                      resolution: str | None = None) -> list[dict[str, Any]]:
+                      resolution: str | None = None, comment: str | None = None) -> list[dict[str, Any]]:
         """``actor`` (a person by default) moves the issue to ``status``, picking ``resolution`` on the transition
         screen (company-managed projects only); the ``jira:issue_updated`` webhooks are delivered before returning
-        (none while ``drop_deliveries`` is set).
+        (none while ``drop_deliveries`` is set). ``comment``: what the person typed into the transition screen's
+        comment box (a comment of theirs, written with the move).
 
         Returns the delivery attempts made (see ``deliveries``).
         """
+        if comment is not None:
+            self._person_comment(key, comment, actor)
         return self._send_all(self._person_move(key, status, actor, resolution))
+
+    def _person_comment(self, key: str, text: str, actor: str) -> None:
+        with self._lock:
+            issue = self._find_issue(key)
+            stamp, author = _jira_time(self.now()), self._user_json(actor)
+            comment_id = str(next(self._comment_ids))
+            issue.comments.append({"self": f"{self._issue_url(issue)}/comment/{comment_id}", "id": comment_id,
+                                   "author": author, "updateAuthor": author, "created": stamp, "updated": stamp,
+                                   "jsdPublic": True, "body": {"type": "doc", "version": 1, "content": [
+                                       {"type": "paragraph", "content": [{"type": "text", "text": text}]}]}})
 
     def move_issue(self, key: str, status: str, *, actor: str = PERSON_ACCOUNT,
                    resolution: str | None = None) -> list[tuple[bytes, dict[str, str]]]:
@@ -869,7 +882,11 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         issue = self._find_issue_or_404(key)
         start = int(request.args.get("startAt", 0))
         limit = int(request.args.get("maxResults", 100))
-        page = issue.comments[start: start + limit]
+        order = request.args.get("orderBy", "created")
+        if order not in ("created", "+created", "-created"):
+            raise HttpError(400, [f"Ordering by '{order}' is not supported: use created, +created or -created."])
+        ordered = issue.comments[::-1] if order == "-created" else issue.comments
+        page = ordered[start: start + limit]
         return _json_response(200, {"startAt": start, "maxResults": limit, "total": len(issue.comments),
                                     "comments": page})
 
