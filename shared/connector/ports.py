@@ -47,6 +47,15 @@ class DocumentSource(Protocol):
     def referenced_orders(self, key: DocumentKey) -> list[DocumentKey]:
         """The purchase orders a bill's lines reference (``Details``), once each in line order; ``[]`` otherwise."""
 
+    def bill_orders(self, bills: Sequence[DocumentKey]) -> dict[DocumentKey, list[DocumentKey]]:
+        """``referenced_orders`` of many bills in a few requests; a bill absent from the answer does not exist."""
+
+    def order_owners(self, orders: Sequence[DocumentKey]) -> dict[DocumentKey, str | None]:
+        """Each purchase order's ``Owner``, many per request; an order absent from the answer does not exist."""
+
+    def existing(self, keys: Sequence[DocumentKey]) -> set[DocumentKey]:
+        """Which of ``keys`` exist now, many per request. Raises on any failure: absence is only ever a fact."""
+
     def workflow_actions(self, entity: str) -> list[str]:
         """Names of the workflow actions the instance offers for ``entity`` (``$adHocSchema``), for ``ping``."""
 
