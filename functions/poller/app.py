@@ -30,7 +30,7 @@ def handler(event: dict, context) -> dict:
         wiring.settings.document_types, documents=wiring.acumatica, store=wiring.store, queue=wiring.queue,
         options=wiring.poll_options, now=lambda: datetime.now(timezone.utc),
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000, correlation_id=context.aws_request_id,
-        triage=wiring.settings.triage,
+        triage=wiring.settings.triage, owner_map=wiring.settings.owner_map,
     )
     for name, value in wiring.request_metrics().items():  # Acumatica requests and 429s, token grants
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -17,9 +17,11 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Mapping, TypeVar
 
 from . import content, timings, watermarks
-from .errors import NotFoundError, PermanentError, RetryLater, TransientError, UncertainOutcome, ValidationError
+from .errors import (ConnectorError, NotFoundError, PermanentError, RetryLater, TransientError, UncertainOutcome,
+                     ValidationError)
 from .model import Document, DocumentKey, Finding, WorkMessage, document_from_json, document_to_json
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
+from .routing import PageRouter, Routing, buyer_among, wants_lines
 from .rules import EXCEPTION_RULES, RuleTable, changes, classify, fingerprint, is_resolved, snapshot
 from .triage import TriageRules, evaluate, reached_thresholds, route
 
@@ -159,12 +161,14 @@ def fresh_carried_document(message: WorkMessage, ctx: SyncContext, attempt: int)
 
 def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, queue: WorkQueue,
                 options: PollOptions, now: Callable[[], datetime], seconds_left: Callable[[], float],
-                correlation_id: str, triage: TriageRules | None = None) -> PollReport:
+                correlation_id: str, triage: TriageRules | None = None,
+                router: PageRouter | None = None) -> PollReport:
     """Work through one pass of changed documents, checkpointing after every durably queued page.
 
     Stops early (``completed=False``) when the Lambda is about to run out of time; the next run resumes the same pass.
     The watermark is the greatest stamp read (``Cursor``); ``now`` serves only budgets, the pass's duration, the
-    full-pass schedule and the initial lookback of an entity never polled.
+    full-pass schedule and the initial lookback of an entity never polled. ``router`` (when routing by purchase order
+    can assign anyone) reads the buyers of a page's new exception bills for the whole page, onto their messages.
     """
     report = PollReport(entity)
     cursor = store.get_cursor(entity)
@@ -208,6 +212,8 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
             states = store.get_states([d.key for d in page.documents])
             messages, unchanged, healthy = decide(page.documents, states, correlation_id, triage=triage,
                                                   today=cursor.pass_started.date(), rules=options.rules)
+            if router is not None:
+                messages = router.annotate(messages, page.documents, states)
             queue.send(messages)
             store.audit_queued(messages)
             report.enqueued += len(messages)
@@ -292,7 +298,8 @@ def sync_document(message: WorkMessage, ctx: SyncContext, *, attempt: int = 1) -
     document the poller carried in it."""
     key = message.key
     audit = _auditor(ctx.store, key, message.correlation_id)
-    doc = fresh_carried_document(message, ctx, attempt) or ctx.documents.get(key)
+    carried = fresh_carried_document(message, ctx, attempt)
+    doc = carried or ctx.documents.get(key)
     if doc is None:
         gone = ctx.store.get_state(key)
         if gone is not None and gone.issue_key and gone.open:
@@ -312,32 +319,56 @@ def sync_document(message: WorkMessage, ctx: SyncContext, *, attempt: int = 1) -
         if finding is None:
             audit("sync", "healthy", reason="no exception and no issue", status=doc.status)
             return "healthy"
-        return _ensure_issue(doc, finding, state, ctx, audit)
+        return _ensure_issue(doc, finding, state, ctx, audit, _carried_routing(message) if carried else None)
     return _update_issue(doc, finding, snap, fp, state, ctx, audit)
 
 
-def _orders(doc: Document, ctx: SyncContext) -> list[DocumentKey]:
-    """The purchase orders a bill's lines reference: one Acumatica read, so only for a bill about to get an issue."""
-    if doc.key.entity != "Bill" or ctx.triage is None:
-        return []
-    return ctx.documents.referenced_orders(doc.key)
+def _carried_routing(message: WorkMessage) -> Routing | None:
+    """The buyer the poll read with the carried document; ``None`` when it carries none (or nothing readable)."""
+    if message.routing is None:
+        return None
+    try:
+        return Routing.from_json(message.routing)
+    except ValueError:
+        logger.warning("carried routing unreadable; reading the bill", extra={"external_id": message.external_id})
+        return None
 
 
-def buyer_of(orders: list[DocumentKey], documents: DocumentSource) -> str | None:
-    """The ``Owner`` of the first of ``orders`` that has one: the buyer who raised the order is who the AP team
-    asks about the bill."""
-    for order in orders:
-        purchase_order = documents.get(order)
-        if purchase_order is not None and purchase_order.owner:
-            return purchase_order.owner
-    return None
+def _routing(doc: Document, ctx: SyncContext, audit: Callable[..., None], carried: Routing | None) -> Routing:
+    """The purchase orders a bill about to get an issue references, and their buyer: what the poll read for the whole
+    page when the message carries it, else one read of the bill's lines and of its orders, as the poll would have.
+
+    Read only when a buyer could be mapped to someone (``routing.wants_lines``). Never raises: routing is an
+    enrichment, so a failed or refused read leaves the buyer unknown, is audited, and the issue is created all the
+    same (by the vendor table, the default, round robin, or unassigned)."""
+    if doc.key.entity != "Bill" or doc.owner or ctx.triage is None or not wants_lines(ctx.owner_map):
+        return Routing()
+    found = carried if carried is not None else _read_routing(doc.key, ctx)
+    if found.unavailable:
+        audit("routing", "unavailable", reason=f"{found.unavailable}; the issue is routed without the bill's buyer")
+    return found
 
 
-def _draft(doc: Document, finding: Finding, ctx: SyncContext, orders: list[DocumentKey] | None = None) -> IssueDraft:
+def _read_routing(key: DocumentKey, ctx: SyncContext) -> Routing:
+    try:
+        orders = ctx.documents.referenced_orders(key)
+    except ConnectorError as exc:
+        return Routing(unavailable=f"the bill's lines could not be read: {exc}"[:500])
+    owners: dict[DocumentKey, str | None] = {}
+    for order in orders:  # the first order with an owner is the buyer: stop there, or at the first failure
+        try:
+            purchase_order = ctx.documents.get(order)
+        except ConnectorError as exc:
+            return Routing(orders=tuple(orders), unavailable=f"purchase order {order} could not be read: {exc}"[:500])
+        owners[order] = purchase_order.owner if purchase_order is not None else None
+        if owners[order]:
+            break
+    return Routing(orders=tuple(orders), buyer=buyer_among(orders, owners))
+
+
+def _draft(doc: Document, finding: Finding, ctx: SyncContext, routing: Routing) -> IssueDraft:
     rules = ctx.triage or TriageRules()
-    if orders is None:
-        orders = _orders(doc, ctx)
-    buyer = buyer_of(orders, ctx.documents) if not doc.owner else None
+    buyer = routing.buyer if not doc.owner else None
     draft = IssueDraft(
         summary=content.summary(doc, finding),
         description=content.description(doc, finding, ctx.acumatica_url),
@@ -353,7 +384,7 @@ def _draft(doc: Document, finding: Finding, ctx: SyncContext, orders: list[Docum
 
 def planned_issue(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
     """The issue the worker would create for ``doc`` now: ``connector preview`` prints exactly this."""
-    return _draft(doc, finding, ctx)
+    return _draft(doc, finding, ctx, _routing(doc, ctx, lambda *args, **kwargs: None, None))
 
 
 def _triage_fields(draft: IssueDraft, changed: list[tuple[str, str, str]], snap: Mapping[str, str]) -> IssueDraft:
@@ -396,9 +427,9 @@ def _content_only(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDra
 
 
 def _create(doc: Document, finding: Finding, ctx: SyncContext, audit: Callable[..., None],
-            orders: list[DocumentKey]) -> IssueRef:
+            routing: Routing) -> IssueRef:
     """Create the issue; an assignee or priority Jira refuses must not stop the issue existing."""
-    return _without_refused(ctx.tracker.create_issue, _draft(doc, finding, ctx, orders), audit, "created")
+    return _without_refused(ctx.tracker.create_issue, _draft(doc, finding, ctx, routing), audit, "created")
 
 
 def _link_orders(doc: Document, issue_key: str, orders: list[DocumentKey], ctx: SyncContext,
@@ -426,7 +457,7 @@ def _link_orders(doc: Document, issue_key: str, orders: list[DocumentKey], ctx: 
 
 
 def _ensure_issue(doc: Document, finding: Finding, state: DocState, ctx: SyncContext,
-                  audit: Callable[..., None]) -> str:
+                  audit: Callable[..., None], carried: Routing | None = None) -> str:
     key = doc.key
     claim = ctx.store.claim(key, CREATE_CLAIM, fingerprint="issue", retake_after_seconds=CREATE_RETAKE_SECONDS)
     issue: IssueRef | None = None
@@ -439,7 +470,7 @@ def _ensure_issue(doc: Document, finding: Finding, state: DocState, ctx: SyncCon
                 # Come back when the claim may be retaken (search has caught up by then), not sooner.
                 raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles",
                                      retry_after=max(1.0, claim.claimed_at + CREATE_RETAKE_SECONDS - ctx.clock()))
-        orders = _orders(doc, ctx)  # also when adopting: a crash between creating and linking still links
+        routing = _routing(doc, ctx, audit, carried)  # also when adopting: a crash before linking still links
         if issue is not None:
             outcome = "adopted"
             ctx.tracker.update_issue(issue.key, _content_only(doc, finding, ctx))
@@ -448,7 +479,7 @@ def _ensure_issue(doc: Document, finding: Finding, state: DocState, ctx: SyncCon
         raise
     if issue is None:
         try:
-            issue = _create(doc, finding, ctx, audit, orders)
+            issue = _create(doc, finding, ctx, audit, routing)
         except (PermanentError, TransientError) as exc:
             if isinstance(exc, UncertainOutcome):
                 raise  # Jira may have created it: the claim stays until search can tell (CREATE_RETAKE_SECONDS)
@@ -462,7 +493,7 @@ def _ensure_issue(doc: Document, finding: Finding, state: DocState, ctx: SyncCon
     ctx.store.save_state(key, replace(state, issue_key=issue.key, issue_id=issue.id, fingerprint=fingerprint(snap),
                                       snapshot=snap, open=True, opened_at=opened_at))
     audit("issue", outcome, reason=finding.reason, issue=issue.key, rule=finding.rule, status=doc.status)
-    _link_orders(doc, issue.key, orders, ctx, audit)
+    _link_orders(doc, issue.key, list(routing.orders), ctx, audit)
     logger.info("issue %s", outcome, extra={"external_id": key.external_id, "issue": issue.key, "rule": finding.rule})
     return outcome
 
@@ -647,14 +678,17 @@ def first_turn(entities: tuple[str, ...], tick: datetime) -> int:
 
 def run_poll(entities: tuple[str, ...], *, documents: DocumentSource, store: StateStore, queue: WorkQueue,
              options: PollOptions, now: Callable[[], datetime], seconds_left: Callable[[], float],
-             correlation_id: str, triage: TriageRules | None = None) -> tuple[list[PollReport], dict[str, str]]:
+             correlation_id: str, triage: TriageRules | None = None,
+             owner_map: Mapping[str, str] | None = None) -> tuple[list[PollReport], dict[str, str]]:
     """Poll every configured entity; one entity failing does not starve the others. Returns reports and errors.
 
     Entities take turns at going first (``first_turn``), so a backlog in one cannot use up every run's time while
     the others wait. Running out of time, or a system asking for a longer wait than the run has, is not an error:
-    the entity gets an incomplete report and the next tick continues from its checkpoint."""
+    the entity gets an incomplete report and the next tick continues from its checkpoint. New exception bills get
+    their buyers read page by page only when ``owner_map`` could map one (``routing.wants_lines``)."""
     reports: list[PollReport] = []
     failures: dict[str, str] = {}
+    router = PageRouter(documents, options.rules) if triage is not None and wants_lines(owner_map or {}) else None
     start = first_turn(entities, now())
     for entity in entities[start:] + entities[:start]:
         if seconds_left() < options.safety_seconds:
@@ -664,7 +698,7 @@ def run_poll(entities: tuple[str, ...], *, documents: DocumentSource, store: Sta
         try:
             reports.append(poll_entity(entity, documents=documents, store=store, queue=queue, options=options,
                                        now=now, seconds_left=seconds_left, correlation_id=correlation_id,
-                                       triage=triage))
+                                       triage=triage, router=router))
         except RetryLater as exc:
             logger.info("stopped: %s", exc, extra={"entity": entity})
             reports.append(PollReport(entity))
