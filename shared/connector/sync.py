@@ -400,21 +400,26 @@ Sent = TypeVar("Sent")
 def _without_refused(send: Callable[[IssueDraft], Sent], draft: IssueDraft, audit: Callable[..., None],
                      doing: str) -> Sent:
     """Send ``draft``; each optional field Jira refuses (a deactivated assignee, a priority the project's scheme
-    lacks, a due date the screen does not offer) is audited and dropped, and the rest is sent again."""
+    lacks, a due date the screen does not offer) is audited and dropped, and the rest is sent again. A 400 that names
+    no field at all cannot be pinned on one: every optional field is dropped, once, so the issue itself still exists
+    and stays current; a refusal naming a field the issue needs (summary, description, external id) is raised."""
     while True:
         try:
             return send(draft)
         except ValidationError as exc:
+            why = exc.field_errors
             refused = [name for name, attribute in REFUSABLE.items()
-                       if name in exc.field_errors and getattr(draft, attribute) is not None]
+                       if name in why and getattr(draft, attribute) is not None]
+            if not refused and not why:
+                refused = [name for name, attribute in REFUSABLE.items() if getattr(draft, attribute) is not None]
+                why = {name: f"refused without naming a field ({exc})" for name in refused}
             if not refused:
                 raise
             for name in refused:
                 if name == "assignee":
-                    reason = (f"Jira refused assignee from the owner map: {exc.field_errors[name]}; "
-                              f"{doing} unassigned")
+                    reason = f"Jira refused assignee from the owner map: {why[name]}; {doing} unassigned"
                 else:
-                    reason = (f"Jira refused {name} {getattr(draft, REFUSABLE[name])!r}: {exc.field_errors[name]}; "
+                    reason = (f"Jira refused {name} {getattr(draft, REFUSABLE[name])!r}: {why[name]}; "
                               f"{doing} without it")
                 audit("issue", f"{name}-refused", reason=reason)
             draft = replace(draft, **{REFUSABLE[name]: None for name in refused})
@@ -436,7 +441,8 @@ def _link_orders(doc: Document, issue_key: str, orders: list[DocumentKey], ctx: 
                  audit: Callable[..., None]) -> None:
     """Link a bill's issue to the issues of the purchase orders it bills ("relates to"), once per pair.
 
-    A link that fails (linking disabled, a link type renamed) is audited and never stops the bill's own issue."""
+    A link is an enrichment: one that fails or is refused (linking disabled, a link type renamed, a 403 or a 413) is
+    audited and never stops the bill's own issue, nor sends its message to the DLQ."""
     for order in orders:
         state = ctx.store.get_state(order)
         if state is None or not state.issue_key:
@@ -447,8 +453,8 @@ def _link_orders(doc: Document, issue_key: str, orders: list[DocumentKey], ctx: 
             continue
         try:
             ctx.tracker.link_issues(issue_key, state.issue_key)
-        except (NotFoundError, ValidationError) as exc:
-            ctx.store.finish_claim(doc.key, name, "failed", reason=str(exc))
+        except ConnectorError as exc:  # refused (403, 404, 413, 400) or failing: the issue stands without it
+            ctx.store.finish_claim(doc.key, name, "failed", reason=str(exc)[:500])
             audit("link", "failed", reason=f"could not link {issue_key} to {state.issue_key}: {exc}",
                   issue=issue_key)
             continue
@@ -593,12 +599,18 @@ def _release_comment_claim(key: DocumentKey, ctx: SyncContext, exc: Exception) -
 
 def _overdue_once(doc: Document, snap: Mapping[str, str], issue_key: str, ctx: SyncContext,
                   audit: Callable[..., None]) -> None:
-    """One comment when a document goes overdue, per due date: the claim holds across replays and retaken updates."""
+    """One comment when a document goes overdue, per due date: the claim holds across replays and retaken updates.
+    An enrichment: if Jira refuses or fails it, the update stands and the failure is audited."""
     claim = ctx.store.claim(doc.key, OVERDUE_CLAIM, fingerprint=snap.get("due date", ""),
                             retake_after_seconds=COMMENT_RETAKE_SECONDS)
     if not claim.won:
         return
-    ctx.tracker.add_comment(issue_key, content.overdue_comment(doc, snap.get("due date", ""), snap.get("priority", "")))
+    try:
+        ctx.tracker.add_comment(issue_key, content.overdue_comment(doc, snap.get("due date", ""),
+                                                                   snap.get("priority", "")))
+    except ConnectorError as exc:
+        _enrichment_failed(doc.key, OVERDUE_CLAIM, exc, ctx, audit, issue_key, "overdue comment")
+        return
     ctx.store.finish_claim(doc.key, OVERDUE_CLAIM, "done", issue_key=issue_key)
     audit("issue", "overdue", reason=f"due {snap.get('due date')}; priority now {snap.get('priority')}",
           issue=issue_key)
@@ -609,7 +621,8 @@ def _escalate_once(doc: Document, finding: Finding, state: DocState, issue_key: 
     """A comment mentioning who must act, and a label, once per threshold reached.
 
     The claim makes it once across replays and retaken updates; the label (``escalated-7d``) makes it once when the
-    state table was lost too, since Jira keeps it: an issue that already carries it is not escalated again."""
+    state table was lost too, since Jira keeps it: an issue that already carries it is not escalated again. An
+    enrichment: a failure is audited, the update stands, and later thresholds wait for the next change."""
     rules = ctx.triage
     if rules is None or state.opened_at is None:
         return
@@ -619,17 +632,32 @@ def _escalate_once(doc: Document, finding: Finding, state: DocState, issue_key: 
                                retake_after_seconds=COMMENT_RETAKE_SECONDS).won:
             continue
         label = f"{rules.escalation_label}-{days}d"
-        issue = ctx.tracker.get_issue(issue_key)
-        fields = issue.fields if issue is not None else {}
-        if label in (fields.get("labels") or ()):
-            ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key, reason="label already on the issue")
-            continue
-        who = rules.escalation_user or ((fields.get("assignee") or {}).get("accountId"))
-        ctx.tracker.add_comment(issue_key, content.escalation_comment(doc, finding, days, who))
-        ctx.tracker.add_label(issue_key, label)
+        try:
+            issue = ctx.tracker.get_issue(issue_key)
+            fields = issue.fields if issue is not None else {}
+            if label in (fields.get("labels") or ()):
+                ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key,
+                                       reason="label already on the issue")
+                continue
+            who = rules.escalation_user or ((fields.get("assignee") or {}).get("accountId"))
+            ctx.tracker.add_comment(issue_key, content.escalation_comment(doc, finding, days, who))
+            ctx.tracker.add_label(issue_key, label)
+        except ConnectorError as exc:
+            _enrichment_failed(doc.key, name, exc, ctx, audit, issue_key, f"escalation after {days} days")
+            return
         ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key)
         audit("issue", "escalated", reason=f"still an exception {days} days after the issue was opened",
               issue=issue_key, mentioned=who, label=label)
+
+
+def _enrichment_failed(key: DocumentKey, claim: str, exc: ConnectorError, ctx: SyncContext,
+                       audit: Callable[..., None], issue_key: str, what: str) -> None:
+    """An enrichment Jira refused or failed: audited, and the update goes on without it. A definite failure gives
+    its claim back; one that may have been posted keeps it, so its retake window stands between it and a repeat."""
+    if not isinstance(exc, UncertainOutcome):
+        ctx.store.finish_claim(key, claim, "failed", reason=f"{type(exc).__name__}: {exc}"[:500])
+    audit("issue", "enrichment-failed", reason=f"{what} not made: {exc}", issue=issue_key)
+    logger.info("enrichment failed; the issue stands", extra={"external_id": key.external_id, "what": what})
 
 
 DELETED_FINGERPRINT = "deleted"
