@@ -1,7 +1,7 @@
 """Daily upkeep: keep the Jira dynamic webhook alive (it expires after 30 days), keep both OAuth refresh chains in
 use, check that the configuration still matches both systems, keep the webhook function's copy of the verification
-material in step, and sweep Jira for resolutions whose delivery never arrived. Each check reports on its own; one
-failing does not skip the others.
+material in step, sweep Jira for resolutions whose delivery never arrived, and (``connector.deletions``) notice the
+documents deleted behind open issues. Each check reports on its own; one failing does not skip the others.
 """
 
 from __future__ import annotations
@@ -107,9 +107,11 @@ def webhook_jql(settings: Settings) -> str:
 def run_maintenance(settings: Settings, *, acumatica: Any, jira: Any, acumatica_tokens: Any, jira_tokens: Any,
                     jira_secret: SecretStore, dead_letters: Callable[[], int],
                     verification: Callable[[], str] | None = None,
-                    sweep: Callable[[], str] | None = None) -> MaintenanceReport:
+                    sweep: Callable[[], str] | None = None,
+                    deletions: Callable[[], str] | None = None) -> MaintenanceReport:
     """``dead_letters`` counts the messages waiting in the DLQ (visible or in flight); ``verification`` keeps the
-    webhook function's secret in step and ``sweep`` queues lost resolutions (both run when given)."""
+    webhook function's secret in step, ``sweep`` queues lost resolutions and ``deletions`` the open issues whose
+    document Acumatica no longer has (``connector.deletions``); each runs when given."""
     report = MaintenanceReport()
 
     def acumatica_version() -> str:
@@ -151,4 +153,6 @@ def run_maintenance(settings: Settings, *, acumatica: Any, jira: Any, acumatica_
         report.run("webhook_verification_material", verification)
     if sweep is not None:
         report.run("resolution_sweep", sweep)
+    if deletions is not None:
+        report.run("deleted_documents", deletions)
     return report

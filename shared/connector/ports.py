@@ -244,6 +244,9 @@ class StateStore(Protocol):
     def get_state(self, key: DocumentKey) -> DocState | None:
         ...
 
+    def open_documents(self, entity: str) -> list[DocumentKey]:
+        """Documents of ``entity`` whose exception is open (an issue the connector keeps current), without a Scan."""
+
     def save_state(self, key: DocumentKey, state: DocState) -> DocState:
         """Write if nobody else wrote since ``state.version`` was read; returns the state with its new version.
 
