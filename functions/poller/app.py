@@ -37,6 +37,8 @@ def handler(event: dict, context) -> dict:
     for report in reports:
         metrics.add_metric(name="DocumentsSeen", unit=MetricUnit.Count, value=report.seen)
         metrics.add_metric(name="DocumentsQueued", unit=MetricUnit.Count, value=report.enqueued)
+        metrics.add_metric(name="ClockRewinds", unit=MetricUnit.Count, value=report.rewinds)
+        metrics.add_metric(name="ClockRewindSeconds", unit=MetricUnit.Seconds, value=report.rewound_seconds)
         logger.info("polled", extra={"report": vars(report)})
     if failures:
         metrics.add_metric(name="PollFailures", unit=MetricUnit.Count, value=len(failures))

@@ -203,6 +203,14 @@ class Cursor:
     clock went back."""
     last_rewind: str | None = None
     """The latest time a pass was started earlier because Acumatica's clock went back: when, from where, to where."""
+    lead: timedelta | None = None
+    """How far fresh stamps ran ahead of Acumatica's ``Date`` header (``watermarks.stamp_lead``) in the last completed
+    pass that saw no step back: the database's clock against the web node's, learned from the data."""
+    pass_lead: timedelta | None = None
+    """The lead seen so far by the pass in progress."""
+    pass_stepped: bool = False
+    """A page of the pass in progress saw ``Date`` step back against the page before it (or the last check): stamps
+    written before the correction and read after it would overstate the lead, so the pass teaches none."""
 
 
 @dataclass(frozen=True)

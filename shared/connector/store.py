@@ -35,6 +35,10 @@ def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _seconds(value: Any) -> timedelta | None:
+    return timedelta(seconds=float(value)) if value is not None else None
+
+
 def _plain(value: Any) -> Any:
     """DynamoDB returns numbers as Decimal; hand the core ints and floats."""
     if isinstance(value, Decimal):
@@ -85,6 +89,9 @@ class DynamoStore:
             checked_at=_parse(item.get("checked_at")),
             server_checked=_parse(item.get("server_checked")),
             last_rewind=item.get("last_rewind"),
+            lead=_seconds(item.get("lead_seconds")),
+            pass_lead=_seconds(item.get("pass_lead_seconds")),
+            pass_stepped=bool(item.get("pass_stepped", False)),
         )
 
     def put_cursor(self, entity: str, cursor: Cursor) -> None:
@@ -98,6 +105,11 @@ class DynamoStore:
         for name in ("watermark_text", "pass_max", "last_rewind"):
             if getattr(cursor, name):
                 item[name] = getattr(cursor, name)
+        for name in ("lead", "pass_lead"):
+            if getattr(cursor, name) is not None:
+                item[f"{name}_seconds"] = Decimal(str(getattr(cursor, name).total_seconds()))
+        if cursor.pass_stepped:
+            item["pass_stepped"] = True
         if cursor.watermark is not None:
             item["watermark"] = _iso(cursor.watermark)  # readable in the console; the text is what is used
         self._table.put_item(Item=item)

@@ -72,6 +72,10 @@ class PollReport:
     completed: bool = False
     watermark: str | None = None
     outcomes: dict[str, int] = field(default_factory=dict)
+    rewinds: int = 0
+    """Passes started earlier because Acumatica's ``Date`` went back against its own earlier readings."""
+    rewound_seconds: float = 0.0
+    """How far back the start moved, in all (the figures of each rewind are in the log and the cursor)."""
 
 
 def observed(doc: Document, finding: Finding | None, triage: TriageRules | None, today: date,
@@ -185,8 +189,8 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
         else:
             since = EVERYTHING
         full_pass_at = started if since == EVERYTHING or cursor.full_pass_at is None else cursor.full_pass_at
-        cursor = replace(cursor, pass_from=since, pass_started=started, skip=0, pass_max=None,
-                         full_pass_at=full_pass_at)
+        cursor = replace(cursor, pass_from=since, pass_started=started, skip=0, pass_max=None, pass_lead=None,
+                         pass_stepped=False, full_pass_at=full_pass_at)
         store.put_cursor(entity, cursor)
         skip = 0
     else:
@@ -197,13 +201,23 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
     page_started = seconds_left()
     page: Page
     checking = True  # the first page of every run compares the pass's start with Acumatica's own clock
+    read_before: tuple[datetime, datetime] | None = None  # (Date, Lambda time) of the page before, for step checks
     while True:
         restarted = False
         for page in documents.changed_pages(entity, cursor.pass_from, skip=skip, page_size=options.page_size):
+            read_at = now()
+            if read_before is not None:
+                cursor = _stepped_if(cursor, page.server_time, read_before[0], read_at - read_before[1])
+            if page.server_time is not None:
+                read_before = (page.server_time, read_at)
             if checking:
                 checking = False
-                cursor, restarted = _checked_against_server(entity, cursor, page, now(), options.overlap)
+                moved_from = cursor.pass_from
+                cursor, restarted = _checked_against_server(entity, cursor, page, read_at, options.overlap)
                 if restarted:  # that page is of the later start: read again from the earlier one
+                    assert moved_from is not None and cursor.pass_from is not None
+                    report.rewinds += 1
+                    report.rewound_seconds += (moved_from - cursor.pass_from).total_seconds()
                     skip = 0
                     store.put_cursor(entity, cursor)
                     break
@@ -219,8 +233,10 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
             report.enqueued += len(messages)
             report.unchanged += unchanged
             report.healthy += healthy
+            lead = watermarks.stamp_lead(page.documents, page.server_time, cursor.watermark_text)
             cursor = replace(cursor, skip=page.next_skip,
-                             pass_max=watermarks.greatest(cursor.pass_max, page.documents))
+                             pass_max=watermarks.greatest(cursor.pass_max, page.documents),
+                             pass_lead=watermarks.greater_lead(cursor.pass_lead, lead))
             store.put_cursor(entity, cursor)
             remaining = seconds_left()
             slowest_page = max(slowest_page, page_started - remaining)
@@ -237,7 +253,9 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
     store.put_cursor(entity, Cursor(watermark=watermarks.parse(text) if text else None, watermark_text=text,
                                     lookback=max(timedelta(0), now() - cursor.pass_started),
                                     full_pass_at=cursor.full_pass_at, checked_at=cursor.checked_at,
-                                    server_checked=cursor.server_checked, last_rewind=cursor.last_rewind))
+                                    server_checked=cursor.server_checked, last_rewind=cursor.last_rewind,
+                                    lead=cursor.lead if cursor.pass_stepped or cursor.pass_lead is None
+                                    else cursor.pass_lead))
     report.completed = True
     report.watermark = text
     return report
@@ -246,22 +264,39 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
 def _checked_against_server(entity: str, cursor: Cursor, page: Page, lambda_now: datetime,
                             overlap: timedelta) -> tuple[Cursor, bool]:
     """The cursor after comparing its pass's start with Acumatica's clock (``watermarks.server_bound``), and whether
-    the pass must start again, earlier. A rewind is logged and kept in the cursor (``last_rewind``): it is the one
-    trace of Acumatica's clock having gone back, and it costs re-reads only (unchanged documents queue nothing)."""
+    the pass must start again, earlier. A rewind is reported (``PollReport.rewinds``, the handler's metric) with its
+    figures in the log and the cursor (``last_rewind``): it is the one trace of Acumatica's clock having gone back,
+    and it costs re-reads only (unchanged documents queue nothing)."""
     assert cursor.pass_from is not None
     since_then = lambda_now - cursor.checked_at if cursor.checked_at is not None else timedelta(0)
-    start = watermarks.server_bound(cursor.pass_from, page.server_time, cursor.server_checked, since_then, overlap)
+    cursor = _stepped_if(cursor, page.server_time, cursor.server_checked, since_then)
+    start = watermarks.server_bound(cursor.pass_from, page.server_time, cursor.server_checked, since_then, overlap,
+                                    cursor.lead)
     checked = replace(cursor, checked_at=lambda_now, server_checked=page.server_time or cursor.server_checked)
     if start is None:
         return checked, False
     assert page.server_time is not None  # server_bound answers only with Acumatica's time in hand
-    note = (f"{lambda_now.isoformat()}: Acumatica's clock read {page.server_time.isoformat()}, so a pass from "
-            f"{cursor.pass_from.isoformat()} could miss edits stamped after a correction; started from "
-            f"{start.isoformat()}")
-    logger.warning("Acumatica's clock went back: the pass starts earlier",
-                   extra={"entity": entity, "pass_from": cursor.pass_from.isoformat(), "start": start.isoformat(),
-                          "server_time": page.server_time.isoformat()})
+    lead = cursor.lead or timedelta(0)
+    figures = {"entity": entity, "pass_from": cursor.pass_from.isoformat(), "start": start.isoformat(),
+               "server_time": page.server_time.isoformat(),
+               "server_checked": cursor.server_checked.isoformat() if cursor.server_checked else None,
+               "since_checked_seconds": round(since_then.total_seconds(), 1),
+               "stamp_lead_seconds": round(lead.total_seconds(), 1)}
+    note = (f"{lambda_now.isoformat()}: Acumatica's Date read {page.server_time.isoformat()} "
+            f"({round(since_then.total_seconds())} s after it read {figures['server_checked']}, stamps leading it by "
+            f"{figures['stamp_lead_seconds']} s), so a pass from {cursor.pass_from.isoformat()} could miss edits "
+            f"stamped after a correction; started from {start.isoformat()}")
+    logger.info("Acumatica's clock went back: the pass starts earlier", extra=figures)
     return replace(checked, pass_from=start, skip=0, last_rewind=note), True
+
+
+def _stepped_if(cursor: Cursor, server_now: datetime | None, server_then: datetime | None,
+                since_then: timedelta) -> Cursor:
+    """The cursor, its pass marked as teaching no lead if ``Date`` stepped back since the reading before: its pages
+    from here on may hold stamps written before a correction and read after it (``watermarks.stamp_lead``)."""
+    if watermarks.stepped_back(server_now, server_then, since_then):
+        return replace(cursor, pass_lead=None, pass_stepped=True)
+    return cursor
 
 
 # --- worker ----------------------------------------------------------------------------------------------------
