@@ -17,6 +17,7 @@ import logging
 from datetime import datetime
 from typing import Callable, Sequence
 
+from . import timings
 from .errors import ConnectorError
 from .model import DocumentKey, WorkMessage
 from .ports import DocumentSource, StateStore, WorkQueue
@@ -24,10 +25,12 @@ from .ports import DocumentSource, StateStore, WorkQueue
 logger = logging.getLogger(__name__)
 
 SOURCE = "deletion-check"
-SLICE = 500
-"""Documents looked up between two looks at the time left: about ten list requests of 50 numbers."""
-RESERVE_SECONDS = 20.0
-"""Time kept back for the maintenance run's other checks and its report."""
+SLICE = 250
+"""Documents looked up between two looks at the time left (and queued, if missing): about five list requests."""
+
+
+class DeletionCheckFailed(ConnectorError):
+    """Some open issues' documents could not be looked up; the ones that could were checked and queued."""
 
 
 def check_deleted(entities: Sequence[str], *, documents: DocumentSource, store: StateStore, queue: WorkQueue,
@@ -36,18 +39,19 @@ def check_deleted(entities: Sequence[str], *, documents: DocumentSource, store: 
 
     The open documents are checked slice by slice while time allows, starting at a place that moves with the day,
     so a backlog larger than one run's time is still covered over a few days rather than its tail never. A lookup
-    that fails ends its entity's check (what was found missing before it is still queued) and the check reports
+    that fails ends its entity's check (what was found missing before it is queued already) and the check reports
     the failure (``DeletionCheckFailed``), for the run's health report and its alarm."""
     checked = unchecked = 0
     missing: list[DocumentKey] = []
     failures: list[str] = []
+    day = now.strftime("%Y%m%d")
     for entity in entities:
         keys = store.open_documents(entity)
         slices = [keys[start:start + SLICE] for start in range(0, len(keys), SLICE)]
         first = _rotation(now, len(slices))
         ordered = slices[first:] + slices[:first]
         for index, chunk in enumerate(ordered):
-            if seconds_left() < RESERVE_SECONDS:
+            if seconds_left() < timings.DELETION_CHECK_RESERVE_SECONDS:
                 unchecked += sum(len(rest) for rest in ordered[index:])
                 break
             try:
@@ -57,17 +61,9 @@ def check_deleted(entities: Sequence[str], *, documents: DocumentSource, store: 
                 unchecked += sum(len(rest) for rest in ordered[index:])
                 break
             checked += len(chunk)
-            missing.extend(key for key in chunk if key not in found)
-    day = now.strftime("%Y%m%d")
-    messages = [WorkMessage(kind="sync", external_id=key.external_id, source=SOURCE, correlation_id=correlation_id,
-                            dedupe_id=f"{SOURCE}:{key.external_id}:{day}",
-                            reason="not found in Acumatica by the daily check of open issues' documents")
-                for key in missing]
-    queue.send(messages)
-    store.audit_queued(messages)
-    if missing:
-        logger.info("documents behind open issues not found in Acumatica; queued to be read by key",
-                    extra={"missing": [key.external_id for key in missing]})
+            gone = [key for key in chunk if key not in found]
+            _queue(gone, queue, store, correlation_id, day)  # at once: a run cut short keeps what it found
+            missing.extend(gone)
     summary = f"{checked} open issues' documents looked up, {len(missing)} not found and queued for a read by key"
     if unchecked:
         summary += f"; {unchecked} left for the next run"
@@ -76,8 +72,18 @@ def check_deleted(entities: Sequence[str], *, documents: DocumentSource, store: 
     return summary
 
 
-class DeletionCheckFailed(ConnectorError):
-    """Some open issues' documents could not be looked up; the ones that could were checked and queued."""
+def _queue(missing: list[DocumentKey], queue: WorkQueue, store: StateStore, correlation_id: str, day: str) -> None:
+    """A ``sync`` per missing document, for the worker to read by its keys (once a day: the dedupe id)."""
+    if not missing:
+        return
+    messages = [WorkMessage(kind="sync", external_id=key.external_id, source=SOURCE, correlation_id=correlation_id,
+                            dedupe_id=f"{SOURCE}:{key.external_id}:{day}",
+                            reason="not found in Acumatica by the daily check of open issues' documents")
+                for key in missing]
+    queue.send(messages)
+    store.audit_queued(messages)
+    logger.info("documents behind open issues not found in Acumatica; queued to be read by key",
+                extra={"missing": [key.external_id for key in missing]})
 
 
 def _rotation(now: datetime, count: int) -> int:

@@ -85,3 +85,7 @@ def test_the_poller_gets_no_lambda_retries(template):
     poller = properties(template, "PollerFunction")
     assert poller["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
     assert poller["Events"]["PollTick"]["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+
+
+def test_the_deleted_document_check_leaves_the_maintenance_run_time_for_its_report_and_has_most_of_it():
+    assert 0 < timings.DELETION_CHECK_RESERVE_SECONDS <= timings.MAINTENANCE_TIMEOUT_SECONDS / 4
