@@ -1,6 +1,6 @@
 """Benchmarks that print figures: speed and memory are measured here, never asserted by timed tests.
 
-Each benchmark module (``backlog``, ``classify``, ``webhook``, ``coldstart``) offers ``DEFAULT`` and ``QUICK``
+Each benchmark module (``backlog``, ``classify``, ``webhook``, ``flow``, ``routing``, ``coldstart``) offers ``DEFAULT`` and ``QUICK``
 configurations and ``run(config) -> Result``. A ``Result`` carries the figures to print and the correctness checks
 made along the way: a fast figure for a run that lost or duplicated work would be worthless, so every benchmark
 checks its own output and ``python -m bench`` exits non-zero when a check fails.

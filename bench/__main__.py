@@ -17,12 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
-from bench import Result, backlog, classify, coldstart, flow, webhook
+from bench import Result, backlog, classify, coldstart, flow, routing, webhook
 from bench.report import render, render_markdown
 from connector.sync import PollOptions
 
 BENCHMARKS: dict[str, ModuleType] = {"backlog": backlog, "classify": classify, "webhook": webhook,
-                                     "flow": flow, "coldstart": coldstart}
+                                     "flow": flow, "routing": routing, "coldstart": coldstart}
 
 
 def _sizes(text: str) -> tuple[int, ...]:

@@ -179,9 +179,9 @@ def run(config: Config) -> Result:
                    met=poll.acumatica - pages <= 3)
         result.add("Acumatica requests per exception (worker)", round(work.acumatica / exceptions, 3), "",
                    f"{work.acumatica} requests for {exceptions:,} new issues: the poll's read is carried in the "
-                   "message; a new bill issue reads the bill's lines once ($expand=Details) for the buyer who owns "
-                   "their purchase order", goal="≤ 1 (a bill's lines; no re-read)",
-                   met=work.acumatica / exceptions <= 1.05)
+                   "message, and without an OwnerMap naming a buyer no bill's lines are read (the routing benchmark "
+                   "measures the reads routing by purchase order costs)", goal="~0 (no re-read)",
+                   met=work.acumatica / exceptions <= 0.05)
         result.add("Jira calls per new issue", round(work.jira / issues, 2), "",
                    f"{work.jira:,} calls ({work.jira_writes:,} writes) for {issues:,} issues", goal="<= 2",
                    met=work.jira / issues <= 2)

@@ -96,6 +96,11 @@ class FakeAcumatica:
         self.gets = 0
         self.order_lines: dict[DocumentKey, list[DocumentKey]] = {}
         self.parameters: list[dict] = []
+        self.batched: list[tuple[str, list[DocumentKey]]] = []
+        """Every batched read (``bill_orders``, ``order_owners``, ``existing``) with the keys it asked for."""
+        self.fail_reads: dict[str, Exception] = {}
+        """Read (``get <Entity>``, ``referenced_orders``, ``bill_orders``, ``order_owners``, ``existing``) -> what it
+        raises."""
 
     def put(self, doc: Document) -> None:
         self.docs[doc.key] = doc
@@ -111,12 +116,34 @@ class FakeAcumatica:
             if len(chunk) < page_size:
                 return
 
+    def _may_fail(self, read):
+        if read in self.fail_reads:
+            raise self.fail_reads[read]
+
     def get(self, key):
         self.gets += 1
+        self._may_fail(f"get {key.entity}")
         return self.docs.get(key)
 
     def referenced_orders(self, key):
+        self.batched.append(("referenced_orders", [key]))
+        self._may_fail("referenced_orders")
         return list(self.order_lines.get(key, []))
+
+    def bill_orders(self, bills):
+        self.batched.append(("bill_orders", list(bills)))
+        self._may_fail("bill_orders")
+        return {bill: list(self.order_lines.get(bill, [])) for bill in bills if bill in self.docs}
+
+    def order_owners(self, orders):
+        self.batched.append(("order_owners", list(orders)))
+        self._may_fail("order_owners")
+        return {order: self.docs[order].owner for order in orders if order in self.docs}
+
+    def existing(self, keys):
+        self.batched.append(("existing", list(keys)))
+        self._may_fail("existing")
+        return {key for key in keys if key in self.docs}
 
     def _apply(self, key, action, new_status, hold=None):
         if self.fail_action:

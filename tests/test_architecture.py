@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ("model", "ports", "documents", "rules", "watermarks", "sync", "resolve", "adf", "content", "webhooks",
         "signatures", "config", "tokens", "maintenance", "errors", "triage", "tables", "table_versions",
-        "decisions", "effects", "session")
+        "decisions", "effects", "session", "routing",
+        "deletions")
 ADAPTER_LIBRARIES = {"boto3", "botocore", "requests", "urllib3"}
 
 

@@ -31,13 +31,15 @@ def handler(event: dict, context) -> dict:
         settings.document_types, documents=wiring.acumatica, store=wiring.store, queue=wiring.queue,
         options=wiring.poll_options, now=lambda: datetime.now(timezone.utc),
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000, correlation_id=context.aws_request_id,
-        triage=settings.triage,
+        triage=settings.triage, owner_map=settings.owner_map,
     )
     for name, value in wiring.request_metrics().items():  # Acumatica requests and 429s, token grants
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     for report in reports:
         metrics.add_metric(name="DocumentsSeen", unit=MetricUnit.Count, value=report.seen)
         metrics.add_metric(name="DocumentsQueued", unit=MetricUnit.Count, value=report.enqueued)
+        metrics.add_metric(name="ClockRewinds", unit=MetricUnit.Count, value=report.rewinds)
+        metrics.add_metric(name="ClockRewindSeconds", unit=MetricUnit.Seconds, value=report.rewound_seconds)
         logger.info("polled", extra={"report": vars(report)})
     if failures:
         metrics.add_metric(name="PollFailures", unit=MetricUnit.Count, value=len(failures))

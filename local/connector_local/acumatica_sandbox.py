@@ -12,6 +12,11 @@ It is deliberately as strict as the real service is documented to be (``docs/acu
   results are ordered by a hash of the id, never by time), reads by keys or id, ``PUT`` with the business rules below,
   named and workflow actions answering ``202`` + ``Location`` until ``204`` (or ``500`` with an ``HttpError``).
 - Push notifications in Acumatica's format, and switchable faults (429 with ``Retry-After``, 5xx, latency, resets).
+- IIS's request limits in front of it: a query string over ``max_query_string`` (2,048 bytes, IIS's default
+  ``maxQueryString``, counted as sent, percent-escapes included) answers 404 (IIS logs it as 404.15), a path over
+  4,096 bytes 404 (404.14), a URL over 16 KB 414 (HTTP.sys); an API user without rights to an entity (``forbid``)
+  gets 403 on every request for it; list queries that expand details can fail as Acumatica's query optimizer
+  documents (``fail_expanded_lists``).
 
 Business rules: leaving hold needs a balanced document (Bill ``Amount`` = ``Balance``, PO ``ControlTotal`` =
 ``OrderTotal``), else 422 with the field ``error``; it leads to Pending Approval when the document requires approval,
@@ -37,8 +42,10 @@ Its own clock: ``LastModifiedDateTime`` is stamped by the sandbox's clock, which
 clock (hours behind, days ahead), and rendered with the tenant's ``render_offset`` (``+10:00``), or without an offset
 at all (``render_naive``). ``$filter`` compares ``datetimeoffset`` literals with the stamps by instant, as OData
 defines it, whatever offset either side is written in. Every answer's ``Date`` header comes from the same clock, as a
-real server's does. So a client that trusts its own clock, or the UTC rendering of anything, disagrees with this
-sandbox the way it would disagree with a real tenant.
+real server's does, unless ``web_skew`` gives the web node a clock of its own: on a hosted tenant the ``Date`` header
+comes from the web node (or a proxy) while the database server stamps ``LastModifiedDateTime``, and the two differ.
+So a client that trusts its own clock, the UTC rendering of anything, or the ``Date`` header for the database's
+clock, disagrees with this sandbox the way it would disagree with a real tenant.
 """
 
 from __future__ import annotations
@@ -138,6 +145,12 @@ UNMODELLED = {
     "Check": frozenset({"Details", "History"}),
 }
 _DOTNET_EPOCH_TICKS = 621355968000000000
+MAX_QUERY_STRING = 2048
+"""IIS request filtering's default ``maxQueryString`` (bytes of the query string as sent): longer answers 404.15."""
+MAX_URL_PATH = 4096
+"""IIS request filtering's default ``maxUrl`` (the path): longer answers 404.14."""
+MAX_REQUEST_URL = 16384
+"""HTTP.sys refuses a longer request URL with 414 before IIS sees it."""
 _SENSITIVE_FORM_KEYS = frozenset({"client_secret", "password", "refresh_token", "access_token"})
 
 
@@ -200,6 +213,12 @@ def _http_error(status: int, message: str, exception_message: str | None = None)
     return _SandboxError(status, body)
 
 
+def _iis_refusal(substatus: int, why: str) -> _SandboxError:
+    """What a client sees of IIS request filtering: a plain 404 (the substatus is only in IIS's log and its page)."""
+    return _SandboxError(404, {"message": f"HTTP Error 404.{substatus} - Not Found: the request filtering module is "
+                                          f"configured to deny a request where {why}."})
+
+
 def _now_iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -238,6 +257,8 @@ class AcumaticaSandbox(Served):
         hold_actions: Iterable[str] | None = None,
         approval_reasons: bool = False,
         long_operation_seconds: float = 0.0,
+        web_skew: timedelta | None = None,
+        max_query_string: int = MAX_QUERY_STRING,
     ) -> None:
         self.versions = tuple(versions)
         self.client_id = client_id
@@ -268,13 +289,17 @@ class AcumaticaSandbox(Served):
         self._faults: list[_Fault] = []
         self._latency = 0.0
         self.skew, self.render_offset, self.render_naive = skew, render_offset, render_naive
+        self.web_skew = web_skew
+        self.max_query_string = max_query_string
+        self._forbidden: set[str] = set()
+        self._fail_expanded_lists = False
         self._last_modified = self.now() - timedelta(days=1)
         self._list_hooks: list[Callable[[str, int], None]] = []
         self._deleted: dict[str, dict[tuple[str, str], dict[str, Any]]] = {entity: {} for entity in FIELDS}
         self.action_log: list[tuple[str, tuple[str, str], str, str]] = []
         self.requests_log: list[LoggedRequest] = []
         # Quiet: tests and the demo read ``requests_log`` instead of an access log.
-        self._server = LoopbackServer(self._wsgi, name="acumatica-sandbox", clock=self.now)
+        self._server = LoopbackServer(self._wsgi, name="acumatica-sandbox", clock=self.web_now)
 
     # ------------------------------------------------------------------------------------------- clock
 
@@ -282,11 +307,18 @@ class AcumaticaSandbox(Served):
         """The instance's clock: the wall clock moved by ``skew``."""
         return datetime.now(timezone.utc) + self.skew
 
+    def web_now(self) -> datetime:
+        """The web node's clock, which writes the ``Date`` header: the database's clock unless ``web_skew`` is set."""
+        return self.now() if self.web_skew is None else datetime.now(timezone.utc) + self.web_skew
+
     def set_clock(self, *, skew: timedelta | None = None, render_offset: timedelta | None = None,
-                  render_naive: bool | None = None) -> None:
+                  render_naive: bool | None = None, web_skew: timedelta | None = None) -> None:
         """Move the instance's clock or change how it renders stamps. Stamps follow the clock, backwards too, as they
-        would on a server whose clock was corrected."""
+        would on a server whose clock was corrected. ``web_skew`` moves the web node's clock alone (the ``Date``
+        header); while it is unset, the web node and the database share one clock."""
         with self._lock:
+            if web_skew is not None:
+                self.web_skew = web_skew
             if skew is not None:
                 self.skew = skew
                 self._last_modified = min(self._last_modified, self.now())
@@ -410,6 +442,17 @@ class AcumaticaSandbox(Served):
         with self._lock:
             self._faults.append(_Fault(n, None, None, path_contains))
 
+    def forbid(self, entity: str, forbidden: bool = True) -> None:
+        """The API user loses (or regains) its rights to ``entity``: every request for it answers 403."""
+        with self._lock:
+            (self._forbidden.add if forbidden else self._forbidden.discard)(entity)
+
+    def fail_expanded_lists(self, failing: bool = True) -> None:
+        """List queries with ``$expand`` answer 500 with the query optimizer's error, as Acumatica documents they can;
+        reads of one record by its keys still expand."""
+        with self._lock:
+            self._fail_expanded_lists = failing
+
     def set_latency(self, seconds: float) -> None:
         with self._lock:
             self._latency = seconds
@@ -491,10 +534,13 @@ class AcumaticaSandbox(Served):
                               raw_query=request.query_string.decode("latin-1"), query=dict(request.args),
                               headers={k: v for k, v in request.headers.items() if k.lower() != "authorization"},
                               body=self._logged_body(request))
+        refused = self._request_limits(environ)  # IIS refuses before Acumatica (or a fault of it) sees anything
         with self._lock:
             self.requests_log.append(entry)
             latency = self._latency
-            fault = self._take_fault(request.path)
+            fault = None if refused is not None else self._take_fault(request.path)
+        if refused is not None:
+            return self._respond(refused, entry)(environ, start_response)
         if latency:
             time.sleep(latency)
         if fault is not None and fault.status is None:
@@ -538,6 +584,18 @@ class AcumaticaSandbox(Served):
         except ValueError:
             return data.decode("utf-8", "replace")
 
+    def _request_limits(self, environ: dict[str, Any]) -> _SandboxError | None:
+        """IIS's request filtering and HTTP.sys, in front of Acumatica: lengths as sent (escapes not decoded)."""
+        raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+        path, _, query = raw_path.partition("?")
+        if len(raw_path) > MAX_REQUEST_URL:
+            return _SandboxError(414, None)
+        if len(path) > MAX_URL_PATH:
+            return _iis_refusal(14, "the request URL is too long")
+        if len(query) > self.max_query_string:
+            return _iis_refusal(15, "the query string is too long")
+        return None
+
     def _take_fault(self, path: str) -> _Fault | None:
         for fault in self._faults:
             if fault.remaining > 0 and (fault.path_contains is None or fault.path_contains in path):
@@ -563,6 +621,8 @@ class AcumaticaSandbox(Served):
             raise _http_error(404, f"No HTTP resource was found that matches the request URI '{request.path}'.")
         with self._lock:
             self._refuse_while_running(grant, request, rest)
+            if entity in self._forbidden:
+                raise _http_error(403, f"You have insufficient rights to access the object ({entity}).")
             return self._entity_route(request, version, entity, rest, grant)
 
     def _entity_route(self, request: Request, version: str, entity: str, rest: list[str],
@@ -661,6 +721,9 @@ class AcumaticaSandbox(Served):
         matching.sort(key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())  # no defined order, not by time
         window = matching[skip:] if top is None else matching[skip:skip + top]
         expand = self._expand(request, entity)
+        if expand and self._fail_expanded_lists:
+            raise _http_error(500, "An error has occurred.", "Optimization cannot be performed. The following fields "
+                                   "cause the error: Details. Please remove the fields from the query.")
         answer = [self._wire(entity, record, select, row, expand=expand)
                   for row, record in enumerate(window, start=skip + 1)]
         for hook in list(self._list_hooks):

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from email.utils import parsedate_to_datetime
 from decimal import Decimal
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
@@ -80,6 +80,10 @@ would slide unseen into the range already read; re-reading the tail of the previ
 deletions between two page reads. More than that is caught by the next pass's overlap or the weekly full pass."""
 # Left unescaped in query values for readability: quotes of string literals and the commas of $select.
 _QUERY_SAFE = "',"
+URL_LIMIT = 2048
+"""The longest URL a batched key read sends, measured as sent (percent-escapes included). IIS refuses a query string
+over 2,048 bytes by default (request filtering's ``maxQueryString``: 404.15, which a client sees as a plain 404), and
+a proxy in front may limit the whole request line to about as much; bounding the whole URL keeps under both."""
 
 
 # --------------------------------------------------------------------------------------------------- value wrapping
@@ -502,8 +506,9 @@ class AcumaticaClient:
     def referenced_orders(self, key: DocumentKey) -> list[DocumentKey]:
         """Purchase orders the bill's lines reference (``Details/POOrderType`` and ``POOrderNbr``), once each.
 
-        One GET by key with ``$expand=Details`` and only the two line fields: list queries that expand details can
-        fail on Acumatica's query optimizer, and whole lines are large. Anything but a bill references none."""
+        One GET by key with ``$expand=Details`` and only the two line fields: the worker's read when the poller's
+        batched one (``bill_orders``) is not at hand or failed, since list queries that expand details can fail on
+        Acumatica's query optimizer where a read by key does not. Anything but a bill references none."""
         if key.entity != "Bill" or any(_URL_UNSAFE_KEY.search(value) for value in (key.type, key.number)):
             return []
         query = query_string({"$expand": "Details",
@@ -515,11 +520,78 @@ class AcumaticaClient:
         if response.status_code != 200:
             raise self._error_for(response, f"GET {key} details")
         record, _ = unwrap(_json_or_none(response) or {})
-        orders: dict[DocumentKey, None] = {}
-        for line in record.get("Details") or []:
-            if isinstance(line, dict) and line.get("POOrderType") and line.get("POOrderNbr"):
-                orders[DocumentKey("PurchaseOrder", str(line["POOrderType"]), str(line["POOrderNbr"]))] = None
-        return list(orders)
+        return _orders_of(record)
+
+    # ---------------------------------------------------------------------------------------- batched key reads
+
+    def bill_orders(self, bills: Sequence[DocumentKey]) -> dict[DocumentKey, list[DocumentKey]]:
+        """The purchase orders each bill's lines reference, for many bills in as few requests as the URL allows:
+        one list request per chunk with ``$filter`` of their numbers, ``$expand=Details`` and ``$select`` of the keys
+        and the two line fields. A bill absent from the answer does not exist (any failure raises instead)."""
+        prof = profile("Bill")
+        records = self.read_by_keys(bills, (*prof.key_fields, "Details/POOrderType", "Details/POOrderNbr"),
+                                    expand="Details")
+        return {key: _orders_of(record) for key, record in records.items()}
+
+    def order_owners(self, orders: Sequence[DocumentKey]) -> dict[DocumentKey, str | None]:
+        """Each purchase order's ``Owner`` (the buyer), many orders per request; absent orders do not exist."""
+        prof = profile("PurchaseOrder")
+        records = self.read_by_keys(orders, (*prof.key_fields, "Owner"))
+        return {key: (str(record["Owner"]) if record.get("Owner") else None) for key, record in records.items()}
+
+    def existing(self, keys: Sequence[DocumentKey]) -> set[DocumentKey]:
+        """Which of ``keys`` Acumatica still has: their key fields only, many documents per request."""
+        found: set[DocumentKey] = set()
+        for entity in dict.fromkeys(key.entity for key in keys):
+            found.update(self.read_by_keys([k for k in keys if k.entity == entity], profile(entity).key_fields))
+        return found
+
+    def read_by_keys(self, keys: Sequence[DocumentKey], select: Sequence[str], *,
+                     expand: str | None = None) -> dict[DocumentKey, dict[str, Any]]:
+        """The unwrapped records of ``keys`` (one entity), by list requests filtered on their numbers.
+
+        Each request's ``$filter`` joins ``<Number> eq '<n>'`` with ``or``, in chunks whose whole URL stays within
+        ``URL_LIMIT`` (measured on the URL sent, escapes included). Records come back matched on both keys, so a
+        document of another type with the same number is ignored. No ``$top``: a 200 answer lists every match, so a
+        key missing from it is missing from Acumatica; an error, or an answer that is not a list, raises and proves
+        nothing about any key of the chunk.
+        """
+        entities = {key.entity for key in keys}
+        if len(entities) > 1:
+            raise ValueError(f"read_by_keys reads one entity at a time, got {sorted(entities)}")
+        if not keys:
+            return {}
+        entity = next(iter(entities))
+        wanted = set(keys)
+        found: dict[DocumentKey, dict[str, Any]] = {}
+        for url in self.key_filter_urls(entity, [key.number for key in keys], select, expand=expand):
+            response = self._request("GET", url)
+            if response.status_code != 200:
+                raise self._error_for(response, f"GET {entity} list by keys")
+            payload = _json_or_none(response)
+            if not isinstance(payload, list):
+                raise PermanentError(f"Acumatica answered a {entity} list by keys with {type(payload).__name__}")
+            for item in payload:
+                record, _ = unwrap(item) if isinstance(item, dict) else ({}, {})
+                try:
+                    key = profile(entity).key_of(record)
+                except ValueError:
+                    continue
+                if key in wanted:
+                    found[key] = record
+        return found
+
+    def key_filter_urls(self, entity: str, numbers: Sequence[str], select: Sequence[str], *,
+                        expand: str | None = None) -> list[str]:
+        """The list URLs that read documents of ``entity`` by ``numbers``, each within ``URL_LIMIT`` as sent."""
+        number_field = profile(entity).key_fields[1]
+        fixed = {"$select": ",".join(select), **({"$expand": expand} if expand else {})}
+
+        def url(chunk: Sequence[str]) -> str:
+            condition = " or ".join(comparison(number_field, "eq", number) for number in chunk)
+            return f"{self._entity_url(entity)}?{query_string({'$filter': condition, **fixed})}"
+
+        return [url(chunk) for chunk in chunks_within(list(dict.fromkeys(numbers)), lambda c: len(url(c)), URL_LIMIT)]
 
     def get_by_id(self, entity: str, id: str) -> Document | None:
         """The document by its session ``id`` (the only way to address keys that contain ``/``)."""
@@ -795,6 +867,30 @@ class AcumaticaClient:
 
 
 # ------------------------------------------------------------------------------------------------- module helpers
+
+
+def chunks_within(items: Sequence[str], length: Callable[[Sequence[str]], int], limit: int) -> Iterator[list[str]]:
+    """``items`` in order, in consecutive chunks as long as ``length(chunk)`` stays within ``limit``.
+
+    The length is measured on what is sent (the caller renders the URL), not estimated from the items. An item too
+    long to fit even alone travels alone: the server's refusal of it is then an error of that one chunk."""
+    chunk: list[str] = []
+    for item in items:
+        if chunk and length([*chunk, item]) > limit:
+            yield chunk
+            chunk = []
+        chunk.append(item)
+    if chunk:
+        yield chunk
+
+
+def _orders_of(record: Mapping[str, Any]) -> list[DocumentKey]:
+    """Purchase orders a bill's lines reference (``Details/POOrderType`` and ``POOrderNbr``), once each, in order."""
+    orders: dict[DocumentKey, None] = {}
+    for line in record.get("Details") or []:
+        if isinstance(line, dict) and line.get("POOrderType") and line.get("POOrderNbr"):
+            orders[DocumentKey("PurchaseOrder", str(line["POOrderType"]), str(line["POOrderNbr"]))] = None
+    return list(orders)
 
 
 def _server_time(response: requests.Response) -> datetime | None:

@@ -1,7 +1,8 @@
 """Upkeep. Daily (``MaintenanceSchedule``): keep the Jira dynamic webhook alive (it expires after 30 days), keep both
-OAuth refresh chains in use, check that the configuration still matches both systems, and keep the webhook function's
-copy of the verification material in step; each check reports on its own, one failing does not skip the others.
-Every ``ResolutionSweepMinutes``: sweep Jira for resolutions whose delivery never arrived (``sweep_resolutions``).
+OAuth refresh chains in use, check that the configuration still matches both systems, keep the webhook function's
+copy of the verification material in step, and (``connector.deletions``) notice the documents deleted behind open
+issues; each check reports on its own, one failing does not skip the others. Every ``ResolutionSweepMinutes``: sweep
+Jira for resolutions whose delivery never arrived (``sweep_resolutions``).
 """
 
 from __future__ import annotations
@@ -120,10 +121,12 @@ def webhook_jql(settings: Settings) -> str:
 def run_maintenance(settings: Settings, *, acumatica: Any, jira: Any, acumatica_tokens: Any, jira_tokens: Any,
                     jira_secret: SecretStore, dead_letters: Callable[[], int],
                     verification: Callable[[], str] | None = None,
-                    sweep: Callable[[], str] | None = None) -> MaintenanceReport:
+                    sweep: Callable[[], str] | None = None,
+                    deletions: Callable[[], str] | None = None) -> MaintenanceReport:
     """``dead_letters`` counts the messages waiting in the DLQ (visible or in flight); ``verification`` keeps the
-    webhook function's secret in step and ``sweep`` queues lost resolutions (both run when given; the deployed
-    handler sweeps on its own schedule instead)."""
+    webhook function's secret in step, ``sweep`` queues lost resolutions and ``deletions`` the open issues whose
+    document Acumatica no longer has (``connector.deletions``); each runs when given (the deployed handler sweeps on
+    its own schedule instead)."""
     report = MaintenanceReport()
 
     def acumatica_version() -> str:
@@ -165,4 +168,6 @@ def run_maintenance(settings: Settings, *, acumatica: Any, jira: Any, acumatica_
         report.run("webhook_verification_material", verification)
     if sweep is not None:
         report.run("resolution_sweep", sweep)
+    if deletions is not None:
+        report.run("deleted_documents", deletions)
     return report

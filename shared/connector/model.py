@@ -134,6 +134,8 @@ class WorkMessage:
     ``sync``: bring the document's Jira issue up to date (from a poll or a push notification). A poll's message
     carries the ``document`` as the poller read it (``document_to_json``, with its ``read_at``), so the worker need
     not read it again while that read is fresh; without it, or when stale, the worker re-reads.
+    A new exception bill's message also carries its ``routing`` (``connector.routing.Routing``: the orders its lines
+    reference and their buyer), read by the poll for the whole page, used with the carried document only.
     ``resolve``: the Jira issue ``issue_key`` reached a resolved status; act on the document (return flow).
     ``dedupe_id`` is the idempotency key of this piece of work, stable across SQS redelivery and DLQ redrive
     (SQS message ids change on redrive, so they are never used for that).
@@ -159,6 +161,7 @@ class WorkMessage:
     deferrals: int | None = None
     """How many times this work went back to the queue as new because Acumatica's session was busy with an action
     (``connector.worker``): a definite "not now" that must not spend the message's attempts."""
+    routing: dict[str, Any] | None = None
 
     @property
     def key(self) -> DocumentKey:

@@ -51,6 +51,15 @@ class DocumentSource(Protocol):
     def referenced_orders(self, key: DocumentKey) -> list[DocumentKey]:
         """The purchase orders a bill's lines reference (``Details``), once each in line order; ``[]`` otherwise."""
 
+    def bill_orders(self, bills: Sequence[DocumentKey]) -> dict[DocumentKey, list[DocumentKey]]:
+        """``referenced_orders`` of many bills in a few requests; a bill absent from the answer does not exist."""
+
+    def order_owners(self, orders: Sequence[DocumentKey]) -> dict[DocumentKey, str | None]:
+        """Each purchase order's ``Owner``, many per request; an order absent from the answer does not exist."""
+
+    def existing(self, keys: Sequence[DocumentKey]) -> set[DocumentKey]:
+        """Which of ``keys`` exist now, many per request. Raises on any failure: absence is only ever a fact."""
+
     def workflow_actions(self, entity: str) -> list[str]:
         """Names of the workflow actions the instance offers for ``entity`` (``$adHocSchema``), for ``ping``."""
 
@@ -227,6 +236,14 @@ class Cursor:
     clock went back."""
     last_rewind: str | None = None
     """The latest time a pass was started earlier because Acumatica's clock went back: when, from where, to where."""
+    lead: timedelta | None = None
+    """How far fresh stamps ran ahead of Acumatica's ``Date`` header (``watermarks.stamp_lead``) in the last completed
+    pass that saw no step back: the database's clock against the web node's, learned from the data."""
+    pass_lead: timedelta | None = None
+    """The lead seen so far by the pass in progress."""
+    pass_stepped: bool = False
+    """A page of the pass in progress saw ``Date`` step back against the page before it (or the last check): stamps
+    written before the correction and read after it would overstate the lead, so the pass teaches none."""
 
 
 @dataclass(frozen=True)
@@ -270,6 +287,9 @@ class StateStore(Protocol):
 
     def get_state(self, key: DocumentKey) -> DocState | None:
         ...
+
+    def open_documents(self, entity: str) -> list[DocumentKey]:
+        """Documents of ``entity`` whose exception is open (an issue the connector keeps current), without a Scan."""
 
     def save_state(self, key: DocumentKey, state: DocState) -> DocState:
         """Write if nobody else wrote since ``state.version`` was read; returns the state with its new version.

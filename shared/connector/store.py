@@ -25,6 +25,8 @@ RECENT_IDS_LIMIT = 50
 UNDELIVERED_PK = "STATS#undelivered-resolutions"
 """Counter of resolutions the sweep found before any delivery announced them (``connector status``)."""
 CONDITION_FAILED = "ConditionalCheckFailedException"
+OPEN_INDEX = "OpenDocuments"
+"""The table's sparse index of document states whose exception is open (``entity`` is written only then)."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -33,6 +35,10 @@ def _iso(value: datetime | None) -> str | None:
 
 def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _seconds(value: Any) -> timedelta | None:
+    return timedelta(seconds=float(value)) if value is not None else None
 
 
 def _plain(value: Any) -> Any:
@@ -85,6 +91,9 @@ class DynamoStore:
             checked_at=_parse(item.get("checked_at")),
             server_checked=_parse(item.get("server_checked")),
             last_rewind=item.get("last_rewind"),
+            lead=_seconds(item.get("lead_seconds")),
+            pass_lead=_seconds(item.get("pass_lead_seconds")),
+            pass_stepped=bool(item.get("pass_stepped", False)),
         )
 
     def put_cursor(self, entity: str, cursor: Cursor) -> None:
@@ -98,6 +107,11 @@ class DynamoStore:
         for name in ("watermark_text", "pass_max", "last_rewind"):
             if getattr(cursor, name):
                 item[name] = getattr(cursor, name)
+        for name in ("lead", "pass_lead"):
+            if getattr(cursor, name) is not None:
+                item[f"{name}_seconds"] = Decimal(str(getattr(cursor, name).total_seconds()))
+        if cursor.pass_stepped:
+            item["pass_stepped"] = True
         if cursor.watermark is not None:
             item["watermark"] = _iso(cursor.watermark)  # readable in the console; the text is what is used
         self._table.put_item(Item=item)
@@ -146,10 +160,12 @@ class DynamoStore:
     def save_state(self, key: DocumentKey, state: DocState) -> DocState:
         new_version = state.version + 1
         item = {
-            "PK": key.pk, "SK": "STATE", "external_id": key.external_id, "entity": key.entity,
+            "PK": key.pk, "SK": "STATE", "external_id": key.external_id,
             "fingerprint": state.fingerprint, "snapshot": dict(state.snapshot), "open": state.open,
             "version": new_version, "updated_at": _iso(self._now()),
         }
+        if state.open:  # the OpenDocuments index holds only open exceptions: a closed one leaves it
+            item["entity"] = key.entity
         if state.issue_key:
             item.update(issue_key=state.issue_key, issue_id=state.issue_id)
         if state.opened_at is not None:
@@ -165,6 +181,21 @@ class DynamoStore:
             raise
         return DocState(state.issue_key, state.issue_id, state.fingerprint, dict(state.snapshot), state.open,
                         new_version, state.opened_at, state.declined)
+
+    def open_documents(self, entity: str) -> list[DocumentKey]:
+        """Documents of ``entity`` whose exception is open, from the sparse ``OpenDocuments`` index: a Query reads
+        only those (plus, once, states an earlier release wrote with ``entity`` whatever their state, which the
+        filter drops), never the table's claims and audit records as a Scan would. Eventually consistent, which a
+        daily check can afford: a state opened or closed in the last moments is seen by the next run."""
+        keys: list[DocumentKey] = []
+        kwargs: dict[str, Any] = {"IndexName": OPEN_INDEX, "KeyConditionExpression": Key("entity").eq(entity),
+                                  "FilterExpression": Attr("open").eq(True), "ProjectionExpression": "external_id"}
+        while True:
+            page = self._table.query(**kwargs)
+            keys.extend(DocumentKey.parse(item["external_id"]) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return keys
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # --- claims ------------------------------------------------------------------------------------------------
 

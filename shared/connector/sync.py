@@ -17,9 +17,11 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Mapping, TypeVar
 
 from . import content, timings, watermarks
-from .errors import NotFoundError, PermanentError, RetryLater, TransientError, UncertainOutcome, ValidationError
+from .errors import (ConnectorError, NotFoundError, PermanentError, RetryLater, TransientError, UncertainOutcome,
+                     ValidationError)
 from .model import Document, DocumentKey, Finding, WorkMessage, document_from_json, document_to_json
 from .ports import Cursor, DocState, DocumentSource, IssueDraft, IssueRef, IssueTracker, Page, StateStore, WorkQueue
+from .routing import PageRouter, Routing, buyer_among, wants_lines
 from .rules import EXCEPTION_RULES, RuleTable, changes, classify, fingerprint, is_resolved, snapshot
 from .triage import TriageRules, evaluate, reached_thresholds, route
 
@@ -70,6 +72,10 @@ class PollReport:
     completed: bool = False
     watermark: str | None = None
     outcomes: dict[str, int] = field(default_factory=dict)
+    rewinds: int = 0
+    """Passes started earlier because Acumatica's ``Date`` went back against its own earlier readings."""
+    rewound_seconds: float = 0.0
+    """How far back the start moved, in all (the figures of each rewind are in the log and the cursor)."""
 
 
 def observed(doc: Document, finding: Finding | None, triage: TriageRules | None, today: date,
@@ -159,12 +165,14 @@ def fresh_carried_document(message: WorkMessage, ctx: SyncContext, attempt: int)
 
 def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, queue: WorkQueue,
                 options: PollOptions, now: Callable[[], datetime], seconds_left: Callable[[], float],
-                correlation_id: str, triage: TriageRules | None = None) -> PollReport:
+                correlation_id: str, triage: TriageRules | None = None,
+                router: PageRouter | None = None) -> PollReport:
     """Work through one pass of changed documents, checkpointing after every durably queued page.
 
     Stops early (``completed=False``) when the Lambda is about to run out of time; the next run resumes the same pass.
     The watermark is the greatest stamp read (``Cursor``); ``now`` serves only budgets, the pass's duration, the
-    full-pass schedule and the initial lookback of an entity never polled.
+    full-pass schedule and the initial lookback of an entity never polled. ``router`` (when routing by purchase order
+    can assign anyone) reads the buyers of a page's new exception bills for the whole page, onto their messages.
     """
     report = PollReport(entity)
     cursor = store.get_cursor(entity)
@@ -181,8 +189,8 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
         else:
             since = EVERYTHING
         full_pass_at = started if since == EVERYTHING or cursor.full_pass_at is None else cursor.full_pass_at
-        cursor = replace(cursor, pass_from=since, pass_started=started, skip=0, pass_max=None,
-                         full_pass_at=full_pass_at)
+        cursor = replace(cursor, pass_from=since, pass_started=started, skip=0, pass_max=None, pass_lead=None,
+                         pass_stepped=False, full_pass_at=full_pass_at)
         store.put_cursor(entity, cursor)
         skip = 0
     else:
@@ -193,13 +201,23 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
     page_started = seconds_left()
     page: Page
     checking = True  # the first page of every run compares the pass's start with Acumatica's own clock
+    read_before: tuple[datetime, datetime] | None = None  # (Date, Lambda time) of the page before, for step checks
     while True:
         restarted = False
         for page in documents.changed_pages(entity, cursor.pass_from, skip=skip, page_size=options.page_size):
+            read_at = now()
+            if read_before is not None:
+                cursor = _stepped_if(cursor, page.server_time, read_before[0], read_at - read_before[1])
+            if page.server_time is not None:
+                read_before = (page.server_time, read_at)
             if checking:
                 checking = False
-                cursor, restarted = _checked_against_server(entity, cursor, page, now(), options.overlap)
+                moved_from = cursor.pass_from
+                cursor, restarted = _checked_against_server(entity, cursor, page, read_at, options.overlap)
                 if restarted:  # that page is of the later start: read again from the earlier one
+                    assert moved_from is not None and cursor.pass_from is not None
+                    report.rewinds += 1
+                    report.rewound_seconds += (moved_from - cursor.pass_from).total_seconds()
                     skip = 0
                     store.put_cursor(entity, cursor)
                     break
@@ -208,13 +226,17 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
             states = store.get_states([d.key for d in page.documents])
             messages, unchanged, healthy = decide(page.documents, states, correlation_id, triage=triage,
                                                   today=cursor.pass_started.date(), rules=options.rules)
+            if router is not None:
+                messages = router.annotate(messages, page.documents, states)
             queue.send(messages)
             store.audit_queued(messages)
             report.enqueued += len(messages)
             report.unchanged += unchanged
             report.healthy += healthy
+            lead = watermarks.stamp_lead(page.documents, page.server_time, cursor.watermark_text)
             cursor = replace(cursor, skip=page.next_skip,
-                             pass_max=watermarks.greatest(cursor.pass_max, page.documents))
+                             pass_max=watermarks.greatest(cursor.pass_max, page.documents),
+                             pass_lead=watermarks.greater_lead(cursor.pass_lead, lead))
             store.put_cursor(entity, cursor)
             remaining = seconds_left()
             slowest_page = max(slowest_page, page_started - remaining)
@@ -231,7 +253,9 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
     store.put_cursor(entity, Cursor(watermark=watermarks.parse(text) if text else None, watermark_text=text,
                                     lookback=max(timedelta(0), now() - cursor.pass_started),
                                     full_pass_at=cursor.full_pass_at, checked_at=cursor.checked_at,
-                                    server_checked=cursor.server_checked, last_rewind=cursor.last_rewind))
+                                    server_checked=cursor.server_checked, last_rewind=cursor.last_rewind,
+                                    lead=cursor.lead if cursor.pass_stepped or cursor.pass_lead is None
+                                    else cursor.pass_lead))
     report.completed = True
     report.watermark = text
     return report
@@ -240,22 +264,39 @@ def poll_entity(entity: str, *, documents: DocumentSource, store: StateStore, qu
 def _checked_against_server(entity: str, cursor: Cursor, page: Page, lambda_now: datetime,
                             overlap: timedelta) -> tuple[Cursor, bool]:
     """The cursor after comparing its pass's start with Acumatica's clock (``watermarks.server_bound``), and whether
-    the pass must start again, earlier. A rewind is logged and kept in the cursor (``last_rewind``): it is the one
-    trace of Acumatica's clock having gone back, and it costs re-reads only (unchanged documents queue nothing)."""
+    the pass must start again, earlier. A rewind is reported (``PollReport.rewinds``, the handler's metric) with its
+    figures in the log and the cursor (``last_rewind``): it is the one trace of Acumatica's clock having gone back,
+    and it costs re-reads only (unchanged documents queue nothing)."""
     assert cursor.pass_from is not None
     since_then = lambda_now - cursor.checked_at if cursor.checked_at is not None else timedelta(0)
-    start = watermarks.server_bound(cursor.pass_from, page.server_time, cursor.server_checked, since_then, overlap)
+    cursor = _stepped_if(cursor, page.server_time, cursor.server_checked, since_then)
+    start = watermarks.server_bound(cursor.pass_from, page.server_time, cursor.server_checked, since_then, overlap,
+                                    cursor.lead)
     checked = replace(cursor, checked_at=lambda_now, server_checked=page.server_time or cursor.server_checked)
     if start is None:
         return checked, False
     assert page.server_time is not None  # server_bound answers only with Acumatica's time in hand
-    note = (f"{lambda_now.isoformat()}: Acumatica's clock read {page.server_time.isoformat()}, so a pass from "
-            f"{cursor.pass_from.isoformat()} could miss edits stamped after a correction; started from "
-            f"{start.isoformat()}")
-    logger.warning("Acumatica's clock went back: the pass starts earlier",
-                   extra={"entity": entity, "pass_from": cursor.pass_from.isoformat(), "start": start.isoformat(),
-                          "server_time": page.server_time.isoformat()})
+    lead = cursor.lead or timedelta(0)
+    figures = {"entity": entity, "pass_from": cursor.pass_from.isoformat(), "start": start.isoformat(),
+               "server_time": page.server_time.isoformat(),
+               "server_checked": cursor.server_checked.isoformat() if cursor.server_checked else None,
+               "since_checked_seconds": round(since_then.total_seconds(), 1),
+               "stamp_lead_seconds": round(lead.total_seconds(), 1)}
+    note = (f"{lambda_now.isoformat()}: Acumatica's Date read {page.server_time.isoformat()} "
+            f"({round(since_then.total_seconds())} s after it read {figures['server_checked']}, stamps leading it by "
+            f"{figures['stamp_lead_seconds']} s), so a pass from {cursor.pass_from.isoformat()} could miss edits "
+            f"stamped after a correction; started from {start.isoformat()}")
+    logger.info("Acumatica's clock went back: the pass starts earlier", extra=figures)
     return replace(checked, pass_from=start, skip=0, last_rewind=note), True
+
+
+def _stepped_if(cursor: Cursor, server_now: datetime | None, server_then: datetime | None,
+                since_then: timedelta) -> Cursor:
+    """The cursor, its pass marked as teaching no lead if ``Date`` stepped back since the reading before: its pages
+    from here on may hold stamps written before a correction and read after it (``watermarks.stamp_lead``)."""
+    if watermarks.stepped_back(server_now, server_then, since_then):
+        return replace(cursor, pass_lead=None, pass_stepped=True)
+    return cursor
 
 
 # --- worker ----------------------------------------------------------------------------------------------------
@@ -292,7 +333,8 @@ def sync_document(message: WorkMessage, ctx: SyncContext, *, attempt: int = 1) -
     document the poller carried in it."""
     key = message.key
     audit = _auditor(ctx.store, key, message.correlation_id)
-    doc = fresh_carried_document(message, ctx, attempt) or ctx.documents.get(key)
+    carried = fresh_carried_document(message, ctx, attempt)
+    doc = carried or ctx.documents.get(key)
     if doc is None:
         gone = ctx.store.get_state(key)
         if gone is not None and gone.issue_key and gone.open:
@@ -312,32 +354,56 @@ def sync_document(message: WorkMessage, ctx: SyncContext, *, attempt: int = 1) -
         if finding is None:
             audit("sync", "healthy", reason="no exception and no issue", status=doc.status)
             return "healthy"
-        return _ensure_issue(doc, finding, state, ctx, audit)
+        return _ensure_issue(doc, finding, state, ctx, audit, _carried_routing(message) if carried else None)
     return _update_issue(doc, finding, snap, fp, state, ctx, audit)
 
 
-def _orders(doc: Document, ctx: SyncContext) -> list[DocumentKey]:
-    """The purchase orders a bill's lines reference: one Acumatica read, so only for a bill about to get an issue."""
-    if doc.key.entity != "Bill" or ctx.triage is None:
-        return []
-    return ctx.documents.referenced_orders(doc.key)
+def _carried_routing(message: WorkMessage) -> Routing | None:
+    """The buyer the poll read with the carried document; ``None`` when it carries none (or nothing readable)."""
+    if message.routing is None:
+        return None
+    try:
+        return Routing.from_json(message.routing)
+    except ValueError:
+        logger.warning("carried routing unreadable; reading the bill", extra={"external_id": message.external_id})
+        return None
 
 
-def buyer_of(orders: list[DocumentKey], documents: DocumentSource) -> str | None:
-    """The ``Owner`` of the first of ``orders`` that has one: the buyer who raised the order is who the AP team
-    asks about the bill."""
-    for order in orders:
-        purchase_order = documents.get(order)
-        if purchase_order is not None and purchase_order.owner:
-            return purchase_order.owner
-    return None
+def _routing(doc: Document, ctx: SyncContext, audit: Callable[..., None], carried: Routing | None) -> Routing:
+    """The purchase orders a bill about to get an issue references, and their buyer: what the poll read for the whole
+    page when the message carries it, else one read of the bill's lines and of its orders, as the poll would have.
+
+    Read only when a buyer could be mapped to someone (``routing.wants_lines``). Never raises: routing is an
+    enrichment, so a failed or refused read leaves the buyer unknown, is audited, and the issue is created all the
+    same (by the vendor table, the default, round robin, or unassigned)."""
+    if doc.key.entity != "Bill" or doc.owner or ctx.triage is None or not wants_lines(ctx.owner_map):
+        return Routing()
+    found = carried if carried is not None else _read_routing(doc.key, ctx)
+    if found.unavailable:
+        audit("routing", "unavailable", reason=f"{found.unavailable}; the issue is routed without the bill's buyer")
+    return found
 
 
-def _draft(doc: Document, finding: Finding, ctx: SyncContext, orders: list[DocumentKey] | None = None) -> IssueDraft:
+def _read_routing(key: DocumentKey, ctx: SyncContext) -> Routing:
+    try:
+        orders = ctx.documents.referenced_orders(key)
+    except ConnectorError as exc:
+        return Routing(unavailable=f"the bill's lines could not be read: {exc}"[:500])
+    owners: dict[DocumentKey, str | None] = {}
+    for order in orders:  # the first order with an owner is the buyer: stop there, or at the first failure
+        try:
+            purchase_order = ctx.documents.get(order)
+        except ConnectorError as exc:
+            return Routing(orders=tuple(orders), unavailable=f"purchase order {order} could not be read: {exc}"[:500])
+        owners[order] = purchase_order.owner if purchase_order is not None else None
+        if owners[order]:
+            break
+    return Routing(orders=tuple(orders), buyer=buyer_among(orders, owners))
+
+
+def _draft(doc: Document, finding: Finding, ctx: SyncContext, routing: Routing) -> IssueDraft:
     rules = ctx.triage or TriageRules()
-    if orders is None:
-        orders = _orders(doc, ctx)
-    buyer = buyer_of(orders, ctx.documents) if not doc.owner else None
+    buyer = routing.buyer if not doc.owner else None
     draft = IssueDraft(
         summary=content.summary(doc, finding),
         description=content.description(doc, finding, ctx.acumatica_url),
@@ -353,7 +419,7 @@ def _draft(doc: Document, finding: Finding, ctx: SyncContext, orders: list[Docum
 
 def planned_issue(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDraft:
     """The issue the worker would create for ``doc`` now: ``connector preview`` prints exactly this."""
-    return _draft(doc, finding, ctx)
+    return _draft(doc, finding, ctx, _routing(doc, ctx, lambda *args, **kwargs: None, None))
 
 
 def _triage_fields(draft: IssueDraft, changed: list[tuple[str, str, str]], snap: Mapping[str, str]) -> IssueDraft:
@@ -369,21 +435,26 @@ Sent = TypeVar("Sent")
 def _without_refused(send: Callable[[IssueDraft], Sent], draft: IssueDraft, audit: Callable[..., None],
                      doing: str) -> Sent:
     """Send ``draft``; each optional field Jira refuses (a deactivated assignee, a priority the project's scheme
-    lacks, a due date the screen does not offer) is audited and dropped, and the rest is sent again."""
+    lacks, a due date the screen does not offer) is audited and dropped, and the rest is sent again. A 400 that names
+    no field at all cannot be pinned on one: every optional field is dropped, once, so the issue itself still exists
+    and stays current; a refusal naming a field the issue needs (summary, description, external id) is raised."""
     while True:
         try:
             return send(draft)
         except ValidationError as exc:
+            why = exc.field_errors
             refused = [name for name, attribute in REFUSABLE.items()
-                       if name in exc.field_errors and getattr(draft, attribute) is not None]
+                       if name in why and getattr(draft, attribute) is not None]
+            if not refused and not why:
+                refused = [name for name, attribute in REFUSABLE.items() if getattr(draft, attribute) is not None]
+                why = {name: f"refused without naming a field ({exc})" for name in refused}
             if not refused:
                 raise
             for name in refused:
                 if name == "assignee":
-                    reason = (f"Jira refused assignee from the owner map: {exc.field_errors[name]}; "
-                              f"{doing} unassigned")
+                    reason = f"Jira refused assignee from the owner map: {why[name]}; {doing} unassigned"
                 else:
-                    reason = (f"Jira refused {name} {getattr(draft, REFUSABLE[name])!r}: {exc.field_errors[name]}; "
+                    reason = (f"Jira refused {name} {getattr(draft, REFUSABLE[name])!r}: {why[name]}; "
                               f"{doing} without it")
                 audit("issue", f"{name}-refused", reason=reason)
             draft = replace(draft, **{REFUSABLE[name]: None for name in refused})
@@ -396,16 +467,17 @@ def _content_only(doc: Document, finding: Finding, ctx: SyncContext) -> IssueDra
 
 
 def _create(doc: Document, finding: Finding, ctx: SyncContext, audit: Callable[..., None],
-            orders: list[DocumentKey]) -> IssueRef:
+            routing: Routing) -> IssueRef:
     """Create the issue; an assignee or priority Jira refuses must not stop the issue existing."""
-    return _without_refused(ctx.tracker.create_issue, _draft(doc, finding, ctx, orders), audit, "created")
+    return _without_refused(ctx.tracker.create_issue, _draft(doc, finding, ctx, routing), audit, "created")
 
 
 def _link_orders(doc: Document, issue_key: str, orders: list[DocumentKey], ctx: SyncContext,
                  audit: Callable[..., None]) -> None:
     """Link a bill's issue to the issues of the purchase orders it bills ("relates to"), once per pair.
 
-    A link that fails (linking disabled, a link type renamed) is audited and never stops the bill's own issue."""
+    A link is an enrichment: one that fails or is refused (linking disabled, a link type renamed, a 403 or a 413) is
+    audited and never stops the bill's own issue, nor sends its message to the DLQ."""
     for order in orders:
         state = ctx.store.get_state(order)
         if state is None or not state.issue_key:
@@ -416,8 +488,8 @@ def _link_orders(doc: Document, issue_key: str, orders: list[DocumentKey], ctx: 
             continue
         try:
             ctx.tracker.link_issues(issue_key, state.issue_key)
-        except (NotFoundError, ValidationError) as exc:
-            ctx.store.finish_claim(doc.key, name, "failed", reason=str(exc))
+        except ConnectorError as exc:  # refused (403, 404, 413, 400) or failing: the issue stands without it
+            ctx.store.finish_claim(doc.key, name, "failed", reason=str(exc)[:500])
             audit("link", "failed", reason=f"could not link {issue_key} to {state.issue_key}: {exc}",
                   issue=issue_key)
             continue
@@ -426,7 +498,7 @@ def _link_orders(doc: Document, issue_key: str, orders: list[DocumentKey], ctx: 
 
 
 def _ensure_issue(doc: Document, finding: Finding, state: DocState, ctx: SyncContext,
-                  audit: Callable[..., None]) -> str:
+                  audit: Callable[..., None], carried: Routing | None = None) -> str:
     key = doc.key
     claim = ctx.store.claim(key, CREATE_CLAIM, fingerprint="issue", retake_after_seconds=CREATE_RETAKE_SECONDS)
     issue: IssueRef | None = None
@@ -439,7 +511,7 @@ def _ensure_issue(doc: Document, finding: Finding, state: DocState, ctx: SyncCon
                 # Come back when the claim may be retaken (search has caught up by then), not sooner.
                 raise TransientError(f"creation of the issue for {key} is in flight; retrying after it settles",
                                      retry_after=max(1.0, claim.claimed_at + CREATE_RETAKE_SECONDS - ctx.clock()))
-        orders = _orders(doc, ctx)  # also when adopting: a crash between creating and linking still links
+        routing = _routing(doc, ctx, audit, carried)  # also when adopting: a crash before linking still links
         if issue is not None:
             outcome = "adopted"
             ctx.tracker.update_issue(issue.key, _content_only(doc, finding, ctx))
@@ -448,7 +520,7 @@ def _ensure_issue(doc: Document, finding: Finding, state: DocState, ctx: SyncCon
         raise
     if issue is None:
         try:
-            issue = _create(doc, finding, ctx, audit, orders)
+            issue = _create(doc, finding, ctx, audit, routing)
         except (PermanentError, TransientError) as exc:
             if isinstance(exc, UncertainOutcome):
                 raise  # Jira may have created it: the claim stays until search can tell (CREATE_RETAKE_SECONDS)
@@ -462,7 +534,7 @@ def _ensure_issue(doc: Document, finding: Finding, state: DocState, ctx: SyncCon
     ctx.store.save_state(key, replace(state, issue_key=issue.key, issue_id=issue.id, fingerprint=fingerprint(snap),
                                       snapshot=snap, open=True, opened_at=opened_at))
     audit("issue", outcome, reason=finding.reason, issue=issue.key, rule=finding.rule, status=doc.status)
-    _link_orders(doc, issue.key, orders, ctx, audit)
+    _link_orders(doc, issue.key, list(routing.orders), ctx, audit)
     logger.info("issue %s", outcome, extra={"external_id": key.external_id, "issue": issue.key, "rule": finding.rule})
     return outcome
 
@@ -569,12 +641,18 @@ def _release_comment_claim(key: DocumentKey, ctx: SyncContext, exc: Exception) -
 
 def _overdue_once(doc: Document, snap: Mapping[str, str], issue_key: str, ctx: SyncContext,
                   audit: Callable[..., None]) -> None:
-    """One comment when a document goes overdue, per due date: the claim holds across replays and retaken updates."""
+    """One comment when a document goes overdue, per due date: the claim holds across replays and retaken updates.
+    An enrichment: if Jira refuses or fails it, the update stands and the failure is audited."""
     claim = ctx.store.claim(doc.key, OVERDUE_CLAIM, fingerprint=snap.get("due date", ""),
                             retake_after_seconds=COMMENT_RETAKE_SECONDS)
     if not claim.won:
         return
-    ctx.tracker.add_comment(issue_key, content.overdue_comment(doc, snap.get("due date", ""), snap.get("priority", "")))
+    try:
+        ctx.tracker.add_comment(issue_key, content.overdue_comment(doc, snap.get("due date", ""),
+                                                                   snap.get("priority", "")))
+    except ConnectorError as exc:
+        _enrichment_failed(doc.key, OVERDUE_CLAIM, exc, ctx, audit, issue_key, "overdue comment")
+        return
     ctx.store.finish_claim(doc.key, OVERDUE_CLAIM, "done", issue_key=issue_key)
     audit("issue", "overdue", reason=f"due {snap.get('due date')}; priority now {snap.get('priority')}",
           issue=issue_key)
@@ -585,7 +663,8 @@ def _escalate_once(doc: Document, finding: Finding, state: DocState, issue_key: 
     """A comment mentioning who must act, and a label, once per threshold reached.
 
     The claim makes it once across replays and retaken updates; the label (``escalated-7d``) makes it once when the
-    state table was lost too, since Jira keeps it: an issue that already carries it is not escalated again."""
+    state table was lost too, since Jira keeps it: an issue that already carries it is not escalated again. An
+    enrichment: a failure is audited, the update stands, and later thresholds wait for the next change."""
     rules = ctx.triage
     if rules is None or state.opened_at is None:
         return
@@ -595,17 +674,32 @@ def _escalate_once(doc: Document, finding: Finding, state: DocState, issue_key: 
                                retake_after_seconds=COMMENT_RETAKE_SECONDS).won:
             continue
         label = f"{rules.escalation_label}-{days}d"
-        issue = ctx.tracker.get_issue(issue_key)
-        fields = issue.fields if issue is not None else {}
-        if label in (fields.get("labels") or ()):
-            ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key, reason="label already on the issue")
-            continue
-        who = rules.escalation_user or ((fields.get("assignee") or {}).get("accountId"))
-        ctx.tracker.add_comment(issue_key, content.escalation_comment(doc, finding, days, who))
-        ctx.tracker.add_label(issue_key, label)
+        try:
+            issue = ctx.tracker.get_issue(issue_key)
+            fields = issue.fields if issue is not None else {}
+            if label in (fields.get("labels") or ()):
+                ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key,
+                                       reason="label already on the issue")
+                continue
+            who = rules.escalation_user or ((fields.get("assignee") or {}).get("accountId"))
+            ctx.tracker.add_comment(issue_key, content.escalation_comment(doc, finding, days, who))
+            ctx.tracker.add_label(issue_key, label)
+        except ConnectorError as exc:
+            _enrichment_failed(doc.key, name, exc, ctx, audit, issue_key, f"escalation after {days} days")
+            return
         ctx.store.finish_claim(doc.key, name, "done", issue_key=issue_key)
         audit("issue", "escalated", reason=f"still an exception {days} days after the issue was opened",
               issue=issue_key, mentioned=who, label=label)
+
+
+def _enrichment_failed(key: DocumentKey, claim: str, exc: ConnectorError, ctx: SyncContext,
+                       audit: Callable[..., None], issue_key: str, what: str) -> None:
+    """An enrichment Jira refused or failed: audited, and the update goes on without it. A definite failure gives
+    its claim back; one that may have been posted keeps it, so its retake window stands between it and a repeat."""
+    if not isinstance(exc, UncertainOutcome):
+        ctx.store.finish_claim(key, claim, "failed", reason=f"{type(exc).__name__}: {exc}"[:500])
+    audit("issue", "enrichment-failed", reason=f"{what} not made: {exc}", issue=issue_key)
+    logger.info("enrichment failed; the issue stands", extra={"external_id": key.external_id, "what": what})
 
 
 DELETED_FINGERPRINT = "deleted"
@@ -654,14 +748,17 @@ def first_turn(entities: tuple[str, ...], tick: datetime) -> int:
 
 def run_poll(entities: tuple[str, ...], *, documents: DocumentSource, store: StateStore, queue: WorkQueue,
              options: PollOptions, now: Callable[[], datetime], seconds_left: Callable[[], float],
-             correlation_id: str, triage: TriageRules | None = None) -> tuple[list[PollReport], dict[str, str]]:
+             correlation_id: str, triage: TriageRules | None = None,
+             owner_map: Mapping[str, str] | None = None) -> tuple[list[PollReport], dict[str, str]]:
     """Poll every configured entity; one entity failing does not starve the others. Returns reports and errors.
 
     Entities take turns at going first (``first_turn``), so a backlog in one cannot use up every run's time while
     the others wait. Running out of time, or a system asking for a longer wait than the run has, is not an error:
-    the entity gets an incomplete report and the next tick continues from its checkpoint."""
+    the entity gets an incomplete report and the next tick continues from its checkpoint. New exception bills get
+    their buyers read page by page only when ``owner_map`` could map one (``routing.wants_lines``)."""
     reports: list[PollReport] = []
     failures: dict[str, str] = {}
+    router = PageRouter(documents, options.rules) if triage is not None and wants_lines(owner_map or {}) else None
     start = first_turn(entities, now())
     for entity in entities[start:] + entities[:start]:
         if seconds_left() < options.safety_seconds:
@@ -671,7 +768,7 @@ def run_poll(entities: tuple[str, ...], *, documents: DocumentSource, store: Sta
         try:
             reports.append(poll_entity(entity, documents=documents, store=store, queue=queue, options=options,
                                        now=now, seconds_left=seconds_left, correlation_id=correlation_id,
-                                       triage=triage))
+                                       triage=triage, router=router))
         except RetryLater as exc:
             logger.info("stopped: %s", exc, extra={"entity": entity})
             reports.append(PollReport(entity))

@@ -98,6 +98,10 @@ would count a delivery as lost that was only on its way."""
 
 RECORD_RESERVE_SECONDS = 30.0
 """The least time a record is started with; the worker also keeps the slowest record seen so far in reserve."""
+DELETION_CHECK_RESERVE_SECONDS = 20.0
+"""The maintenance run's deleted-document check starts no slice of lookups (about five requests) with less of the run
+left: a slice at Acumatica's usual pace and the run's report fit in it. A slower Acumatica can still end the run
+mid-slice; what earlier slices found is already queued, and the next run looks again."""
 
 
 def slowest_token_refresh() -> float:

@@ -132,7 +132,9 @@ def exercised(sandbox, client):
              lambda: client.invoke_action(check, "ReleaseCheck"),
              lambda: client.get(DocumentKey("Bill", "Bill", "x/y")),
              lambda: client.get(DocumentKey("Bill", "Bill", "404")),
-             lambda: client.referenced_orders(DocumentKey("Bill", "Bill", "000099"))]
+             lambda: client.referenced_orders(DocumentKey("Bill", "Bill", "000099")),
+             lambda: client.bill_orders([DocumentKey("Bill", "Bill", "000099"), bill]),
+             lambda: client.order_owners([order]), lambda: client.existing([bill, check, order])]
     for step in steps:
         try:
             step()

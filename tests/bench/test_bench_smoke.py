@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import Result, backlog, classify, coldstart, flow, webhook
+from bench import Result, backlog, classify, coldstart, flow, routing, webhook
 from bench.__main__ import main
 
 
@@ -78,7 +78,7 @@ def test_flow_counts_calls_per_document_through_the_real_handlers() -> None:
     result = flow.run(flow.Config(documents=60, resolutions=3, naive_documents=10))
 
     assert result.passed, [c for c in result.checks if not c.passed]
-    assert figure(result, "Acumatica requests per exception (worker)") <= 1.05  # a bill's lines, read once
+    assert figure(result, "Acumatica requests per exception (worker)") == 0  # no re-read; no OwnerMap, no lines
     assert figure(result, "Jira calls per unchanged document on re-poll") == 0
     assert figure(result, "naive: Acumatica requests per 1,000 documents polled") >= 1000
     assert figure(result, "webhook -> release confirmed, p50") > 0
@@ -102,3 +102,13 @@ def test_cli_refuses_an_unknown_benchmark() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["nonsense"])
     assert exit_info.value.code == 2
+
+
+def test_routing_counts_acumatica_requests_per_configuration_and_names_each_dynamodb_write() -> None:
+    result = routing.run(routing.Config(documents=130, orders=10))
+
+    assert result.passed, [c for c in result.checks if not c.passed]
+    batched, naive = (figure(result, "Acumatica requests, OwnerMap"),
+                      figure(result, "naive: Acumatica requests, OwnerMap (one read per bill)"))
+    assert batched < naive  # two batched reads for the page instead of two per new bill issue
+    assert "document state" in next(f.note for f in result.figures if f.name.startswith("DynamoDB items written"))

@@ -28,7 +28,8 @@ def table_definition() -> dict:
     template, errors = decode(str(ROOT / "template.yaml"))
     assert not errors, errors
     props = template["Resources"]["ConnectorTable"]["Properties"]
-    return {"KeySchema": props["KeySchema"], "AttributeDefinitions": props["AttributeDefinitions"]}
+    return {"KeySchema": props["KeySchema"], "AttributeDefinitions": props["AttributeDefinitions"],
+            "GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]}
 
 
 @pytest.fixture

@@ -318,3 +318,38 @@ def test_a_clock_that_ran_ahead_bounds_the_start_by_what_it_read_at_the_last_che
     start = watermarks.server_bound(watermark - OVERLAP, put_right, ahead, timedelta(minutes=5), OVERLAP)
 
     assert start == SERVER_THEN + watermarks.DATE_RESOLUTION - OVERLAP
+
+
+def test_a_date_that_merely_lags_the_stamps_by_the_learned_lead_moves_no_start():
+    lag = timedelta(minutes=90)  # the web node's clock (Date) runs 90 minutes behind the database's (stamps)
+    watermark = (SERVER_THEN + lag - timedelta(minutes=1)).astimezone(BRISBANE)
+    five_minutes = timedelta(minutes=5)
+    now = SERVER_THEN + five_minutes
+
+    assert watermarks.server_bound(watermark - OVERLAP, now, SERVER_THEN, five_minutes, OVERLAP) is not None
+    assert watermarks.server_bound(watermark - OVERLAP, now, SERVER_THEN, five_minutes, OVERLAP, lag) is None
+    # put back 2 h (both clocks): the bound still moves, translated to the database's clock by the lead
+    start = watermarks.server_bound(watermark - OVERLAP, now - timedelta(hours=2), SERVER_THEN, five_minutes,
+                                    OVERLAP, lag)
+    assert start == SERVER_THEN - timedelta(hours=2) + lag + watermarks.DATE_RESOLUTION - OVERLAP
+
+
+def test_the_lead_is_learned_only_from_stamps_newer_than_the_watermark():
+    date = datetime(2026, 11, 24, 2, 0, 30, tzinfo=timezone.utc)
+    docs = [replace(make_doc(number=str(n)), fields={"LastModifiedDateTime": stamp})
+            for n, stamp in enumerate(("2026-11-24T13:30:00.000+10:00", "2026-11-24T12:01:00.000+10:00"))]
+    assert watermarks.stamp_lead(docs, date, None) == timedelta(hours=1, minutes=29, seconds=30)
+    assert watermarks.stamp_lead(docs[1:], date, None) == timedelta(seconds=30)
+    # stamps the last pass already read (a clock that ran ahead and was put right wrote them) teach nothing
+    assert watermarks.stamp_lead(docs, date, "2026-11-24T13:30:00.000+10:00") is None
+    assert watermarks.stamp_lead(docs[1:], date, "2026-11-24T03:30:00.000+00:00") is None
+    assert watermarks.stamp_lead(docs, None, None) is None
+
+
+def test_date_steps_back_only_beyond_its_resolution():
+    then = SERVER_THEN
+    assert not watermarks.stepped_back(then + timedelta(seconds=59), then, timedelta(seconds=60))
+    assert not watermarks.stepped_back(then + timedelta(seconds=58), then, timedelta(seconds=60))
+    assert watermarks.stepped_back(then + timedelta(seconds=57), then, timedelta(seconds=60))
+    assert not watermarks.stepped_back(None, then, timedelta(0)) and not watermarks.stepped_back(then, None,
+                                                                                              timedelta(0))

@@ -1,5 +1,6 @@
 """Triage through the real handlers on the local stack: a held bill is assigned to the buyer of the purchase order
-its lines reference (read with ``$expand=Details``), and carries its due date and a priority from the default table."""
+its lines reference (read by the poll for the whole page with ``$expand=Details``, the orders' owners likewise), and
+carries its due date and a priority from the default table."""
 
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ def test_held_bill_goes_to_the_po_buyer_with_due_date_and_priority(stack, harnes
     assert held["fields"]["priority"]["name"] == "High"
     (later,) = harness.issues("Bill:Bill:140003")
     assert later["fields"]["assignee"] is None and later["fields"]["priority"]["name"] == "Medium"
-    expanded = [e for e in stack.acumatica.requests_log if e.query.get("$expand")]
-    assert {e.path.rsplit("/", 1)[1] for e in expanded} == {"140002", "140003"}  # exception bills only
+    (expanded,) = [e for e in stack.acumatica.requests_log if e.query.get("$expand")]  # one for the page
+    assert expanded.path.endswith("/Bill") and expanded.query["$filter"] in (
+        "ReferenceNbr eq '140002' or ReferenceNbr eq '140003'", "ReferenceNbr eq '140003' or ReferenceNbr eq '140002'")
+    (owners,) = [e for e in stack.acumatica.requests_log if "OrderNbr eq" in e.query.get("$filter", "")]
+    assert owners.query["$filter"] == "OrderNbr eq 'PO140001'"
     assert harness.issues("PurchaseOrder:Normal:PO140001") == []
 
     calls = len(stack.jira.exchanges())

@@ -124,3 +124,7 @@ def test_consecutive_resolution_sweeps_leave_no_resolution_unseen():
     assert timings.RESOLUTION_SWEEP_OVERLAP_SECONDS >= timings.JIRA_SEARCH_LAG_SECONDS
     assert timings.RESOLUTION_SWEEP_OVERLAP_SECONDS >= timings.RESOLUTION_SWEEP_GRACE_SECONDS
     assert timings.RESOLUTION_SWEEP_GRACE_SECONDS >= 60  # deliveries arrive within seconds; a minute is generous
+
+
+def test_the_deleted_document_check_leaves_the_maintenance_run_time_for_its_report_and_has_most_of_it():
+    assert 0 < timings.DELETION_CHECK_RESERVE_SECONDS <= timings.MAINTENANCE_TIMEOUT_SECONDS / 4

@@ -461,10 +461,11 @@ BRISBANE, BRISBANE_DST = timedelta(hours=10), timedelta(hours=11)
 POLL_EVERY = timedelta(minutes=5)  # PollSchedule's default
 
 
-def _clock_changes(*changes: ClockChange) -> Scenario:
+def _clock_changes(*changes: ClockChange, web_lag: timedelta | None = None) -> Scenario:
     """A poll takes the watermark; then, per change, five minutes pass, a share of the healthy bills goes on hold,
     Acumatica's clock jumps (or its offset changes), another share goes on hold, and the scheduled poll runs. What
-    the polls queued is worked through the core against the same sandbox."""
+    the polls queued is worked through the core against the same sandbox. ``web_lag``: the web node's clock (the
+    ``Date`` header) runs this far behind the database's (the stamps), and jumps with it."""
 
     def run(world: World, row: Row) -> None:
         count_of_bills = len(world.acumatica.docs)
@@ -475,7 +476,9 @@ def _clock_changes(*changes: ClockChange) -> Scenario:
             started, jumped = lambda_now[0], [timedelta(0)]
 
             def move_clock(offset: timedelta | None = None) -> None:  # it runs with the Lambda's, plus its jumps
-                sandbox.set_clock(skew=(lambda_now[0] - started) + jumped[0], render_offset=offset)
+                moved = (lambda_now[0] - started) + jumped[0]
+                sandbox.set_clock(skew=moved, render_offset=offset,
+                                  web_skew=None if web_lag is None else moved - web_lag)
 
             numbers = [sandbox.add_document("Bill", Hold=False)["ReferenceNbr"] for _ in range(count_of_bills)]
             queue = _Queue(world)
@@ -598,6 +601,9 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
         _clock_changes((timedelta(hours=6), BRISBANE), (-timedelta(hours=6), BRISBANE)), "On Hold"),
     "clock: Acumatica put back 2 h (NTP)": (_clock_changes((-timedelta(hours=2), BRISBANE)), "On Hold"),
     "clock: offset +10:00 -> +11:00 (DST)": (_clock_changes((timedelta(0), BRISBANE_DST)), "On Hold"),
+    "clock: web node 40 min behind, put back 2 h": (
+        _clock_changes((timedelta(0), BRISBANE), (-timedelta(hours=2), BRISBANE), web_lag=timedelta(minutes=40)),
+        "On Hold"),
 }
 
 

@@ -141,6 +141,8 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         self.drop_deliveries = False
         """When set, changes are made but no webhook is delivered (Jira gave up, or never sent it)."""
         self._faults: list[Fault] = []
+        self._hidden_fields: set[str] = set()
+        """Fields the project's create and edit screens lack (``hide_fields``): setting one answers 400."""
         self._rate_limit: tuple[int, float] | None = None
         self._request_times: list[float] = []
         self._exchanges: deque[dict[str, Any]] = deque(maxlen=JOURNAL_LIMIT)
@@ -249,6 +251,12 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         with self._lock:
             self._faults.append(Fault(n, status=status, retry_after=retry_after, method=method,
                                       path_contains=path_contains))
+
+    def hide_fields(self, *names: str, hidden: bool = True) -> None:
+        """Take fields off (or put them back on) the project's screens, as an admin can: Jira then refuses a value for
+        one with 400 and the field's error, the way it refuses a ``duedate`` or ``priority`` a screen lacks."""
+        with self._lock:
+            (self._hidden_fields.update if hidden else self._hidden_fields.difference_update)(names)
 
     def slow_next(self, n: int, seconds: float, *, method: str | None = None, path_contains: str | None = None) -> None:
         """The next ``n`` matching requests are processed, then answered only after ``seconds`` (client timeouts)."""
@@ -770,7 +778,9 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         messages = [] if messages is None else messages
         values: dict[str, Any] = {}
         for name, value in fields.items():
-            if name == "summary":
+            if name in self._hidden_fields:
+                errors[name] = f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
+            elif name == "summary":
                 if not isinstance(value, str) or not value.strip():
                     errors[name] = "You must specify a summary of the issue."
                 elif len(value) > 255:
