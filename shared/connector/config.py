@@ -14,6 +14,7 @@ from .documents import PROFILES
 from .errors import ConfigurationError
 from .triage import TriageRules, rules_from_env
 from .rules import EXCEPTION_RULES, RuleTable, build_rules
+from .urls import base_url_problem, shown
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -106,8 +107,9 @@ class Settings:
             return value
 
         for name in ("ACUMATICA_URL", "JIRA_API_URL", "JIRA_AUTH_URL", "JIRA_SITE_URL"):
-            if env.get(name) and not env[name].startswith(("https://", "http://")):
-                raise ConfigurationError(f"{name} must be an http(s) URL, got {env[name]!r}")
+            problem = base_url_problem(env[name]) if env.get(name) else None
+            if problem:
+                raise ConfigurationError(f"{name} {problem}, got {shown(env[name])}")
 
         return cls(
             acumatica_url=env["ACUMATICA_URL"].rstrip("/"),
