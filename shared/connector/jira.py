@@ -39,7 +39,7 @@ from .errors import (
     UncertainOutcome,
     ValidationError,
 )
-from .http import make_session, retry_after_seconds, transport_error
+from .http import make_session, redirect_refused, retry_after_seconds, transport_error
 from .ports import IssueDraft, IssueRef, StatusChange
 from .tokens import ObtainTokens
 
@@ -176,9 +176,12 @@ def accessible_sites(
     url = f"{api_url.rstrip('/')}/oauth/token/accessible-resources"
     try:
         response = session.get(url, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-                               timeout=timeout)
+                               timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
         raise TransientError(f"could not reach Jira accessible-resources: {type(exc).__name__}") from exc
+    refused = redirect_refused("Jira", "JiraApiUrl", response)
+    if refused is not None:
+        raise refused
     if response.status_code in (401, 403):
         raise AuthenticationError(f"Jira refused the access token for accessible-resources ({response.status_code})")
     if response.status_code != 200:
@@ -603,11 +606,14 @@ class JiraClient:
         try:
             response = self._session.request(
                 method, self._base + path, json=json, params=params, timeout=self._timeout,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}, allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise transport_error("Jira", method, path, exc,
                                   may_have_happened=method == "POST" and not read_only) from exc
+        refused = redirect_refused("Jira", "JiraApiUrl", response)
+        if refused is not None:  # the bearer token stays with Jira
+            raise refused
         _note_rate_limits(response, method, path)
         return response
 
@@ -670,9 +676,14 @@ def _post_token_endpoint(session: requests.Session, url: str, body: Mapping[str,
                          timeout: tuple[float, float]) -> requests.Response:
     """POST a grant; transport failures are transient: a rotated refresh token stays usable for a 10-minute leeway."""
     try:
-        return session.post(url, json=dict(body), headers={"Accept": "application/json"}, timeout=timeout)
+        response = session.post(url, json=dict(body), headers={"Accept": "application/json"}, timeout=timeout,
+                                allow_redirects=False)
     except requests.RequestException as exc:
         raise TransientError(f"could not reach the Jira token endpoint: {type(exc).__name__}") from None
+    refused = redirect_refused("Jira's token endpoint", "JiraAuthUrl", response)
+    if refused is not None:  # the body holds the client secret and a refresh token or code: never re-posted
+        raise refused
+    return response
 
 
 def _issued_tokens(response: requests.Response, *, previous_refresh_token: str) -> dict[str, Any]:
