@@ -220,7 +220,10 @@ class LocalStack:
         secrets.put_secret_value(SecretId=self.aws.outputs["JiraSecretArn"], SecretString=json.dumps(jira_secret))
         verification = {"webhook_secret": jira_secret.get("webhook_secret", ""),
                         "client_secret": jira_secret.get("client_secret", ""),
-                        "push_secret": acumatica_secret.get("push_secret", "")}
+                        "push_secret": acumatica_secret.get("push_secret", ""),
+                        # The site the sandbox's dynamic-webhook JWTs name (connect and maintenance copy it on AWS).
+                        "cloud_id": (self.jira.cloud_ids[JIRA_SITE] if self.jira
+                                     else jira_secret.get("cloud_id", ""))}
         secrets.put_secret_value(SecretId=self.aws.outputs["WebhookSecretArn"], SecretString=json.dumps(verification))
 
     # --- what AWS would do -------------------------------------------------------------------------------------

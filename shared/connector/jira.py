@@ -40,6 +40,7 @@ from .errors import (
     ValidationError,
 )
 from .http import make_session, redirect_refused, retry_after_seconds, transport_error
+from .ids import issue_segment
 from .ports import IssueDraft, IssueRef, StatusChange
 from .tokens import ObtainTokens
 
@@ -309,11 +310,11 @@ class JiraClient:
         return min(matches, key=lambda issue: (len(issue.id), issue.id))  # numeric ids: shorter is older
 
     def get_issue(self, key: str) -> IssueRef | None:
-        response = self._call("GET", f"/issue/{key}",
-                              params={"fields": f"status,summary,creator,labels,assignee,{self._field}"})
+        path = _issue_path(key)
+        response = self._call("GET", path, params={"fields": f"status,summary,creator,labels,assignee,{self._field}"})
         if response.status_code == 404:
             return None
-        return self._issue_ref(self._ok(response, "GET", f"/issue/{key}"))
+        return self._issue_ref(self._ok(response, "GET", path))
 
     def create_issue(self, draft: IssueDraft) -> IssueRef:
         """Create the issue; a timeout after sending is ``UncertainOutcome`` (settle it by searching, not resending)."""
@@ -330,8 +331,8 @@ class JiraClient:
     def update_issue(self, key: str, draft: IssueDraft) -> None:
         fields = self._fields_of(draft)
         if fields:
-            self._ok(self._call("PUT", f"/issue/{key}", json={"fields": fields}), "PUT", f"/issue/{key}",
-                     expected=(204, 200))
+            path = _issue_path(key)
+            self._ok(self._call("PUT", path, json={"fields": fields}), "PUT", path, expected=(204, 200))
 
     def link_issues(self, inward_key: str, outward_key: str, link_type: str = "Relates") -> None:
         """``POST /issueLink``; Jira keeps one link of a type between two issues, so a repeat adds nothing."""
@@ -340,12 +341,12 @@ class JiraClient:
 
     def add_label(self, key: str, label: str) -> None:
         """``update.labels[].add``: a ``fields.labels`` set would drop the labels people added."""
-        path = f"/issue/{key}"
+        path = _issue_path(key)
         self._ok(self._call("PUT", path, json={"update": {"labels": [{"add": "-".join(label.split())}]}}), "PUT",
                  path, expected=(204, 200))
 
     def add_comment(self, key: str, body: dict[str, Any]) -> str:
-        path = f"/issue/{key}/comment"
+        path = _issue_path(key, "comment")
         return str(self._created(self._call("POST", path, json={"body": body}), path,
                                  "the comment may have been added: do not post it again blindly")["id"])
 
@@ -365,7 +366,7 @@ class JiraClient:
         """Status moves from ``GET /issue/{key}/changelog`` (oldest first, ``startAt`` paging), with the category of
         each side: who moved the issue, from what, to what, as Jira recorded it (the issue's current fields cannot
         tell a person's resolution from the connector's own move, or Done → Closed from To Do → Done)."""
-        path = f"/issue/{key}/changelog"
+        path = _issue_path(key, "changelog")
         changes: list[StatusChange] = []
         start = 0
         while True:
@@ -538,7 +539,7 @@ class JiraClient:
     # plumbing -------------------------------------------------------------------------------------------------------
 
     def _transition(self, key: str, leads_there: Callable[[Mapping[str, Any]], bool]) -> bool:
-        path = f"/issue/{key}/transitions"
+        path = _issue_path(key, "transitions")
         available = self._ok(self._call("GET", path), "GET", path).get("transitions") or []
         chosen = next((t for t in available if t.get("isAvailable", True) and leads_there(t.get("to") or {})), None)
         if chosen is None:
@@ -638,6 +639,16 @@ class JiraClient:
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------------
+
+
+def _issue_path(key_or_id: str, *rest: str) -> str:
+    """``/issue/{issueIdOrKey}[/...]`` for an issue id or key only (``connector.ids``): anything else is refused
+    before a request is made, since it came from outside and would carry the bearer token to another path."""
+    try:
+        segment = issue_segment(key_or_id)
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from None
+    return "/".join(("/issue", segment, *rest))
 
 
 def parse_expiration(value: Any) -> datetime:

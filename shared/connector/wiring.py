@@ -21,9 +21,10 @@ if TYPE_CHECKING:  # the webhook never syncs, resolves or refreshes tokens: it d
     from .tokens import RotatingTokens
 
 
-VERIFICATION_KEYS = ("webhook_secret", "client_secret", "push_secret")
-"""What the webhook secret holds: Jira's webhook secret, the OAuth client secret (dynamic-webhook JWTs) and the
-Acumatica push secret, copied from the two credential secrets."""
+VERIFICATION_KEYS = ("webhook_secret", "client_secret", "push_secret", "cloud_id")
+"""What the webhook secret holds: Jira's webhook secret, the OAuth client secret (dynamic-webhook JWTs), the
+Acumatica push secret and the connected Jira site's cloud id (a JWT naming another site is refused), copied from the
+two credential secrets."""
 
 
 REQUEST_METRICS = ("AcumaticaRequests", "AcumaticaThrottled", "AcumaticaTokenRefreshes", "JiraRequests",
