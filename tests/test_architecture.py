@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ("model", "ports", "documents", "rules", "watermarks", "sync", "resolve", "adf", "content", "webhooks",
-        "signatures", "config", "tokens", "maintenance", "errors", "triage", "urls", "ids", "inbound")
+        "signatures", "config", "tokens", "maintenance", "errors", "triage", "urls", "ids", "inbound", "pollnow")
 ADAPTER_LIBRARIES = {"boto3", "botocore", "requests", "urllib3"}
 
 

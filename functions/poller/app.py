@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from connector.pollnow import requested_entities
 from connector.sync import run_poll
 from connector.telemetry import capture_lambda_handler, with_core_logs
 from connector.wiring import Wiring
@@ -27,7 +28,7 @@ def handler(event: dict, context) -> dict:
     logger.append_keys(correlation_id=context.aws_request_id, job=(event or {}).get("job", "poll"))
     wiring.gates.bind(lambda: context.get_remaining_time_in_millis() / 1000)
     reports, failures = run_poll(
-        wiring.settings.document_types, documents=wiring.acumatica, store=wiring.store, queue=wiring.queue,
+        requested_entities(event, wiring.settings.document_types), documents=wiring.acumatica, store=wiring.store, queue=wiring.queue,
         options=wiring.poll_options, now=lambda: datetime.now(timezone.utc),
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000, correlation_id=context.aws_request_id,
         triage=wiring.settings.triage,

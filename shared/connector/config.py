@@ -56,6 +56,8 @@ class Settings:
     acumatica_secret_id: str = ""
     jira_secret_id: str = ""
     webhook_secret_id: str = ""
+    poller_function_name: str = ""
+    """The poller the worker asks to poll now (``connector.pollnow``); set for the worker only."""
     triage: TriageRules = field(default_factory=TriageRules)
     """Routing, priority and escalation tables (``PriorityTable``, ``VendorOwners``, ``EscalationDays``...)."""
 
@@ -144,6 +146,7 @@ class Settings:
             acumatica_secret_id=env.get("ACUMATICA_SECRET_ARN", ""),
             jira_secret_id=env.get("JIRA_SECRET_ARN", ""),
             webhook_secret_id=env.get("WEBHOOK_SECRET_ARN", ""),
+            poller_function_name=env.get("POLLER_FUNCTION_NAME", ""),
             triage=rules_from_env(env),
         )
 
