@@ -3,10 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins boto3 and an old `packaging`, which would downgrade the test environment: it lives in its own.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(VENV)/checkov/bin/checkov
+# --skip-download and BC_SKIP_MAPPING: offline; every skip is justified where it applies, in template.yaml.
+CHECKOV_RUN := BC_SKIP_MAPPING=TRUE $(CHECKOV) -f template.yaml --framework cloudformation --quiet --compact \
+	--skip-download
 export AWS_DEFAULT_REGION ?= us-east-1
 SOURCES := shared cli local functions bench tests
 
-.PHONY: venv demo test lint bench reliability audit clean
+.PHONY: venv demo test lint bench reliability audit lock clean
 
 $(STAMP): pyproject.toml shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,18 +22,25 @@ $(STAMP): pyproject.toml shared/requirements.txt
 
 venv: $(STAMP)
 
+$(CHECKOV): $(STAMP)
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
+	touch $(CHECKOV)
+
 demo: $(STAMP)
 	$(BIN)/connector demo
 
 # pyflakes first: an undefined name left by a merge fails in seconds, not after the whole suite.
-test: $(STAMP)
+test: $(STAMP) $(CHECKOV)
 	$(BIN)/python -m pyflakes $(SOURCES)
 	$(BIN)/python -m pytest
 	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV_RUN)
 
-lint: $(STAMP)
+lint: $(STAMP) $(CHECKOV)
 	$(BIN)/python -m pyflakes $(SOURCES)
 	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV_RUN)
 
 # Writes BENCHMARKS.md (machine, date, commit, every figure beside its goal); commit it with the code it measured.
 bench: $(STAMP)
@@ -37,9 +50,17 @@ bench: $(STAMP)
 reliability: $(STAMP)
 	$(BIN)/python -m tests.reliability
 
-# pip-audit over the layer's requirements; says NOT DONE (never a silent pass) when it cannot reach its database.
+# pip-audit over the layer's locked versions; says NOT DONE (never a silent pass) when it cannot reach its database.
 audit: $(STAMP)
 	$(BIN)/python .ci/audit.py
+
+# The layer's lock: every package of shared/requirements.txt and its dependencies, pinned with the hashes of their
+# files, resolved for the Lambda runtime (python 3.13, manylinux2014 x86_64), not for this machine. Run it after
+# changing shared/requirements.txt (a test holds the two together), and commit both.
+lock: $(STAMP)
+	$(BIN)/uv pip compile shared/requirements.txt --generate-hashes --python-version $(LAMBDA_PYTHON_VERSION) \
+		--python-platform x86_64-manylinux2014 --custom-compile-command "make lock" --quiet \
+		--output-file shared/requirements.lock
 
 clean:
 	rm -rf $(VENV) .aws-sam build *.egg-info
@@ -69,13 +90,14 @@ build-PollerFunction build-WorkerFunction build-WebhookFunction build-Maintenanc
 	$(COMPILE) "$(ARTIFACTS_DIR)"
 
 # The runtime ships boto3 and botocore: the copies pip pulls in (via aws-xray-sdk) would shadow them and mismatch
-# the runtime's boto3, so they are removed.
+# the runtime's boto3, so they are removed. Exactly the locked files are installed: --require-hashes refuses any
+# wheel whose hash the lock does not list, and --no-deps anything the lock does not name.
 build-ConnectorLayer:
 	mkdir -p "$(ARTIFACTS_DIR)/python"
 	cp -R connector "$(ARTIFACTS_DIR)/python/"
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --target "$(ARTIFACTS_DIR)/python" \
 		--only-binary=:all: --implementation cp --python-version $(LAMBDA_PYTHON_VERSION) \
-		--platform $(LAMBDA_PLATFORM) -r "$(SAM_ROOT)/shared/requirements.txt"
+		--platform $(LAMBDA_PLATFORM) --require-hashes --no-deps -r "$(SAM_ROOT)/shared/requirements.lock"
 	cd "$(ARTIFACTS_DIR)/python" && rm -rf bin botocore botocore-*.dist-info jmespath jmespath-*.dist-info \
 		dateutil python_dateutil-*.dist-info six.py six-*.dist-info
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +

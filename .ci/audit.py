@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""``make audit``: pip-audit over the Lambda layer's requirements, and never a silent pass.
+"""``make audit``: pip-audit over the Lambda layer's locked versions, and never a silent pass.
 
 pip-audit exits 0 when it could audit nothing (a mirror without vulnerability data, pypi.org or OSV unreachable): it
 reports each such package as skipped. This wrapper says so loudly instead: a vulnerability fails the build; an audit
@@ -16,14 +16,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS = ROOT / "shared" / "requirements.txt"
+LOCK = ROOT / "shared" / "requirements.lock"
+"""The layer's exact versions (what ``sam build`` installs), so the audit judges what ships, with no resolution."""
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strict", action="store_true", help="fail when the audit could not be done")
     args = parser.parse_args()
-    command = [sys.executable, "-m", "pip_audit", "-r", str(REQUIREMENTS), "-f", "json", "--progress-spinner", "off"]
+    command = [sys.executable, "-m", "pip_audit", "-r", str(LOCK), "--no-deps", "--require-hashes", "-f", "json",
+               "--progress-spinner", "off"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     try:
         report = json.loads(done.stdout)

@@ -96,10 +96,11 @@ def _headers(raw: bytes, signature: str) -> dict[str, str]:
 
 
 def _accept(raw: bytes, headers: dict[str, str]) -> Any:
+    """The message a delivery becomes (``None``: ignored), or the ``Rejected`` that refused it."""
     try:
         return accept_jira_delivery(raw, headers, webhook_secret=WEBHOOK_SECRET, client_secret="unused",
                                     external_id_field=EXTERNAL_ID_FIELD, resolved_statuses=(),
-                                    correlation_id="bench")
+                                    correlation_id="bench")[1]
     except Rejected as rejected:
         return rejected
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE = ("model", "ports", "documents", "rules", "watermarks", "sync", "resolve", "adf", "content", "webhooks",
         "signatures", "config", "tokens", "maintenance", "errors", "triage", "tables", "table_versions",
         "decisions", "effects", "session", "routing",
-        "deletions")
+        "deletions", "urls", "ids", "inbound", "pollnow")
 ADAPTER_LIBRARIES = {"boto3", "botocore", "requests", "urllib3"}
 
 

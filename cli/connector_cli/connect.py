@@ -29,6 +29,27 @@ PROMPT = "\0prompt"
 JIRA_SCOPES = "read:jira-work write:jira-work manage:jira-webhook read:jira-user offline_access"
 """``read:jira-user`` reads a person's groups, which ``DecisionAuthority`` limits decisions by (docs/decisions.md)."""
 TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at")
+SECRET_OPTIONS = ("client_secret", "password", "push_secret", "webhook_secret")
+"""Secret options, in the order in which ``-`` reads them from standard input (one line each)."""
+CHOSEN_SECRETS = {"push_secret": "acumatica", "webhook_secret": "jira"}
+"""Secrets the operator chooses (not issued by Acumatica or Jira), and the system whose secret holds them."""
+MIN_CHOSEN_SECRET_BYTES = 32
+"""A chosen secret is all that authenticates a delivery: at least 256 bits, as ``--generate`` makes them."""
+
+
+def refuse_literal(option: str) -> Callable[[str], str]:
+    """The argparse ``type`` of a secret option: only ``-`` may follow it; a literal value would sit in ``ps`` and
+    the shell's history, so it is refused with the safe spellings (exit 2, as every argument error)."""
+    import argparse
+
+    def check(text: str) -> str:
+        if text in ("-", PROMPT):  # argparse passes the bare flag's ``const`` through here too
+            return text
+        raise argparse.ArgumentTypeError(
+            f"a secret is never given on the command line (ps, shell history): write {option} alone to be asked "
+            f"for it, or {option} - to read it from standard input")
+
+    return check
 
 
 def secret_value(name: str, value: str | None, *, stdin=None) -> str | None:
@@ -42,12 +63,49 @@ def secret_value(name: str, value: str | None, *, stdin=None) -> str | None:
         return line
     if value == PROMPT:
         return getpass.getpass(f"{name}: ")
-    return value
+    raise ConfigurationError(f"--{name}: a secret is read from a prompt or standard input only")
+
+
+def chosen_secrets(given: Mapping[str, str], generate: Sequence[str], clear: Sequence[str],
+                   system: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The operator-chosen secrets to store for ``system``: given (at least ``MIN_CHOSEN_SECRET_BYTES``), generated
+    (``--generate``: 32 random bytes, URL-safe) or cleared (``--clear``: empty, so deliveries signed with the old
+    one are refused from then on). Returns them and the generated ones, which the operator must copy to the sender."""
+    stored: dict[str, str] = {}
+    generated: dict[str, str] = {}
+    for option in (*generate, *clear):
+        name = option.replace("-", "_")
+        if CHOSEN_SECRETS.get(name) != system:
+            raise ConfigurationError(f"--generate/--clear {option}: not a secret of connect {system} (it takes "
+                                     + ", ".join(n.replace("_", "-") for n, s in CHOSEN_SECRETS.items() if s == system)
+                                     + ")")
+        if name in given:
+            raise ConfigurationError(f"--{option} is given and also generated or cleared: choose one")
+    if set(generate) & set(clear):
+        raise ConfigurationError("a secret cannot be both generated and cleared")
+    for name, owner in CHOSEN_SECRETS.items():
+        if owner == system and name in given:
+            if len(given[name].encode("utf-8")) < MIN_CHOSEN_SECRET_BYTES:
+                raise ConfigurationError(f"--{name.replace('_', '-')} must be at least {MIN_CHOSEN_SECRET_BYTES} "
+                                         f"bytes (it alone authenticates deliveries); or use --generate "
+                                         f"{name.replace('_', '-')}")
+            stored[name] = given[name]
+    for option in generate:
+        stored[option.replace("-", "_")] = generated[option] = random.token_urlsafe(MIN_CHOSEN_SECRET_BYTES)
+    for option in clear:
+        stored[option.replace("-", "_")] = ""
+    return stored, generated
 
 
 def connect_acumatica(wiring: Any, given: Mapping[str, str], obtain: Callable[[Mapping[str, Any]], Mapping[str, Any]]
                       ) -> str:
-    """Prove and store Acumatica credentials; returns what to tell the user. Raises and stores nothing on refusal."""
+    """Prove and store Acumatica credentials; returns what to tell the user. Raises and stores nothing on refusal.
+
+    A refusal names what to correct in the values just given: "run connector connect acumatica" would send the
+    person back to the command that was refused."""
+    if not given:
+        raise ConfigurationError("connect acumatica needs something to store: --client-id, --client-secret, "
+                                 "--username, --password, --push-secret (or --generate/--clear push-secret)")
     current = wiring.acumatica_secret.read()
     candidate = {**current, **given}
     credentials_changed = any(name in given for name in ("client_id", "client_secret", "username", "password"))
@@ -58,7 +116,8 @@ def connect_acumatica(wiring: Any, given: Mapping[str, str], obtain: Callable[[M
         signs_in = bool(candidate.get("username") and candidate.get("password"))
         dropped = TOKEN_FIELDS if signs_in else ("access_token", "expires_at")
         candidate = {k: v for k, v in candidate.items() if k not in dropped}
-        issued = obtain(candidate)
+        issued = _proven(obtain, candidate, sorted(given.keys() & {"client_id", "client_secret", "username",
+                                                                    "password"}))
         candidate.update({k: v for k, v in issued.items() if v is not None})
     if credentials_changed:  # a new grant replaces the stored one whole
         wiring.acumatica_tokens.update_secret(lambda current: candidate)
@@ -69,6 +128,22 @@ def connect_acumatica(wiring: Any, given: Mapping[str, str], obtain: Callable[[M
         return (f"Acumatica connected: a token was issued for the new credentials and stored; "
                 f"Default/{wiring.settings.acumatica_endpoint_version} is served.")
     return "Acumatica secret updated (no credential changed, so none was re-tested)."
+
+
+def _proven(obtain: Callable[[Mapping[str, Any]], Mapping[str, Any]], candidate: Mapping[str, Any],
+            changed: Sequence[str]) -> Mapping[str, Any]:
+    """A token for exactly the new values, or a ``ConfigurationError`` naming what to check (nothing is stored)."""
+    from connector.acumatica import RECONNECT_HINT
+    from connector.errors import ReconnectNeeded
+
+    try:
+        return obtain(candidate)
+    except (ReconnectNeeded, ConfigurationError) as refused:
+        reason = str(refused).replace("; " + RECONNECT_HINT, "")
+        options = ", ".join(f"--{name.replace('_', '-')}" for name in changed)
+        raise ConfigurationError(f"Acumatica refused the values given ({reason}); nothing was stored: check "
+                                 f"{options} against the connected application (SM303010) and its API user, then "
+                                 "give them again") from None
 
 
 def store_webhook_secret(wiring: Any, webhook_secret: str) -> None:

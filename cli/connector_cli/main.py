@@ -149,24 +149,29 @@ def cmd_connect(args: argparse.Namespace) -> int:
     session = make_session()
     given = {name: value for name, value in {
         "client_id": args.client_id, "username": args.username,
-        **{name: connect.secret_value(name.replace("_", "-"), getattr(args, name))
-           for name in ("client_secret", "password", "push_secret", "webhook_secret")},
+        **{name: connect.secret_value(name.replace("_", "-"), getattr(args, name)) for name in connect.SECRET_OPTIONS},
     }.items() if value}
+    chosen, generated = connect.chosen_secrets(given, args.generate or (), args.clear or (), args.system)
+    given.update(chosen)
+    for name, value in generated.items():  # the sender needs it too; shown once, never logged
+        print(f"Generated {name}: {value}\n  set it where the sender signs with it (see docs/security.md)")
     if args.system == "acumatica":
         from connector.acumatica import acumatica_token_obtainer
 
         print(connect.connect_acumatica(wiring, given, acumatica_token_obtainer(wiring.settings.acumatica_url,
                                                                                  session)))
-        _copy_verification_material(wiring, push_secret=wiring.acumatica_secret.read().get("push_secret"))
+        _copy_verification_material(wiring)
         return 0
     from connector.jira import accessible_sites, exchange_authorization_code
 
     code, state = args.code, args.state
-    if given.get("webhook_secret"):
+    if "webhook_secret" in given:
         connect.store_webhook_secret(wiring, given["webhook_secret"])
-        _copy_verification_material(wiring, webhook_secret=given["webhook_secret"])
+        _copy_verification_material(wiring)
         if not code and not (given.keys() & {"client_id", "client_secret"}):
-            print("Jira webhook secret stored; the webhook function verifies X-Hub-Signature with it now.")
+            print("Jira webhook secret cleared; X-Hub-Signature deliveries are refused now." if not
+                  given["webhook_secret"] else
+                  "Jira webhook secret stored; the webhook function verifies X-Hub-Signature with it now.")
             return 0
     if not code:
         url = connect.consent_url(wiring, given, args.redirect_uri)
@@ -179,19 +184,16 @@ def cmd_connect(args: argparse.Namespace) -> int:
     site = args.site or wiring.settings.jira_site_url
     print(connect.finish_jira(wiring, code, state or "", site, exchange_authorization_code, accessible_sites,
                               choose_jira_site, session))
-    stored = wiring.jira_secret.read()
-    _copy_verification_material(wiring, webhook_secret=stored.get("webhook_secret"),
-                                client_secret=stored.get("client_secret"))
+    _copy_verification_material(wiring)
     return 0
 
 
-def _copy_verification_material(wiring, **material: Any) -> None:
-    """The webhook function reads only its own secret: keep the copies it verifies with in step (empty values never
-    overwrite what is there)."""
-    current = wiring.webhook_secret.read()
-    wanted = {**current, **{name: value for name, value in material.items() if value}}
-    if wanted != current:
-        wiring.webhook_secret.write(wanted)
+def _copy_verification_material(wiring) -> None:
+    """The webhook function reads only its own secret: make its copy equal the two credential secrets, the way the
+    maintenance run does (a secret cleared at its source is cleared in the copy too)."""
+    from connector.maintenance import copy_verification_material
+
+    copy_verification_material(wiring.jira_secret, wiring.acumatica_secret, wiring.webhook_secret)
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
@@ -480,17 +482,43 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seed the Acumatica sandbox with the demo's bills, purchase orders and payments")
     local.add_argument("--env-file", help="write the operator environment (export lines) to this file")
     connect = command("connect", cmd_connect, "store credentials: Acumatica OAuth client, or Jira OAuth 3LO consent")
-    connect.add_argument("system", choices=["acumatica", "jira"])
-    for name in ("client-id", "username", "code", "state", "site"):
-        connect.add_argument(f"--{name}")
-    from .connect import PROMPT
+    connect.epilog = ("Secrets are never values on the command line (ps, shell history): a secret option alone asks "
+                      "for it; '-' reads one line of standard input each, in the order client-secret, password, "
+                      "push-secret, webhook-secret.")
+    connect.add_argument("system", choices=["acumatica", "jira"],
+                         help="acumatica: the OAuth client, API user and push secret; jira: the OAuth consent and "
+                              "the admin webhook's secret")
+    for name, help_text in (
+            ("client-id", "the OAuth client id: Acumatica's connected application (GUID@Tenant) or the Jira app's "
+                          "(default: keep the stored one)"),
+            ("username", "acumatica: the API user the password grant signs in as (default: keep the stored one)"),
+            ("code", "jira: the code from the consent redirect (default: none, start a consent)"),
+            ("state", "jira: the state from the consent redirect (default: none)"),
+            ("site", "jira: the https://<site>.atlassian.net to use when the consent reaches several "
+                     "(default: JiraSiteUrl, else ask)")):
+        connect.add_argument(f"--{name}", help=help_text)
+    from .connect import MIN_CHOSEN_SECRET_BYTES, PROMPT, refuse_literal
 
-    for name in ("client-secret", "password", "push-secret", "webhook-secret"):
-        connect.add_argument(f"--{name}", nargs="?", const=PROMPT,
-                             help="'-' reads it from standard input; given alone, it is asked for without echo")
-    connect.add_argument("--redirect-uri", default="http://localhost:8765/callback")
+    for name, help_text in (("client-secret", "the OAuth client secret"),
+                            ("password", "acumatica: the API user's password"),
+                            ("push-secret", f"acumatica: the push notifications' shared secret, at least "
+                                            f"{MIN_CHOSEN_SECRET_BYTES} bytes"),
+                            ("webhook-secret", f"jira: the admin webhook's secret, at least {MIN_CHOSEN_SECRET_BYTES} "
+                                               "bytes")):
+        connect.add_argument(f"--{name}", nargs="?", const=PROMPT, type=refuse_literal(f"--{name}"), metavar="-",
+                             help=f"{help_text}; alone: asked for without echo; '-': one line of standard input "
+                                  "(default: keep the stored one)")
+    connect.add_argument("--generate", action="append", choices=["push-secret", "webhook-secret"],
+                         help="make a random 32-byte secret, store it and print it once, to set on the sender "
+                              "(default: none)")
+    connect.add_argument("--clear", action="append", choices=["push-secret", "webhook-secret"],
+                         help="empty the secret at its source and in the webhook function's copy: deliveries "
+                              "signed with it are refused from then on (default: none)")
+    connect.add_argument("--redirect-uri", default="http://localhost:8765/callback",
+                         help="jira: the OAuth callback registered in the Jira app (default: %(default)s)")
     connect.add_argument("--listen", action="store_true",
-                         help="jira: catch the consent redirect on the --redirect-uri port of 127.0.0.1")
+                         help="jira: catch the consent redirect on the --redirect-uri port of 127.0.0.1 "
+                              "(default: print the URL and wait for --code and --state)")
     ping = command("ping", cmd_ping, "check both systems and the configuration end to end")
     ping.add_argument("--format", choices=["text", "json"], default="text")
     replay = command("replay", cmd_replay, "move dead-lettered messages back to the work queue, with progress")

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from connector.pollnow import requested_entities
 from connector.sync import run_poll
 from connector.telemetry import capture_lambda_handler, with_core_logs
 from connector.wiring import Wiring
@@ -28,7 +29,8 @@ def handler(event: dict, context) -> dict:
     wiring.gates.bind(lambda: context.get_remaining_time_in_millis() / 1000)
     settings = wiring.refresh_tables().settings  # the tables this run classifies and triages with
     reports, failures = run_poll(
-        settings.document_types, documents=wiring.acumatica, store=wiring.store, queue=wiring.queue,
+        requested_entities(event, settings.document_types), documents=wiring.acumatica, store=wiring.store,
+        queue=wiring.queue,
         options=wiring.poll_options, now=lambda: datetime.now(timezone.utc),
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000, correlation_id=context.aws_request_id,
         triage=settings.triage, owner_map=settings.owner_map,

@@ -288,6 +288,7 @@ class AcumaticaSandbox(Served):
         self._operations: dict[str, _Operation] = {}
         self._faults: list[_Fault] = []
         self._latency = 0.0
+        self._token_redirect: tuple[int, str] | None = None
         self.skew, self.render_offset, self.render_naive = skew, render_offset, render_naive
         self.web_skew = web_skew
         self.max_query_string = max_query_string
@@ -457,10 +458,17 @@ class AcumaticaSandbox(Served):
         with self._lock:
             self._latency = seconds
 
+    def redirect_token_endpoint(self, location: str | None, status: int = 307) -> None:
+        """Answer every token request with ``status`` and ``Location: location`` (a misconfigured proxy in front of
+        the instance), until called with ``None``. A 307 asks the client to repeat the POST, body and all, there."""
+        with self._lock:
+            self._token_redirect = (status, location) if location else None
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
             self._latency = 0.0
+            self._token_redirect = None
 
     # ------------------------------------------------------------------------------------------- push
 
@@ -608,6 +616,10 @@ class AcumaticaSandbox(Served):
         if parts == ["identity", "connect", "token"]:
             if request.method != "POST":
                 raise _http_error(405, "The requested resource does not support this HTTP method.")
+            with self._lock:
+                redirect = self._token_redirect
+            if redirect is not None:
+                return redirect[0], None, {"Location": redirect[1]}
             return self._token(request)
         if parts == ["entity"]:
             if request.method != "GET":

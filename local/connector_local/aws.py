@@ -270,6 +270,8 @@ class LocalAws:
             "handler_name": handler_name,
             "timeout": int(self.resolve(properties.get("Timeout", 3))),
             "memory": int(self.resolve(properties.get("MemorySize", 128))),
+            "reserved_concurrency": (int(self.resolve(properties["ReservedConcurrentExecutions"]))
+                                     if "ReservedConcurrentExecutions" in properties else None),
             "events": copy.deepcopy(properties.get("Events", {})),
         }
 

@@ -18,10 +18,11 @@ from typing import Any, Mapping
 from aws_lambda_powertools.utilities import parameters as parameters_utility
 
 from .acumatica_sandbox import AcumaticaSandbox
-from .aws import LocalAws
+from .aws import STACK_NAME, LocalAws
 from .container import ContainerFunction
 from .gateway import HttpApiGateway
 from .jira_sandbox import JiraSandbox
+from .lambda_api import LambdaInvokeApi, ReservedConcurrency
 from .pump import QueuePump
 from .runtime import Invocable, LocalFunction, load_handler
 from .ticker import ScheduleTicker, parse_rate
@@ -109,6 +110,8 @@ class LocalStack:
     jira: JiraSandbox | None = None
     environment: dict[str, str] = field(default_factory=dict)
     replaced_environment: dict[str, str | None] = field(default_factory=dict)
+    lambda_api: LambdaInvokeApi | None = None
+    """Lambda's Invoke API for these functions (the worker's "poll now" reaches the poller through it)."""
     """What ``os.environ`` held before the stack configured the handlers; ``stop()`` puts it back."""
 
     @classmethod
@@ -169,6 +172,8 @@ class LocalStack:
         gateway = HttpApiGateway(gateway_routes)
         gateway.start()
         environment["WEBHOOK_URL"] = f"{gateway.url}/jira/webhook"
+        lambda_api = LambdaInvokeApi({}).start()  # its functions are added once they are loaded
+        environment["AWS_ENDPOINT_URL_LAMBDA"] = lambda_api.url
         replaced = {name: os.environ.get(name) for name in environment}
         os.environ.update(environment)
         for logical_id in FUNCTIONS:
@@ -180,6 +185,9 @@ class LocalStack:
                                                           settings["memory"], {**environment, **own})
             else:
                 functions[logical_id] = _environment(logical_id, settings)
+            if containers and settings["reserved_concurrency"]:  # in-process, a function runs one event at a time
+                functions[logical_id] = ReservedConcurrency(functions[logical_id], settings["reserved_concurrency"])
+            lambda_api.functions[f"{STACK_NAME}-{logical_id}"] = functions[logical_id]
             for event in settings["events"].values():
                 if event.get("Type") == "HttpApi":
                     props = event["Properties"]
@@ -204,7 +212,7 @@ class LocalStack:
                          scale_out=(lambda: worker) if containers else (
                              lambda: _environment("WorkerFunction", worker_settings)),
                          quick_retries=not containers)
-        stack = cls(aws, functions, gateway, pump, tickers, acumatica, jira, environment, replaced)
+        stack = cls(aws, functions, gateway, pump, tickers, acumatica, jira, environment, replaced, lambda_api)
         parameters_utility.clear_caches()  # secrets cached by an earlier stack in this process are stale
         stack._seed_secrets(env)
         return stack
@@ -230,7 +238,10 @@ class LocalStack:
         secrets.put_secret_value(SecretId=self.aws.outputs["JiraSecretArn"], SecretString=json.dumps(jira_secret))
         verification = {"webhook_secret": jira_secret.get("webhook_secret", ""),
                         "client_secret": jira_secret.get("client_secret", ""),
-                        "push_secret": acumatica_secret.get("push_secret", "")}
+                        "push_secret": acumatica_secret.get("push_secret", ""),
+                        # The site the sandbox's dynamic-webhook JWTs name (connect and maintenance copy it on AWS).
+                        "cloud_id": (self.jira.cloud_ids[JIRA_SITE] if self.jira
+                                     else jira_secret.get("cloud_id", ""))}
         secrets.put_secret_value(SecretId=self.aws.outputs["WebhookSecretArn"], SecretString=json.dumps(verification))
 
     # --- what AWS would do -------------------------------------------------------------------------------------
@@ -251,9 +262,12 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self.gateway.stop()
+        if self.lambda_api is not None:
+            self.lambda_api.stop()
         for function in self.functions.values():
-            if isinstance(function, ContainerFunction):
-                function.stop()
+            inner = function.function if isinstance(function, ReservedConcurrency) else function
+            if isinstance(inner, ContainerFunction):
+                inner.stop()
         for sandbox in (self.acumatica, self.jira):
             if sandbox:
                 sandbox.stop()

@@ -52,11 +52,12 @@ from .errors import (
     UncertainOutcome,
     ValidationError,
 )
-from .http import gates_of, make_session, retry_after_seconds, transport_error
+from .http import gates_of, make_session, redirect_refused, retry_after_seconds, transport_error
 from .model import Document, DocumentKey
 from .ports import Page
 from .session import OperationLease, is_session_busy
 from .tokens import ObtainTokens, RotatingTokens
+from .urls import host_of, same_origin
 
 logger = logging.getLogger(__name__)
 
@@ -302,9 +303,12 @@ def _grant(session: requests.Session, token_url: str, form: Mapping[str, str], c
     grant_type = form["grant_type"]
     try:
         response = session.post(token_url, data=dict(form), headers={"Accept": "application/json"},
-                                timeout=timeout_seconds)
+                                timeout=timeout_seconds, allow_redirects=False)
     except requests.RequestException as exc:
         raise TransientError(f"Acumatica token endpoint unreachable ({type(exc).__name__})") from None
+    refused = redirect_refused("Acumatica's token endpoint", "AcumaticaUrl", response)
+    if refused is not None:  # the form holds the client secret and the password: never re-posted anywhere
+        raise refused
     body = _json_or_none(response)
     if response.status_code in (400, 401) and isinstance(body, dict) and body.get("error"):
         raise _GrantRefused(str(body["error"]))
@@ -769,9 +773,10 @@ class AcumaticaClient:
     def _await_completion(self, action_url: str, location: str, key: DocumentKey, action: str,
                           renew: Callable[[], bool] = lambda: True) -> None:
         status_url = urljoin(action_url, location)
-        if urlsplit(status_url).netloc != urlsplit(self.base_url).netloc:
-            raise PermanentError(f"Acumatica sent a status Location on another host for {action} on {key}; "
-                                 "not following it with our token")
+        if not same_origin(status_url, self.base_url):  # scheme too: an http Location would expose the token
+            raise PermanentError(f"Acumatica sent a status Location on another host, scheme or port "
+                                 f"({urlsplit(status_url).scheme or 'no scheme'}://{host_of(status_url)}) for {action} "
+                                 f"on {key}; not following it with our token")
         started, waited, delay = time.monotonic(), 0.0, 0.5
         while True:
             self._sleep(delay)
@@ -841,12 +846,15 @@ class AcumaticaClient:
         try:
             with self._limiter.slot():
                 response = (session or self._session).request(method, url, data=data, headers=request_headers,
-                                                              timeout=self._timeout)
+                                                              timeout=self._timeout, allow_redirects=False)
         except requests.RequestException as exc:
             # Any POST may have happened (a created document, a started action); other methods are safe to repeat.
             raise transport_error("Acumatica", method, _path(url), exc, may_have_happened=method == "POST") from None
         logger.debug("Acumatica %s %s -> %s in %.2fs", method, _path(url), response.status_code,
                      time.monotonic() - started)
+        refused = redirect_refused("Acumatica", "AcumaticaUrl", response)
+        if refused is not None:  # the bearer token stays with the instance
+            raise refused
         if response.status_code == 401 and token is not None:
             self._tokens.invalidate(token)
         return response

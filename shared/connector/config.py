@@ -17,6 +17,7 @@ from .errors import ConfigurationError
 from .rules import EXCEPTION_RULES, RuleTable
 from .tables import apply_tables, tables_from_parameters
 from .triage import TriageRules
+from .urls import base_url_problem, shown
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -62,6 +63,8 @@ class Settings:
     webhook_secret_id: str = ""
     parameter_tables_id: str = ""
     """The secret the template writes the table parameters into (``PARAMETER_TABLES_ARN``, docs/tables.md)."""
+    poller_function_name: str = ""
+    """The poller the worker asks to poll now (``connector.pollnow``); set for the worker only."""
     triage: TriageRules = field(default_factory=TriageRules)
     """Routing, priority and escalation tables (``PriorityTable``, ``VendorOwners``, ``EscalationDays``...)."""
     decision_policy: DecisionPolicy = field(default_factory=DecisionPolicy)
@@ -95,8 +98,9 @@ class Settings:
             return value
 
         for name in ("ACUMATICA_URL", "JIRA_API_URL", "JIRA_AUTH_URL", "JIRA_SITE_URL"):
-            if env.get(name) and not env[name].startswith(("https://", "http://")):
-                raise ConfigurationError(f"{name} must be an http(s) URL, got {env[name]!r}")
+            problem = base_url_problem(env[name]) if env.get(name) else None
+            if problem:
+                raise ConfigurationError(f"{name} {problem}, got {shown(env[name])}")
 
         settings = cls(
             acumatica_url=env["ACUMATICA_URL"].rstrip("/"),
@@ -130,6 +134,7 @@ class Settings:
             jira_secret_id=env.get("JIRA_SECRET_ARN", ""),
             webhook_secret_id=env.get("WEBHOOK_SECRET_ARN", ""),
             parameter_tables_id=env.get("PARAMETER_TABLES_ARN", ""),
+            poller_function_name=env.get("POLLER_FUNCTION_NAME", ""),
             triage=TriageRules(escalation_user=(env.get("ESCALATION_USER") or "").strip() or None,
                                escalation_label=(env.get("ESCALATION_LABEL") or "escalated").strip() or "escalated"),
         )

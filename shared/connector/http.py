@@ -16,6 +16,11 @@ record back on the queue for at least that long.
 
 What is left after the retries becomes a typed error: ``transport_error`` for a call that got no answer,
 ``retry_after_seconds`` for the wait a throttled or failing answer asked for.
+
+Redirects are never followed (``NoRedirectSession``): a token request carries the client secret, a user's password
+or a refresh token in its body, and an API request a bearer token, and a ``307`` from a misconfigured proxy would
+send them on to whatever host it names. A redirect is answered by ``redirect_refused``: a ``ConfigurationError`` that
+names both hosts and the setting to correct.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -35,7 +40,8 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.util.retry import Retry
 
 from . import timings
-from .errors import ConnectorError, RetryLater, TransientError, UncertainOutcome
+from .errors import ConfigurationError, ConnectorError, RetryLater, TransientError, UncertainOutcome
+from .urls import host_of
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
@@ -190,6 +196,30 @@ class PoliteRetry(Retry):
         return True
 
 
+REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
+
+
+class NoRedirectSession(requests.Session):
+    """A session that hands every redirect back to the caller instead of following it, whatever a call asks.
+
+    Every call site also says ``allow_redirects=False`` where credentials travel; this makes a call that forgot it
+    safe as well."""
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
+def redirect_refused(system: str, setting: str, response: requests.Response) -> ConfigurationError | None:
+    """The error for an answer that redirects (3xx with a ``Location``), else ``None``: nothing is sent on to it."""
+    if response.status_code not in REDIRECT_STATUSES:
+        return None
+    target = response.headers.get("Location") or ""
+    where = host_of(urljoin(response.url or "", target)) if target else "nowhere"
+    return ConfigurationError(
+        f"{system} at {host_of(response.url or '')} answered {response.status_code} redirecting to {where}; "
+        f"credentials and tokens are never sent on to a redirect: set {setting} to the address that answers itself")
+
+
 def make_session(
     *,
     total: int = timings.HTTP_RETRIES,
@@ -220,7 +250,7 @@ def make_session(
     )
     adapter = GatedAdapter(gates or RetryGates(), max_retries=retry, pool_connections=pool_size,
                            pool_maxsize=pool_size)
-    session = requests.Session()
+    session = NoRedirectSession()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = user_agent

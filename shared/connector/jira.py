@@ -39,8 +39,9 @@ from .errors import (
     UncertainOutcome,
     ValidationError,
 )
-from .http import make_session, retry_after_seconds, transport_error
 from .adf import plain_text
+from .http import make_session, redirect_refused, retry_after_seconds, transport_error
+from .ids import issue_segment
 from .ports import IssueComment, IssueDraft, IssueRef, StatusChange
 from .tokens import ObtainTokens
 
@@ -183,9 +184,12 @@ def accessible_sites(
     url = f"{api_url.rstrip('/')}/oauth/token/accessible-resources"
     try:
         response = session.get(url, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-                               timeout=timeout)
+                               timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
         raise TransientError(f"could not reach Jira accessible-resources: {type(exc).__name__}") from exc
+    refused = redirect_refused("Jira", "JiraApiUrl", response)
+    if refused is not None:
+        raise refused
     if response.status_code in (401, 403):
         raise AuthenticationError(f"Jira refused the access token for accessible-resources ({response.status_code})")
     if response.status_code != 200:
@@ -320,11 +324,12 @@ class JiraClient:
         return min(matches, key=lambda issue: (len(issue.id), issue.id))  # numeric ids: shorter is older
 
     def get_issue(self, key: str) -> IssueRef | None:
-        response = self._call("GET", f"/issue/{key}",
+        path = _issue_path(key)
+        response = self._call("GET", path,
                               params={"fields": f"status,resolution,summary,creator,labels,assignee,{self._field}"})
         if response.status_code == 404:
             return None
-        return self._issue_ref(self._ok(response, "GET", f"/issue/{key}"))
+        return self._issue_ref(self._ok(response, "GET", path))
 
     def create_issue(self, draft: IssueDraft) -> IssueRef:
         """Create the issue; a timeout after sending is ``UncertainOutcome`` (settle it by searching, not resending)."""
@@ -341,8 +346,8 @@ class JiraClient:
     def update_issue(self, key: str, draft: IssueDraft) -> None:
         fields = self._fields_of(draft)
         if fields:
-            self._ok(self._call("PUT", f"/issue/{key}", json={"fields": fields}), "PUT", f"/issue/{key}",
-                     expected=(204, 200))
+            path = _issue_path(key)
+            self._ok(self._call("PUT", path, json={"fields": fields}), "PUT", path, expected=(204, 200))
 
     def link_issues(self, inward_key: str, outward_key: str, link_type: str = "Relates") -> None:
         """``POST /issueLink``; Jira keeps one link of a type between two issues, so a repeat adds nothing."""
@@ -351,12 +356,12 @@ class JiraClient:
 
     def add_label(self, key: str, label: str) -> None:
         """``update.labels[].add``: a ``fields.labels`` set would drop the labels people added."""
-        path = f"/issue/{key}"
+        path = _issue_path(key)
         self._ok(self._call("PUT", path, json={"update": {"labels": [{"add": "-".join(label.split())}]}}), "PUT",
                  path, expected=(204, 200))
 
     def add_comment(self, key: str, body: dict[str, Any]) -> str:
-        path = f"/issue/{key}/comment"
+        path = _issue_path(key, "comment")
         return str(self._created(self._call("POST", path, json={"body": body}), path,
                                  "the comment may have been added: do not post it again blindly")["id"])
 
@@ -376,7 +381,7 @@ class JiraClient:
         """Status moves from ``GET /issue/{key}/changelog`` (oldest first, ``startAt`` paging), with the category of
         each side: who moved the issue, from what, to what, as Jira recorded it (the issue's current fields cannot
         tell a person's resolution from the connector's own move, or Done → Closed from To Do → Done)."""
-        path = f"/issue/{key}/changelog"
+        path = _issue_path(key, "changelog")
         changes: list[StatusChange] = []
         start = 0
         while True:
@@ -404,7 +409,7 @@ class JiraClient:
     def recent_comments(self, key: str) -> list[IssueComment]:
         """The issue's newest comments (one page of up to ``COMMENTS_READ``, ``orderBy=-created``), oldest first,
         with their bodies as plain text: the return flow looks for the note a person left with a decision."""
-        path = f"/issue/{key}/comment"
+        path = _issue_path(key, "comment")
         page = self._ok(self._call("GET", path, params={"orderBy": "-created", "maxResults": COMMENTS_READ}),
                         "GET", path)
         found = [IssueComment(id=str(comment.get("id", "")),
@@ -628,7 +633,7 @@ class JiraClient:
     # plumbing -------------------------------------------------------------------------------------------------------
 
     def _transition(self, key: str, leads_there: Callable[[Mapping[str, Any]], bool]) -> bool:
-        path = f"/issue/{key}/transitions"
+        path = _issue_path(key, "transitions")
         available = self._ok(self._call("GET", path), "GET", path).get("transitions") or []
         chosen = next((t for t in available if t.get("isAvailable", True) and leads_there(t.get("to") or {})), None)
         if chosen is None:
@@ -698,11 +703,14 @@ class JiraClient:
         try:
             response = self._session.request(
                 method, self._base + path, json=json, params=params, timeout=self._timeout,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}, allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise transport_error("Jira", method, path, exc,
                                   may_have_happened=method == "POST" and not read_only) from exc
+        refused = redirect_refused("Jira", "JiraApiUrl", response)
+        if refused is not None:  # the bearer token stays with Jira
+            raise refused
         _note_rate_limits(response, method, path)
         return response
 
@@ -735,6 +743,16 @@ def _instant(text: str) -> datetime:
         return datetime.fromisoformat(text)
     except ValueError:
         return datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _issue_path(key_or_id: str, *rest: str) -> str:
+    """``/issue/{issueIdOrKey}[/...]`` for an issue id or key only (``connector.ids``): anything else is refused
+    before a request is made, since it came from outside and would carry the bearer token to another path."""
+    try:
+        segment = issue_segment(key_or_id)
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from None
+    return "/".join(("/issue", segment, *rest))
 
 
 def parse_expiration(value: Any) -> datetime:
@@ -787,9 +805,14 @@ def _post_token_endpoint(session: requests.Session, url: str, body: Mapping[str,
                          timeout: tuple[float, float]) -> requests.Response:
     """POST a grant; transport failures are transient: a rotated refresh token stays usable for a 10-minute leeway."""
     try:
-        return session.post(url, json=dict(body), headers={"Accept": "application/json"}, timeout=timeout)
+        response = session.post(url, json=dict(body), headers={"Accept": "application/json"}, timeout=timeout,
+                                allow_redirects=False)
     except requests.RequestException as exc:
         raise TransientError(f"could not reach the Jira token endpoint: {type(exc).__name__}") from None
+    refused = redirect_refused("Jira's token endpoint", "JiraAuthUrl", response)
+    if refused is not None:  # the body holds the client secret and a refresh token or code: never re-posted
+        raise refused
+    return response
 
 
 def _issued_tokens(response: requests.Response, *, previous_refresh_token: str) -> dict[str, Any]:

@@ -98,14 +98,16 @@ def sweep_resolutions(settings: Settings, *, jira: Any, store: StateStore, queue
 
 def copy_verification_material(jira_secret: SecretStore, acumatica_secret: SecretStore,
                                webhook_secret: SecretStore) -> str:
-    """The webhook function may read only its own secret: copy the Jira webhook secret, the OAuth client secret
-    (dynamic-webhook JWTs) and the Acumatica push secret into it when they changed (also fills it after an upgrade
-    from a version that read both whole secrets). Empty values never overwrite what is there."""
+    """The webhook function may read only its own secret: make its copy of the verification material (the Jira
+    webhook secret, the OAuth client secret of dynamic-webhook JWTs, the Jira site's cloud id and the Acumatica push
+    secret) equal to the two credential secrets. Equal means empty too: a secret cleared at its source (a push secret
+    an administrator revoked) stops authenticating deliveries at once, instead of living on in the copy. Also fills
+    the copy after an upgrade from a version that read both whole secrets; ``connector connect`` calls it as well."""
     jira, acumatica = jira_secret.read(), acumatica_secret.read()
     material = {"webhook_secret": jira.get("webhook_secret"), "client_secret": jira.get("client_secret"),
-                "push_secret": acumatica.get("push_secret")}
+                "cloud_id": jira.get("cloud_id"), "push_secret": acumatica.get("push_secret")}
     current = webhook_secret.read()
-    wanted = {**current, **{name: value for name, value in material.items() if value}}
+    wanted = {**current, **{name: str(value or "") for name, value in material.items()}}
     if wanted == current:
         return "webhook verification material is current"
     webhook_secret.write(wanted)

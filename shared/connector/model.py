@@ -38,8 +38,12 @@ class DocumentKey:
 
     @property
     def pk(self) -> str:
-        """DynamoDB partition key of everything stored about this document."""
-        return f"DOC#{self.entity}#{self.type}#{self.number}"
+        """DynamoDB partition key of everything stored about this document.
+
+        ``#`` separates the parts, so a ``#`` inside a type or number is escaped (``%23``, and ``%`` itself as
+        ``%25``): type ``A#B`` number ``C`` and type ``A`` number ``B#C`` must never share a partition. Keys without
+        either character, every ordinary document number, are written as before, so stored items stay readable."""
+        return f"DOC#{self.entity}#{_escaped(self.type)}#{_escaped(self.number)}"
 
     @classmethod
     def parse(cls, external_id: str) -> DocumentKey:
@@ -51,6 +55,10 @@ class DocumentKey:
 
     def __str__(self) -> str:
         return self.external_id
+
+
+def _escaped(part: str) -> str:
+    return part.replace("%", "%25").replace("#", "%23")
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,10 @@ class Finding:
     reason: str
 
 
-MessageKind = Literal["sync", "resolve"]
+MessageKind = Literal["sync", "resolve", "poll"]
+DOCUMENT_KINDS = ("sync", "resolve")
+POLL_NOW_GROUP = "poll-now"
+"""The ``external_id`` (and so the FIFO group) of every ``poll`` message: it names entities, not a document."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,8 @@ class WorkMessage:
     A new exception bill's message also carries its ``routing`` (``connector.routing.Routing``: the orders its lines
     reference and their buyer), read by the poll for the whole page, used with the carried document only.
     ``resolve``: the Jira issue ``issue_key`` reached a resolved status; act on the document (return flow).
+    ``poll``: read the changed documents of ``entities`` now (a push notification too large to queue row by row);
+    the worker asks the poller, the one writer of the watermarks, to run; ``external_id`` is ``POLL_NOW_GROUP``.
     ``dedupe_id`` is the idempotency key of this piece of work, stable across SQS redelivery and DLQ redrive
     (SQS message ids change on redrive, so they are never used for that).
     """
@@ -162,6 +175,8 @@ class WorkMessage:
     """How many times this work went back to the queue as new because Acumatica's session was busy with an action
     (``connector.worker``): a definite "not now" that must not spend the message's attempts."""
     routing: dict[str, Any] | None = None
+    entities: list[str] | None = None
+    """``poll``: the entities whose changes to read now."""
 
     @property
     def key(self) -> DocumentKey:
@@ -177,12 +192,19 @@ class WorkMessage:
             data = json.loads(body)
         except json.JSONDecodeError as exc:
             raise ValueError(f"work message is not JSON: {exc}") from exc
-        if not isinstance(data, dict) or data.get("kind") not in ("sync", "resolve"):
+        if not isinstance(data, dict) or data.get("kind") not in (*DOCUMENT_KINDS, "poll"):
             raise ValueError("work message has no valid 'kind'")
         known = {f for f in cls.__dataclass_fields__}
         try:
             message = cls(**{k: v for k, v in data.items() if k in known})
         except TypeError as exc:
             raise ValueError(f"work message is missing fields: {exc}") from exc
-        DocumentKey.parse(message.external_id)
+        if message.kind == "poll":
+            entities = message.entities
+            if message.external_id != POLL_NOW_GROUP or not isinstance(entities, list) or not entities or not all(
+                    entity in ENTITIES for entity in entities):
+                raise ValueError(f"poll message must name entities among {', '.join(ENTITIES)}")
+            return message
+        if not isinstance(message.external_id, str) or DocumentKey.parse(message.external_id).entity not in ENTITIES:
+            raise ValueError(f"work message is not about a document of {', '.join(ENTITIES)}")
         return message

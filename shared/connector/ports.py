@@ -319,8 +319,10 @@ class StateStore(Protocol):
               details: Mapping[str, Any] | None = None) -> None:
         ...
 
-    def audit_queued(self, messages: Sequence[WorkMessage]) -> None:
-        """One audit record per queued message (batched): the first step of every piece of work."""
+    def audit_queued(self, messages: Sequence[WorkMessage], *, at: float | None = None,
+                     record_id: str | None = None) -> None:
+        """One audit record per queued message (batched): the first step of every piece of work. ``at`` (when it was
+        queued) and ``record_id`` make a repeated write overwrite the record instead of adding one."""
 
     def audit_trail(self, key: DocumentKey) -> list[dict[str, Any]]:
         """Audit records of one document, oldest first."""

@@ -4,9 +4,9 @@ Two kinds of delivery reach ``POST /jira/webhook``:
 - admin webhooks with a secret carry ``X-Hub-Signature: sha256=<hex>``, an HMAC-SHA256 of the *raw* body (WebSub
   style). Any re-serialisation of the JSON changes the bytes, so the check runs before parsing;
 - dynamic webhooks registered by an OAuth 2.0 app carry ``Authorization: Bearer <JWT>``, HS256-signed with the
-  app's client secret. The JWT does not cover the body, so an expiry is required: without one, a token seen once
-  would authenticate forged bodies forever. Deliveries are deduplicated on ``X-Atlassian-Webhook-Identifier``
-  downstream, which bounds replays within the token's short life.
+  app's client secret. The JWT does not cover the body, so an expiry is required and capped: a token seen once
+  authenticates forged bodies until it expires. Deliveries are deduplicated on what the body itself names (issue id
+  and changelog id, ``connector.webhooks``), never on the unsigned ``X-Atlassian-Webhook-Identifier``.
 
 Every failure is ``Rejected(401, reason)``; reasons name what was wrong, never a secret or a digest.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from typing import Any
 
 from .errors import Rejected
@@ -45,13 +46,22 @@ def verify_hub_signature(secret: str, raw_body: bytes, header_value: str | None)
         raise Rejected(401, "X-Hub-Signature does not match the body")
 
 
-def verify_dynamic_webhook_jwt(client_secret: str, authorization_header: str | None, *,
-                               leeway: float = 60) -> dict[str, Any]:
+MAX_JWT_LIFETIME_SECONDS = 3600
+"""A dynamic-webhook JWT whose ``exp`` lies further ahead than this is refused: the JWT does not cover the body, so
+whoever holds one can sign any body with it until it expires (the sandbox's, like Jira's observed ones, live minutes)."""
+JWT_LEEWAY_SECONDS = 30
+"""Clock skew allowed between Jira and the Lambda for ``exp`` and ``iat``."""
+
+
+def verify_dynamic_webhook_jwt(client_secret: str, authorization_header: str | None, *, cloud_id: str = "",
+                               now: float | None = None, leeway: float = JWT_LEEWAY_SECONDS) -> dict[str, Any]:
     """Verify the ``Bearer`` JWT of a dynamic-webhook delivery and return its claims.
 
-    HS256 only (an ``alg`` of ``none`` or an asymmetric algorithm is refused), signed with ``client_secret``,
-    ``exp`` required; ``iat``/``nbf`` are checked when present, all with ``leeway`` seconds of clock skew. The
-    audience is not checked because Atlassian does not document what it contains.
+    HS256 only (``none`` and asymmetric algorithms are refused), signed with ``client_secret``; ``exp`` required and
+    at most ``MAX_JWT_LIFETIME_SECONDS`` ahead; ``iat`` required and not in the future; ``nbf`` checked when present;
+    all with ``leeway`` seconds of clock skew. ``context.cloudId``, where the token carries one, must be the
+    connected site's ``cloud_id``: the same OAuth app consented on another site signs with the same secret. ``aud``
+    and ``iss`` are not checked because Atlassian does not document what they contain (docs/security.md).
     """
     if not client_secret:
         raise Rejected(401, "no client secret is configured, so no webhook JWT can be trusted")
@@ -66,13 +76,8 @@ def verify_dynamic_webhook_jwt(client_secret: str, authorization_header: str | N
     import jwt
 
     try:
-        return jwt.decode(
-            token,
-            client_secret,
-            algorithms=["HS256"],
-            leeway=leeway,
-            options={"require": ["exp"], "verify_aud": False},
-        )
+        claims = jwt.decode(token, client_secret, algorithms=["HS256"], leeway=leeway,
+                            options={"require": ["exp", "iat"], "verify_aud": False})
     except jwt.ExpiredSignatureError:
         raise Rejected(401, "webhook JWT has expired") from None
     except jwt.MissingRequiredClaimError as exc:
@@ -81,5 +86,27 @@ def verify_dynamic_webhook_jwt(client_secret: str, authorization_header: str | N
         raise Rejected(401, "webhook JWT signature does not match") from None
     except jwt.InvalidAlgorithmError:
         raise Rejected(401, "webhook JWT is not signed with HS256") from None
-    except jwt.InvalidTokenError as exc:
-        raise Rejected(401, f"invalid webhook JWT ({type(exc).__name__})") from None
+    except jwt.ImmatureSignatureError:
+        raise Rejected(401, "webhook JWT is issued in the future") from None
+    except jwt.InvalidTokenError:
+        raise Rejected(401, "webhook JWT is malformed or its claims are unreadable") from None
+    moment = time.time() if now is None else now
+    expires, issued = claims.get("exp"), claims.get("iat")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (expires, issued)):
+        raise Rejected(401, "webhook JWT exp and iat must be numbers")
+    if issued > moment + leeway:
+        raise Rejected(401, "webhook JWT is issued in the future")
+    if expires > moment + MAX_JWT_LIFETIME_SECONDS + leeway:
+        raise Rejected(401, f"webhook JWT is valid for more than {MAX_JWT_LIFETIME_SECONDS // 60} minutes ahead")
+    context = claims.get("context")
+    if context is not None:
+        if not isinstance(context, dict):
+            raise Rejected(401, "webhook JWT context is not an object")
+        site = context.get("cloudId")
+        if site is not None:
+            if not isinstance(site, str) or not cloud_id:
+                raise Rejected(401, "webhook JWT names a Jira site, and the connected site's cloud id is not known "
+                                    "here yet: run `connector connect jira` or the maintenance function")
+            if not hmac.compare_digest(site.encode(), cloud_id.encode()):
+                raise Rejected(401, "webhook JWT was issued for another Jira site (context.cloudId)")
+    return claims

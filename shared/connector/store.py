@@ -269,9 +269,11 @@ class DynamoStore:
         self._table.put_item(Item=audit_item(key, event, outcome, correlation_id=correlation_id, reason=reason,
                                              details=details, now=self._clock(), retention_seconds=self._retention))
 
-    def audit_queued(self, messages: Sequence[WorkMessage]) -> None:
+    def audit_queued(self, messages: Sequence[WorkMessage], *, at: float | None = None,
+                     record_id: str | None = None) -> None:
         with self._table.batch_writer() as batch:  # 25 items a request, unprocessed items resent by boto3
-            for item in queued_audit_items(messages, now=self._clock(), retention_seconds=self._retention):
+            for item in queued_audit_items(messages, now=self._clock() if at is None else at,
+                                           retention_seconds=self._retention, record_id=record_id):
                 batch.put_item(Item=item)
 
     def audit_trail(self, key: DocumentKey) -> list[dict[str, Any]]:

@@ -148,9 +148,11 @@ def carried(doc: Document) -> dict | None:
 
 
 def fresh_carried_document(message: WorkMessage, ctx: SyncContext, attempt: int) -> Document | None:
-    """The document the message carries, when acting on it cannot be acting on stale data: the first delivery of the
-    message, read no longer than ``ctx.fresh_for_seconds`` ago. Retries, replays and DLQ redrives re-read."""
-    if message.document is None or attempt > 1 or ctx.fresh_for_seconds <= 0:
+    """The document the message carries, when acting on it cannot be acting on stale data: the first delivery of a
+    message the poller queued, read no longer than ``ctx.fresh_for_seconds`` ago. Retries, replays and DLQ redrives
+    re-read, and so does any message another source queued: only the poller read the document from Acumatica, and
+    a document carried by a message the webhook queued would be whatever the caller put in the body."""
+    if message.document is None or message.source != "poll" or attempt > 1 or ctx.fresh_for_seconds <= 0:
         return None
     try:
         doc = document_from_json(message.document)

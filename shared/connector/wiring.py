@@ -27,9 +27,10 @@ if TYPE_CHECKING:  # the webhook never syncs, resolves or refreshes tokens: it d
     from .tokens import RotatingTokens
 
 
-VERIFICATION_KEYS = ("webhook_secret", "client_secret", "push_secret")
-"""What the webhook secret holds: Jira's webhook secret, the OAuth client secret (dynamic-webhook JWTs) and the
-Acumatica push secret, copied from the two credential secrets."""
+VERIFICATION_KEYS = ("webhook_secret", "client_secret", "push_secret", "cloud_id")
+"""What the webhook secret holds: Jira's webhook secret, the OAuth client secret (dynamic-webhook JWTs), the
+Acumatica push secret and the connected Jira site's cloud id (a JWT naming another site is refused), copied from the
+two credential secrets."""
 
 
 REQUEST_METRICS = ("AcumaticaRequests", "AcumaticaThrottled", "AcumaticaTokenRefreshes", "JiraRequests",
@@ -271,11 +272,22 @@ class Wiring:
         def perform(message: WorkMessage, attempt: int) -> str:
             if message.kind == "sync":  # only a first delivery may act on the document the poller carried
                 return sync_document(message, self.sync_context, attempt=attempt)
+            if message.kind == "poll":  # the poller reads them: it alone writes the watermarks
+                return self.poll_trigger.request(message)
             return resolve_document(message, self.resolve_context)
 
         return WorkRunner(perform=perform, store=self.store, sqs=boto3.client("sqs"),
                           queue_url=self._required("work_queue_url", "WORK_QUEUE_URL"),
                           dead_letter_url=self._required("dead_letter_queue_url", "DEAD_LETTER_QUEUE_URL"))
+
+    @cached_property
+    def poll_trigger(self):
+        """Asks the poller to poll now (``connector.pollnow``): an asynchronous invoke of ``POLLER_FUNCTION_NAME``."""
+        import boto3
+
+        from .pollnow import LambdaPollTrigger
+
+        return LambdaPollTrigger(boto3.client("lambda"), self._required("poller_function_name", "POLLER_FUNCTION_NAME"))
 
     def request_metrics(self) -> dict[str, int]:
         """Requests to each system since the last call, the 429s among them, and token grants obtained, by metric
@@ -331,22 +343,13 @@ class Wiring:
 
     @cached_property
     def dynamodb(self):
-        """The low-level DynamoDB client of the webhook's idempotency records and its audit of queued work.
+        """The low-level DynamoDB client of the webhook's idempotency records.
 
         A client of boto3's default session, which the queue uses too: left to itself Powertools builds a session of
         its own, and every new session reads botocore's endpoint and service data from disk again."""
         import boto3
 
         return boto3.client("dynamodb")
-
-    @cached_property
-    def queued_audit(self):
-        """The webhook's ``queued`` audit records, through ``dynamodb`` rather than ``store``'s resource (see
-        ``connector.audit.QueuedAudit``)."""
-        from .audit import QueuedAudit
-
-        return QueuedAudit(self.dynamodb, self._required("table_name", "TABLE_NAME"),
-                           audit_retention_days=self.settings.audit_retention_days)
 
     @cached_property
     def _enqueue_once(self):
@@ -360,14 +363,13 @@ class Wiring:
                              config=self.delivery_idempotency)
         def enqueue(delivery: dict) -> dict:
             messages = [WorkMessage.from_json(body) for body in delivery["messages"]]
-            self.queue.send(messages)
-            self.queued_audit.write(messages)
+            self.queue.send(messages)  # the worker records "queued": this function writes no document's items
             return {"queued": len(messages)}
 
         return enqueue
 
     def enqueue_delivery(self, delivery_id: str, messages: Sequence[WorkMessage]) -> dict:
-        """Queue (and audit) a delivery's messages once per delivery id; a repeat returns the first result.
+        """Queue a delivery's messages once per delivery key; a repeat returns the first result.
 
         Raises ``DeliveryInProgress`` while another invocation is queueing the same delivery. The library's own
         exception is imported here, not by the handler: its module loads the idempotency package and boto3, which a

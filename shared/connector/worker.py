@@ -14,6 +14,10 @@
   definite "not now": it goes back to the queue as a new message (same group, the carried document dropped so it is
   read again) and the record counts as processed, so a burst of actions never spends a decision's attempts into the
   DLQ. After ``MAX_SESSION_DEFERRALS`` of those, a still busy session fails the record like any transient error.
+- Work the webhook queued gets its ``queued`` audit record here, not from the webhook: the internet-facing function
+  may write nothing under a document's partition (IAM cannot restrict a write to audit items, and a put there could
+  replace a document's state or claims). The record is stamped with the time SQS took the message and keyed by its
+  message id, so a retried record writes the same item again instead of a second one.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any, Callable
 
 from . import timings
 from .errors import PermanentError, SessionBusy, TransientError
-from .model import WorkMessage
+from .model import DOCUMENT_KINDS, WorkMessage
 from .ports import StateStore
 
 logger = logging.getLogger(__name__)
@@ -35,6 +39,8 @@ logger = logging.getLogger(__name__)
 DEAD_LETTERED = "dead-lettered"
 DEFERRED = "deferred"
 REASON_LIMIT = 1000
+WEBHOOK_SOURCES = frozenset({"jira", "push"})
+"""``WorkMessage.source`` of the messages the webhook function queues."""
 
 
 class OutOfTime(TransientError):
@@ -50,13 +56,17 @@ class Received:
     body: str
     group_id: str
     receive_count: int
+    sent_at: float | None = None
+    """When SQS took the message (``SentTimestamp``), in epoch seconds."""
 
     @classmethod
     def from_record(cls, record: Any) -> Received:
         attributes = record.attributes
+        sent = attributes.sent_timestamp
         return cls(message_id=record.message_id, receipt_handle=record.receipt_handle, body=record.body,
                    group_id=attributes.message_group_id or record.message_id,
-                   receive_count=int(attributes.approximate_receive_count or 1))
+                   receive_count=int(attributes.approximate_receive_count or 1),
+                   sent_at=int(sent) / 1000 if sent and str(sent).isdigit() else None)
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,9 @@ class WorkRunner:
             message = WorkMessage.from_json(record.body)
         except ValueError as exc:
             return self._dead_letter(record, None, PermanentError(f"not a work message: {exc}"))
+        if message.kind in DOCUMENT_KINDS and message.source in WEBHOOK_SOURCES:
+            self._store.audit_queued([message], at=record.sent_at or time.time(),
+                                     record_id=hashlib.sha256(record.message_id.encode()).hexdigest()[:8])
         started = self._clock()
         try:
             return Result(message.kind, self._perform(message, record.receive_count))
@@ -156,7 +169,10 @@ class WorkRunner:
 
     def _audit_failure(self, message: WorkMessage, record: Received, exc: Exception, outcome: str,
                        retry_in: int | None = None) -> None:
-        """Best effort: an audit write failing (DynamoDB throttled) must not hide the failure being recorded."""
+        """Best effort: an audit write failing (DynamoDB throttled) must not hide the failure being recorded. A ``poll``
+        message is about no document: its failures are in the log and the DLQ only."""
+        if message.kind not in DOCUMENT_KINDS:
+            return
         try:
             self._store.audit(message.key, "attempt", outcome, correlation_id=message.correlation_id,
                               reason=_reason(exc), details={"kind": message.kind, "error": type(exc).__name__,

@@ -33,7 +33,7 @@ def test_the_defaults_are_valid() -> None:
     ("INITIAL_LOOKBACK_DAYS", "1.5", "INITIAL_LOOKBACK_DAYS"),
     ("ACUMATICA_REQUESTS_PER_MINUTE", "-1", "ACUMATICA_REQUESTS_PER_MINUTE"),
     ("JIRA_EXTERNAL_ID_FIELD", "summary", "customfield_10050"),
-    ("ACUMATICA_URL", "acme.acumatica.com", "ACUMATICA_URL must be an http(s) URL"),
+    ("ACUMATICA_URL", "acme.acumatica.com", "ACUMATICA_URL must be an https:// URL"),
     ("JIRA_SITE_URL", "acme.atlassian.net", "JIRA_SITE_URL"),
 ])
 def test_a_bad_setting_is_refused_with_its_name(name: str, value: str, says: str) -> None:

@@ -124,12 +124,12 @@ def test_a_failed_search_keeps_the_watermark_so_nothing_is_skipped(store):
     assert "resolution_sweep" in report.failures and store.get_cursor(SWEEP_CURSOR).watermark is None
 
 
-def test_verification_material_is_copied_into_the_webhook_secret_and_never_blanked():
+def test_verification_material_mirrors_the_credential_secrets_so_a_cleared_secret_stops_authenticating():
     from connector.maintenance import copy_verification_material
 
-    jira = MemorySecret({"client_secret": "cs", "webhook_secret": "ws", "refresh_token": "rt"})
+    jira = MemorySecret({"client_secret": "cs", "webhook_secret": "ws", "refresh_token": "rt", "cloud_id": "c-1"})
     acumatica = MemorySecret({"password": "pw", "push_secret": ""})
-    webhook = MemorySecret({"push_secret": "ps"})
+    webhook = MemorySecret({"push_secret": "ps"})  # a push secret revoked at its source since the last copy
     assert "copied" in copy_verification_material(jira, acumatica, webhook)
-    assert webhook.read() == {"webhook_secret": "ws", "client_secret": "cs", "push_secret": "ps"}
+    assert webhook.read() == {"webhook_secret": "ws", "client_secret": "cs", "push_secret": "", "cloud_id": "c-1"}
     assert "current" in copy_verification_material(jira, acumatica, webhook) and webhook.writes == 1

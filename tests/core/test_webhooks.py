@@ -17,7 +17,7 @@ def issue_updated(to="Done", category="done", frm="To Do", external_id="Bill:Bil
 
 
 def resolution(payload, statuses=()):
-    return jira_resolution(payload, delivery_id="d-1", external_id_field="customfield_10050",
+    return jira_resolution(payload, digest="sha256:d-1", external_id_field="customfield_10050",
                            resolved_statuses=statuses, correlation_id="c-1")
 
 
@@ -28,7 +28,7 @@ def test_move_into_done_category_becomes_a_resolve_message():
 
 def test_same_change_delivered_twice_gets_the_same_dedupe_id_whatever_the_delivery_id():
     one = resolution(issue_updated())
-    two = jira_resolution(issue_updated(), delivery_id="d-2", external_id_field="customfield_10050",
+    two = jira_resolution(issue_updated(), digest="sha256:d-2", external_id_field="customfield_10050",
                           resolved_statuses=(), correlation_id="c-2")
     assert one.dedupe_id == two.dedupe_id
 
@@ -112,7 +112,7 @@ def test_one_transaction_seen_by_two_inquiries_makes_two_deliveries_with_distinc
                                     header_name="X-Connector-Secret", correlation_id="c")
         keys.add(key)
         ids.update(m.dedupe_id for m in messages)
-    assert keys == {"AJC-Bills:same-transaction", "Held bills:same-transaction"} and len(ids) == 2
+    assert keys == {"push:AJC-Bills:same-transaction", "push:Held bills:same-transaction"} and len(ids) == 2
 
 
 def test_the_message_carries_who_moved_the_issue_and_the_changelog_entry_for_the_worker_to_recheck():

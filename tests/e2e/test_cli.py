@@ -18,6 +18,14 @@ from connector_cli.main import main
 from connector_local.stack import LocalStack
 
 
+@pytest.fixture
+def prompted(monkeypatch):
+    """Answer the CLI's secret prompts (a secret is never a value on the command line): name -> value."""
+    answers: dict[str, str] = {}
+    monkeypatch.setattr("connector_cli.connect.getpass.getpass", lambda prompt: answers[prompt.rstrip(": ")])
+    return answers
+
+
 @pytest.fixture(scope="module")
 def stack():
     with LocalStack.start({}, quiet=True) as running:
@@ -79,25 +87,28 @@ def test_replay_moves_dead_letters_back(stack, capsys):
     assert len(stack.jira.issues_with_external_id("Bill:Bill:400001")) == 1
 
 
-def test_connect_acumatica_stores_credentials_and_proves_them(stack, capsys):
+def test_connect_acumatica_stores_credentials_and_proves_them(stack, capsys, prompted):
+    prompted.update({"client-secret": stack.acumatica.client_secret, "password": stack.acumatica.users["admin"]})
     assert main(["connect", "acumatica", "--client-id", stack.acumatica.client_id,
-                 "--client-secret", stack.acumatica.client_secret, "--username", "admin",
-                 "--password", stack.acumatica.users["admin"]]) == 0
+                 "--client-secret", "--username", "admin", "--password"]) == 0
     out = capsys.readouterr().out
     assert "connected" in out and stack.acumatica.users["admin"] not in out
 
 
-def test_connect_fills_the_webhook_functions_own_secret(stack, capsys):
+def test_connect_fills_the_webhook_functions_own_secret(stack, capsys, prompted):
+    push, hub = "rotated-push-secret-of-32-bytes-or-more", "rotated-webhook-secret-of-32-bytes-or-more"
+    prompted.update({"client-secret": stack.acumatica.client_secret, "password": stack.acumatica.users["admin"],
+                     "push-secret": push})
     assert main(["connect", "acumatica", "--client-id", stack.acumatica.client_id,
-                 "--client-secret", stack.acumatica.client_secret, "--username", "admin",
-                 "--password", stack.acumatica.users["admin"], "--push-secret", "rotated-push-secret"]) == 0
-    assert main(["connect", "jira", "--client-id", stack.jira.client_id, "--client-secret", stack.jira.client_secret,
-                 "--webhook-secret", "rotated-webhook-secret"]) == 0
+                 "--client-secret", "--username", "admin", "--password", "--push-secret"]) == 0
+    prompted.update({"client-secret": stack.jira.client_secret, "webhook-secret": hub})
+    assert main(["connect", "jira", "--client-id", stack.jira.client_id, "--client-secret",
+                 "--webhook-secret"]) == 0
     capsys.readouterr()
     material = json.loads(stack.aws.client("secretsmanager").get_secret_value(
         SecretId=stack.aws.outputs["WebhookSecretArn"])["SecretString"])
-    assert material == {"webhook_secret": "rotated-webhook-secret", "client_secret": stack.jira.client_secret,
-                        "push_secret": "rotated-push-secret"}
+    assert material == {"webhook_secret": hub, "client_secret": stack.jira.client_secret, "push_secret": push,
+                        "cloud_id": _secret(stack, "JiraSecretArn")["cloud_id"]}
 
 
 def test_every_command_has_help(capsys):
@@ -282,18 +293,23 @@ def _still_works(stack, number: str) -> None:
     assert len(stack.jira.issues_with_external_id(f"Bill:Bill:{number}")) == 1
 
 
-def test_connect_acumatica_with_a_wrong_client_secret_saves_nothing(stack, capsys):
+def test_connect_acumatica_with_a_wrong_client_secret_saves_nothing(stack, capsys, prompted):
     before = _secret(stack, "AcumaticaSecretArn")
-    assert main(["connect", "acumatica", "--client-secret", "wrong"]) == 1
-    assert "connected" not in capsys.readouterr().out
+    prompted["client-secret"] = "wrong"
+    assert main(["connect", "acumatica", "--client-secret"]) == 2
+    captured = capsys.readouterr()
+    assert "connected" not in captured.out and "--client-secret" in captured.err
+    assert "run `connector connect acumatica`" not in captured.err  # not the command that was just refused
     assert _secret(stack, "AcumaticaSecretArn") == before
     _still_works(stack, "400101")
 
 
-def test_connect_acumatica_with_a_wrong_password_is_not_proven_by_the_stored_refresh_token(stack, capsys):
+def test_connect_acumatica_with_a_wrong_password_is_not_proven_by_the_stored_refresh_token(stack, capsys,
+                                                                                           prompted):
     before = _secret(stack, "AcumaticaSecretArn")
     assert before.get("refresh_token"), "the stack holds a refresh token that would have 'proven' anything"
-    assert main(["connect", "acumatica", "--username", "admin", "--password", "not-the-password-7q"]) == 1
+    prompted["password"] = "not-the-password-7q"
+    assert main(["connect", "acumatica", "--username", "admin", "--password"]) == 2
     captured = capsys.readouterr()
     assert "connected" not in captured.out and "not-the-password-7q" not in captured.out + captured.err
     assert _secret(stack, "AcumaticaSecretArn") == before
@@ -312,8 +328,15 @@ def test_connect_acumatica_reads_secrets_from_standard_input(stack, capsys, monk
 
 
 def _consent(stack, capsys, redirect_uri: str = "http://localhost:8765/callback") -> str:
-    assert main(["connect", "jira", "--client-id", stack.jira.client_id, "--client-secret", stack.jira.client_secret,
-                 "--redirect-uri", redirect_uri]) == 0
+    import connector_cli.connect
+
+    asked, connector_cli.connect.getpass.getpass = connector_cli.connect.getpass.getpass, lambda prompt: \
+        stack.jira.client_secret
+    try:
+        assert main(["connect", "jira", "--client-id", stack.jira.client_id, "--client-secret",
+                     "--redirect-uri", redirect_uri]) == 0
+    finally:
+        connector_cli.connect.getpass.getpass = asked
     url = capsys.readouterr().out.strip().splitlines()[-1]
     from urllib.parse import parse_qs, urlparse
 
@@ -336,9 +359,11 @@ def test_connect_jira_checks_the_oauth_state_before_anything_is_stored(stack, ca
     _still_works(stack, "400103")
 
 
-def test_connect_jira_can_catch_the_redirect_itself(stack, capsys):
+def test_connect_jira_can_catch_the_redirect_itself(stack, capsys, monkeypatch):
     import socket
     import threading
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stack.jira.client_secret + "\n"))
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -346,7 +371,7 @@ def test_connect_jira_can_catch_the_redirect_itself(stack, capsys):
     redirect = f"http://localhost:{port}/callback"
     result = {}
     worker = threading.Thread(target=lambda: result.update(code=main([
-        "connect", "jira", "--client-id", stack.jira.client_id, "--client-secret", stack.jira.client_secret,
+        "connect", "jira", "--client-id", stack.jira.client_id, "--client-secret", "-",
         "--redirect-uri", redirect, "--listen"])))
     worker.start()
     deadline = time.monotonic() + 30

@@ -89,8 +89,13 @@ def test_a_delivery_arriving_while_its_twin_is_being_queued_gets_409_so_jira_ret
 
     function = stack.functions["WebhookFunction"]
     module = sys.modules[function.handler.__module__]
+    from connector.signatures import sign_hub
+
     event = sample("jira-webhook.json")
-    event["headers"] = {**event["headers"], "x-atlassian-webhook-identifier": "twin-delivery"}
+    body = json.loads(event["body"])
+    body["changelog"]["id"] = "77777"  # another change: a delivery of its own (the key comes from the signed body)
+    event["body"] = json.dumps(body)
+    event["headers"] = {**event["headers"], "x-hub-signature": sign_hub("local-webhook-secret", event["body"].encode())}
     queue, twin_answers = module.wiring.queue, []
 
     class TwinArrivesMidSend:

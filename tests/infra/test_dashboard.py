@@ -60,8 +60,8 @@ def emitted_metric_names() -> set[str]:
         names |= set(REQUEST_METRICS)
     for app in (ROOT / "functions").glob("*/app.py"):
         names |= set(re.findall(r'add_metric\(name="(\w+)"', app.read_text()))
-    webhook = (ROOT / "functions/webhook/app.py").read_text()
-    for kind in re.findall(r'_queued\(\s*"(\w+)"', webhook):
+    webhook = (ROOT / "functions/webhook/app.py").read_text() + (ROOT / "shared/connector/inbound.py").read_text()
+    for kind in re.findall(r'_queued\(\s*(?:wiring,\s*)?"(\w+)"', webhook):
         names |= {f"{kind}Queued", f"{kind}Ignored"}
     statuses = set()
     for module in (ROOT / "shared/connector").glob("*.py"):

@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_ENVIRONMENT_LIMIT = 4096
 PARAMETER_VALUE_LIMIT = 4096
 
+FUNCTION_NAME_LIMIT = 64
+"""Lambda's longest function name: a generated one is cut to it."""
 STACK_NAME = 128
 REGION = len("ap-southeast-5")
 """The longest region names in service (ap-southeast-5, ap-northeast-3, us-isob-east-1) have 14 characters."""
@@ -141,6 +143,8 @@ def _physical(resource: dict[str, Any], logical_id: str, template: "Worst") -> i
             else STACK_NAME + len(logical_id) + 2 + GENERATED_SUFFIX
         return (len("arn:") + PARTITION + len(":secretsmanager:") + REGION + 1 + ACCOUNT_ID + len(":secret:") + name
                 + SECRET_SUFFIX)
+    if kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):  # Ref is the function's name
+        return template.length(properties["FunctionName"]) if "FunctionName" in properties else FUNCTION_NAME_LIMIT
     raise AssertionError(f"extend the worst-case check: Ref of a {kind} ({logical_id}) in an environment")
 
 

@@ -94,7 +94,7 @@ def test_dynamic_webhook_delivery_carries_a_jwt_signed_with_the_client_secret(sa
     sandbox.resolve_issue(key)
     [delivery] = receiver.requests
     assert "X-Hub-Signature" not in delivery["headers"]
-    verify_dynamic_webhook_jwt(sandbox.client_secret, delivery["headers"]["Authorization"])
+    verify_dynamic_webhook_jwt(sandbox.client_secret, delivery["headers"]["Authorization"], cloud_id=sandbox.cloud_id)
     with pytest.raises(Rejected):
         verify_dynamic_webhook_jwt("not-the-client-secret-0123456789abcdef", delivery["headers"]["Authorization"])
     assert json.loads(delivery["body"])["matchedWebhookIds"] == [webhook_id]
@@ -192,5 +192,5 @@ def test_built_event_is_signed_like_a_real_delivery(sandbox, make_client):
     assert event["issue"]["fields"]["status"]["name"] == "Done" and headers["X-Atlassian-Webhook-Identifier"]
     assert client.get_issue(key).status == "To Do"  # building an event changes nothing
     body, headers = sandbox.build_issue_updated_event(key, "To Do", "Won't Do", kind="dynamic")
-    verify_dynamic_webhook_jwt(sandbox.client_secret, headers["Authorization"])
+    verify_dynamic_webhook_jwt(sandbox.client_secret, headers["Authorization"], cloud_id=sandbox.cloud_id)
     assert json.loads(body)["issue"]["fields"]["status"]["statusCategory"]["key"] == "done"
