@@ -93,7 +93,8 @@ def cmd_local(args: argparse.Namespace) -> int:
         if args.env_file:
             with open(args.env_file, "w", encoding="utf-8") as env_file:
                 env_file.write(exports)
-            print(f"Operator environment written to {args.env_file}: `. {args.env_file}` in another shell, then "
+            sourced = args.env_file if "/" in args.env_file else f"./{args.env_file}"  # `.` searches PATH otherwise
+            print(f"Operator environment written to {args.env_file}: `. {sourced}` in another shell, then "
                   "`connector status`, `audit`, `replay` and `ping` act on this stack.")
         else:
             print("In another shell, run this block; then `connector status`, `audit`, `replay` and `ping` act on "
@@ -273,6 +274,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _replay_in_words(result) -> str:
     """What ``replay`` did, for a person: which mechanism, why, and what a failure means."""
+    if not result.moved and not result.failed:
+        return "nothing was waiting in the dead-letter queue."
     if result.method == "native":
         told = ("SQS's own message move task (StartMessageMoveTask) moved the dead-letter queue's messages back to "
                 "the work queue")
