@@ -20,6 +20,11 @@ ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[1-9][0-9]*")
 """A Jira issue key as people type it (``AP-12``, ``ap-12``); Jira upper-cases project keys."""
 
 
+class Refused(Exception):
+    """An argument well formed but unusable (a document the stack has never seen): one line, exit 2, like a
+    malformed one, but found only once the command looked."""
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line and exit 2; subcommand parsers are made of the same class."""
 

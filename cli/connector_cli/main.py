@@ -289,8 +289,9 @@ def _replay_in_words(result) -> str:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from connector.errors import ConfigurationError
     from connector.model import DocumentKey
+
+    from .arguments import Refused
 
     wiring = _wiring(args)
     if ":" in args.external_id:
@@ -298,12 +299,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     else:  # an issue key (already upper case, as Jira writes it): the table maps it to its document
         found = wiring.store.document_for_issue(args.external_id)
         if found is None:
-            raise ConfigurationError(f"{args.external_id} is not an issue the connector knows: no document of this "
-                                     "stack has it (give the document's external id, e.g. Bill:Bill:000123)")
+            raise Refused(f"{args.external_id} is not an issue of this stack's documents (give the document's "
+                          "external id, e.g. Bill:Bill:000123)")
         key = found
     trail = wiring.store.audit_trail(key)
     if not trail and wiring.store.get_state(key) is None:
-        raise ConfigurationError(f"no record of {key.external_id}: the connector has never queued or touched it")
+        raise Refused(f"no record of {key.external_id}: the connector has never queued or touched it")
     if args.format == "json":
         print(json.dumps(trail, indent=2, default=str))
         return 0
@@ -487,8 +488,12 @@ def _one_line(error: BaseException) -> tuple[str, int]:
     from .ping import _aws_fix, describe
     from .reach import unreachable
 
+    from .arguments import Refused
+
     if isinstance(error, ConfigurationError):
         return f"configuration error: {clean(error)}", 2
+    if isinstance(error, Refused):
+        return clean(error), 2
     why = unreachable(error, os.environ)
     if why is not None:
         return f"{why.message}; fix: {why.fix}", 1
