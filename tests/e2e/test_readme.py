@@ -40,10 +40,11 @@ def commands(block: str) -> list[str]:
 
 
 def clean_env() -> dict[str, str]:
-    """A shell that has not loaded any stack's environment (as a newcomer's)."""
+    """A shell that has not loaded any stack's environment (as a newcomer's), nor sits inside a `make test` (whose
+    MAKEFLAGS would have `make demo` announce the directories it enters)."""
     return {k: v for k, v in os.environ.items() if not k.startswith((
         "ACUMATICA_", "JIRA_", "AWS_ENDPOINT", "TABLE_", "WORK_QUEUE", "DEAD_LETTER", "WEBHOOK_", "POWERTOOLS",
-        "OWNER_MAP", "LOG_LEVEL"))}
+        "OWNER_MAP", "LOG_LEVEL", "MAKEFLAGS", "MAKELEVEL", "MFLAGS"))}
 
 
 def test_every_command_block_is_marked_and_the_readme_stays_short():
