@@ -80,7 +80,7 @@ LAMBDA_PYTHON ?= $(shell for p in python$(LAMBDA_PYTHON_VERSION) $(HOME)/.pyenv/
 # hashing its source (zip extraction does not keep the source timestamps a default .pyc is checked against).
 COMPILE = $(if $(LAMBDA_PYTHON),"$(LAMBDA_PYTHON)" -m compileall -q -j 0 --invalidation-mode unchecked-hash,\
 	echo "warning: no python$(LAMBDA_PYTHON_VERSION) found: shipping no bytecode, so every cold start compiles" \
-	"the layer (see README, Cold starts)" >&2; :)
+	"the layer (see docs/deploy.md, Building)" >&2; :)
 
 .PHONY: build-PollerFunction build-WorkerFunction build-WebhookFunction build-MaintenanceFunction build-ConnectorLayer
 

@@ -10,17 +10,22 @@ amount.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 from connector.decisions import AuthorityTable
 from connector.jira import USER_SCOPE_HINT
 from connector.rules import money
 
 from .output import print_table
+from .ping import Check
 
 
 class Advisory(Exception):
     """A ping check that holds, with something the operator should read: printed as WARN, ping still passes."""
+
+
+class NotNeeded(Exception):
+    """A ping check the configuration makes pointless (nothing to check): printed as ``n/a`` with why, and passes."""
 
 
 @dataclass(frozen=True)
@@ -55,31 +60,50 @@ def empty_table_note(project_key: str) -> str:
             "any document, of any amount")
 
 
-def checks(wiring: Any) -> list[tuple[str, Callable[[], Any], str]]:
-    """``(name, check, fix)`` for ``connector ping``: the table as it applies, then Jira's side of it."""
-    settings = wiring.settings_in_effect()
-    table: AuthorityTable = settings.decision_policy.authority
+def checks(wiring: Any, *, tables: tuple[str, ...], acumatica: tuple[str, ...],
+           jira: tuple[str, ...]) -> list[Check]:
+    """The checks ``connector ping`` adds: the table as it applies, then Jira's and Acumatica's side of it. Each reads
+    the tables in effect when it runs (after the checks named by ``tables``: an imported version lives in the stack's
+    table), and the checks of each system run after those named by ``acumatica`` and ``jira``, one at a time with
+    that system's other checks. A check the tables make pointless says so and passes (``NotNeeded``)."""
+    def policy() -> Any:
+        return wiring.settings_in_effect().decision_policy
 
     def applies() -> Shown:
+        settings = wiring.settings_in_effect()
+        table: AuthorityTable = settings.decision_policy.authority
         if not table:
             raise Advisory(empty_table_note(settings.jira_project_key))
         return Shown(coverage(table, settings.document_types))
 
-    found = [("DecisionAuthority: who may decide what", applies,
-              "set DecisionAuthority, e.g. {\"ap-clerks\": {\"Bill\": 1000}, \"finance-controllers\": {\"*\": null}} "
-              "(docs/decisions.md)")]
-    if settings.decision_policy.decline_actions:
-        found.append(("Acumatica offers each DeclineAction", lambda: _decline_actions_offered(wiring),
-                      "set DeclineAction to workflow actions the instance lists"))
-    if table:
-        found += [
-            ("Jira group membership readable (read:jira-user)",
-             lambda: wiring.jira.user_groups(wiring.jira.own_account_id()) and None, USER_SCOPE_HINT),
-            ("DecisionAuthority keys are Jira groups or accounts", lambda: _keys_exist(wiring.jira, table),
-             "create the group in Jira (Settings > User management > Groups) or correct the key in "
-             "DecisionAuthority: group names as Jira spells them, or accountIds"),
-        ]
-    return found
+    def decline_actions() -> None:
+        if not policy().decline_actions:
+            raise NotNeeded("no DeclineAction is set: a no posts nothing")
+        _decline_actions_offered(wiring)
+
+    def groups_readable() -> None:
+        if not policy().authority:
+            raise NotNeeded("DecisionAuthority is empty: nobody's groups are read")
+        wiring.jira.user_groups(wiring.jira.own_account_id())
+
+    def keys_exist() -> None:
+        table = policy().authority
+        if not table:
+            raise NotNeeded("DecisionAuthority is empty")
+        _keys_exist(wiring.jira, table)
+
+    return [
+        Check("authority", "DecisionAuthority: who may decide what", applies, tables,
+              fix="set DecisionAuthority, e.g. {\"ap-clerks\": {\"Bill\": 1000}, \"finance-controllers\": "
+                  "{\"*\": null}} (docs/decisions.md)"),
+        Check("decline-actions", "Acumatica offers each DeclineAction", decline_actions, (*tables, *acumatica),
+              serial="acumatica", fix="set DeclineAction to workflow actions the instance lists"),
+        Check("jira-groups", "Jira group membership readable (read:jira-user)", groups_readable, (*tables, *jira),
+              serial="jira", fix=USER_SCOPE_HINT),
+        Check("authority-keys", "DecisionAuthority keys are Jira groups or accounts", keys_exist, (*tables, *jira),
+              serial="jira", fix="create the group in Jira (Settings > User management > Groups) or correct the key in "
+                                 "DecisionAuthority: group names as Jira spells them, or accountIds"),
+    ]
 
 
 def _decline_actions_offered(wiring: Any) -> None:

@@ -20,16 +20,22 @@ from connector.errors import ConfigurationError, ConnectorError
 from connector.tables import (TABLES, account_ids, apply_tables, describe_effect, digest, parse_document,
                               read_document, routing_effect)
 
+from .arguments import add_format
+
 
 def add_config_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     """Hook ``connector config`` and its actions into the CLI's parser (``command`` is ``build_parser``'s helper)."""
     config = command("config", run, "the routing and tuning tables: import, show, history, rollback, export")
-    actions = config.add_subparsers(dest="action", required=True, metavar="{import,show,history,rollback,export}")
+    actions = config.add_subparsers(dest="action", required=True, metavar="{import,show,history,rollback,export}",
+                                    help="what to do with the tables")
 
     def action(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub = actions.add_parser(name, help=help_text, description=help_text, formatter_class=config.formatter_class)
+        # Also after the action, as on every command; SUPPRESS keeps an absent one from overwriting one given before.
         sub.add_argument("--stack", default=argparse.SUPPRESS,
                          help="read resource names from this deployed CloudFormation stack")
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the full traceback of an error")
         return sub
 
     imported = action("import", "validate a JSON document of tables and make it the current version")
@@ -37,11 +43,11 @@ def add_config_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     for name in ("show", "history"):
         shown = action(name, {"show": "the tables in effect and where each comes from (parameter or version N)",
                               "history": "every version: number, when, who, which tables, its effect"}[name])
-        shown.add_argument("--format", choices=["text", "json"], default="text", help="output format (default text)")
+        add_format(shown)
     rollback = action("rollback", "make an earlier version's tables current again (as a new version)")
     rollback.add_argument("version", type=_version_number, help="the version whose tables to restore")
     exported = action("export", "write the current version's document, to keep in git and import again")
-    exported.add_argument("--output", help="write to this file instead of standard output")
+    exported.add_argument("--output", help="write to this file (default: standard output)")
 
 
 def _version_number(text: str) -> int:

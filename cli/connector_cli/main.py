@@ -1,7 +1,9 @@
 """`connector`: run the connector locally and operate a deployed one.
 
-Commands work against the resources named by the environment (``TABLE_NAME``, ``WORK_QUEUE_URL``, ...), or against a
-deployed stack's outputs with ``--stack NAME``.
+The operator commands work against the resources the environment names (``TABLE_NAME``, ``WORK_QUEUE_URL``, ...: the
+file ``connector local --env-file`` writes), or against a deployed stack's outputs with ``--stack NAME``; they run
+with short timeouts (``reach``), so each answers within ``timings.OPERATOR_ANSWER_SECONDS`` whatever is down.
+Arguments are read by ``arguments``: errors are one line and exit 2, like configuration errors.
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ def _environment(stack: str | None) -> dict[str, str]:
 
 
 def _wiring(args: argparse.Namespace):
-    from connector.wiring import Wiring
+    from .reach import OperatorWiring
 
-    return Wiring(_environment(args.stack))
+    return OperatorWiring(_environment(args.stack))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -56,28 +58,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
+    from connector_local.demo import DEMO_ENV, SEEDS
+    from connector_local.preflight import check_local_inputs
     from connector_local.stack import LocalStack
 
-    stop = threading.Event()
-    from connector_local.demo import DEMO_ENV, SEEDS
-
     # The sample documents come with the demo's owner map (the buyer of PO000045), unless the shell sets its own.
-    with LocalStack.start({**DEMO_ENV, **os.environ} if args.sample_data else None, containers=True,
-                          worker_concurrency=None) as stack:
+    env = {**DEMO_ENV, **os.environ} if args.sample_data else dict(os.environ)
+    check_local_inputs(env, env_file=args.env_file, sample_data=args.sample_data)
+    stop = threading.Event()
+    with LocalStack.start(env, containers=True, worker_concurrency=None) as stack:
         if args.sample_data:
-            if not stack.acumatica:
-                print("connector local: --sample-data seeds the Acumatica sandbox; ACUMATICA_URL points elsewhere",
-                      file=sys.stderr)
-                return 2
+            assert stack.acumatica  # check_local_inputs refused ACUMATICA_URL with --sample-data
             for seed in SEEDS:
                 stack.acumatica.add_document(seed.entity, requires_approval=seed.requires_approval, **seed.fields)
+            # One poll now, so the seeded exceptions have their issues before the first command is typed.
+            stack.tick("PollerFunction")
+            stack.drain()
         threads = [threading.Thread(target=stack.pump.run_forever, args=(stop,), daemon=True)]
         for name, ticker in stack.tickers.items():
             if args.poll_seconds and name == "PollerFunction":
                 ticker.rate_seconds = args.poll_seconds
             threads.append(threading.Thread(target=ticker.run_forever, args=(stop,), daemon=True))
-        for thread in threads:
-            thread.start()
         print(f"AWS (moto):        {stack.aws.endpoint_url}")
         print(f"Webhook endpoint:  {stack.environment['WEBHOOK_URL']}")
         print(f"Push endpoint:     {stack.gateway.url}/acumatica/push")
@@ -85,24 +86,41 @@ def cmd_local(args: argparse.Namespace) -> int:
         print(f"Jira:              {stack.environment['JIRA_API_URL']}")
         for name, value in sorted(stack.aws.outputs.items()):
             print(f"{name + ':':<19}{value}")
+        if args.sample_data and stack.jira:
+            issues = sum(len(stack.jira.issues_with_external_id(seed_key)) for seed_key in _seed_ids(SEEDS))
+            print(f"Sample data:       {len(SEEDS)} documents seeded and polled once; {issues} Jira issues")
         exports = operator_exports(stack.environment)
         if args.env_file:
             with open(args.env_file, "w", encoding="utf-8") as env_file:
                 env_file.write(exports)
-            print(f"Operator environment written to {args.env_file}: `. {args.env_file}` in another shell, then "
+            sourced = args.env_file if "/" in args.env_file else f"./{args.env_file}"  # `.` searches PATH otherwise
+            print(f"Operator environment written to {args.env_file}: `. {sourced}` in another shell, then "
                   "`connector status`, `audit`, `replay` and `ping` act on this stack.")
         else:
             print("In another shell, run this block; then `connector status`, `audit`, `replay` and `ping` act on "
                   "this stack:")
             print(exports, end="")
-        print("Serving; Ctrl-C (or SIGTERM) stops.", flush=True)
         # Explicit handlers: a process started in the background inherits an ignored SIGINT, and services are
         # stopped with SIGTERM anyway.
         for stopping_signal in (signal.SIGINT, signal.SIGTERM):
             signal.signal(stopping_signal, lambda *_: stop.set())
-        while not stop.wait(timeout=0.5):
-            pass
+        for thread in threads:
+            thread.start()
+        print("Serving; Ctrl-C (or SIGTERM) stops.", flush=True)
+        try:
+            while not stop.wait(timeout=0.5):
+                pass
+        finally:  # the pump and the tickers finish what they are doing before the stack under them stops
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=30)
     return 0
+
+
+def _seed_ids(seeds) -> list[str]:
+    from connector.documents import profile
+
+    return [profile(seed.entity).key_of(seed.fields).external_id for seed in seeds]
 
 
 def operator_exports(environment: Mapping[str, str]) -> str:
@@ -197,89 +215,13 @@ def _copy_verification_material(wiring) -> None:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    """The end-to-end checklist; every check makes its own call to the system it checks (no cached answer)."""
-    from . import authority
-    from .preview import check_owner_map
+    """The end-to-end checklist (``ping``): every check makes its own call, all within the tool's deadline."""
+    from . import ping
 
-    wiring = _wiring(args)
-    settings = wiring.settings
-    checks: list[tuple[str, Any, str]] = [
-        ("Acumatica endpoint version", lambda: wiring.acumatica.check_endpoint_version(),
-         f"set AcumaticaEndpointVersion to a version GET /entity lists (now {settings.acumatica_endpoint_version})"),
-    ]
-    for entity in settings.document_types:
-        checks.append((f"Acumatica {entity} readable with the selected fields", _reader(wiring, entity),
-                       "run `connector connect acumatica`; give the API user access to the screen"))
-    checks += [
-        (f"Acumatica workflow action {settings.approve_action!r}", lambda: _has_action(wiring),
-         "set ApproveActionName to one of the listed actions"),
-        ("Jira token and cloudId", lambda: wiring.jira.myself() and None, "run `connector connect jira`"),
-        (f"Jira project {settings.jira_project_key}", lambda: wiring.jira.project() and None,
-         "set JiraProjectKey to a project the connected account can browse"),
-        (f"Jira field {settings.jira_external_id_field}", lambda: _has_field(wiring),
-         "create a single-line text custom field and set JiraExternalIdField to its id"),
-        ("table, work queue and secrets reachable", lambda: _aws_reachable(wiring),
-         "check the stack's outputs (--stack) and your AWS credentials"),
-        ("OwnerMap covers the owners of recent exception documents", lambda: check_owner_map(wiring),
-         "add the named owners to OwnerMap (Acumatica owner -> Jira accountId)"),
-        *authority.checks(wiring),
-    ]
-    results = []
-    for name, check, fix in checks:
-        try:
-            shown = check()
-            results.append({"check": name, "ok": True, **({"table": shown.rows} if isinstance(shown, authority.Shown)
-                                                          else {})})
-        except authority.Advisory as note:
-            results.append({"check": name, "ok": True, "warning": str(note), "fix": fix})
-        except Exception as exc:  # noqa: BLE001 - report every check
-            results.append({"check": name, "ok": False, "error": f"{type(exc).__name__}: {exc}", "fix": fix})
-    if args.format == "json":
-        print(json.dumps(results, indent=2))
-    else:
-        for result in results:
-            if result.get("warning"):
-                print(f"WARN  {result['check']}: {result['warning']}\n      fix: {result['fix']}")
-            elif result["ok"]:
-                print(f"ok    {result['check']}")
-                authority.render(result.get("table") or [], sys.stdout)
-            else:
-                print(f"FAIL  {result['check']}: {result['error']}\n      fix: {result['fix']}")
-    return 0 if all(result["ok"] for result in results) else 1
+    from .reach import OperatorWiring
 
-
-def _reader(wiring, entity: str):
-    """Read one page of one record: proves the token (a fresh call, refreshed if Acumatica refuses it) and $select."""
-    def read() -> None:
-        from datetime import datetime, timezone
-
-        next(iter(wiring.acumatica.changed_pages(entity, datetime(1970, 1, 1, tzinfo=timezone.utc), page_size=1)),
-             None)
-
-    return read
-
-
-def _aws_reachable(wiring) -> None:
-    import boto3
-
-    wiring.store.get_cursor(wiring.settings.document_types[0])
-    boto3.client("sqs").get_queue_attributes(QueueUrl=wiring.settings.work_queue_url, AttributeNames=["QueueArn"])
-    wiring.acumatica_secret.read()
-    wiring.jira_secret.read()
-
-
-def _has_action(wiring) -> None:
-    for entity in ("Bill", "PurchaseOrder"):
-        if entity in wiring.settings.document_types:
-            actions = wiring.acumatica.workflow_actions(entity)
-            wanted = wiring.settings_in_effect().approve_actions.get(entity) or wiring.settings.approve_action
-            if wanted.casefold() not in {action.casefold() for action in actions}:
-                raise LookupError(f"{entity} offers {actions}, not {wanted!r}")
-
-
-def _has_field(wiring) -> None:
-    if not wiring.jira.field_exists(wiring.settings.jira_external_id_field):
-        raise LookupError("no such field")
+    env = _environment(args.stack)
+    return ping.run(OperatorWiring(env), env, args.format)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -288,17 +230,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from connector.queue import group_token
     from connector.redrive import list_dead_letters, redrive_dead_letters
 
+    from .output import StatusLine, print_line, print_table
+
     env = _environment(args.stack)
     dlq, source = env.get("DEAD_LETTER_QUEUE_URL"), env.get("WORK_QUEUE_URL")
     if not dlq or not source:
-        print("connector replay: DEAD_LETTER_QUEUE_URL and WORK_QUEUE_URL are needed (or --stack)", file=sys.stderr)
-        return 2
+        from connector.errors import ConfigurationError
+
+        raise ConfigurationError("DEAD_LETTER_QUEUE_URL and WORK_QUEUE_URL are needed: run with --stack <stack>, or "
+                                 "load the environment file of the running `connector local`")
     group = group_token(args.external_id) if args.external_id else None
     sqs = boto3.client("sqs")
     if args.dry_run:
         from datetime import datetime, timezone
-
-        from .output import print_table
 
         waiting = [d for d in list_dead_letters(sqs, dlq, max_messages=args.max) if group in (None, d.group)]
         rows = []
@@ -307,38 +251,63 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 body = json.loads(letter.body)
             except ValueError:
                 body = {}
-            rows.append((datetime.fromtimestamp(letter.sent_at, timezone.utc).isoformat(timespec="seconds"),
-                         body.get("external_id", letter.group or "-"), body.get("kind", "?"),
-                         body.get("issue_key") or "-", letter.receive_count, body.get("reason") or ""))
-        print_table(("sent", "document", "kind", "issue", "receives", "reason"), rows,
+            body = body if isinstance(body, dict) else {}
+            rows.append({"sent": datetime.fromtimestamp(letter.sent_at, timezone.utc).isoformat(timespec="seconds"),
+                         "document": str(body.get("external_id") or letter.group or "-"),
+                         "kind": str(body.get("kind") or "?"), "issue": str(body.get("issue_key") or "-"),
+                         "receives": letter.receive_count, "reason": str(body.get("reason") or "")})
+        if args.format == "json":
+            print(json.dumps({"would_replay": rows, "moved": 0}, indent=2))
+            return 0
+        print_table(("sent", "document", "kind", "issue", "receives", "reason"), [tuple(r.values()) for r in rows],
                     title=f"{len(rows)} message(s) would be replayed; nothing was moved")
         return 0
 
-    def progress(moved: int, total: int) -> None:
-        print(f"\rreplayed {moved}/{total}", end="", flush=True)
-
-    result = redrive_dead_letters(sqs, dlq, source, max_messages=args.max, only_group=group, progress=progress)
-    print(f"\nmoved {result.moved}, failed {result.failed} ({result.method} redrive)")
+    with StatusLine(sys.stderr, "replaying the dead-letter queue") as status:
+        result = redrive_dead_letters(sqs, dlq, source, max_messages=args.max, only_group=group,
+                                      progress=lambda done, total: status.update(f"replayed {done}/{total}"))
+    if args.format == "json":
+        print(json.dumps({"moved": result.moved, "failed": result.failed, "method": result.method,
+                          "why": result.why}, indent=2))
+    else:
+        print_line(f"moved {result.moved}, failed {result.failed}: {_replay_in_words(result)}")
     return 1 if result.failed else 0
+
+
+def _replay_in_words(result) -> str:
+    """What ``replay`` did, for a person: which mechanism, why, and what a failure means."""
+    if not result.moved and not result.failed:
+        return "nothing was waiting in the dead-letter queue."
+    if result.method == "native":
+        told = ("SQS's own message move task (StartMessageMoveTask) moved the dead-letter queue's messages back to "
+                "the work queue")
+    else:
+        told = (f"each message was copied from the dead-letter queue to the work queue with a fresh deduplication "
+                f"id, then deleted from the dead-letter queue, because {result.why}")
+    if result.failed:
+        told += ("; the ones that failed are still in the dead-letter queue (`connector replay --dry-run` lists "
+                 "them)")
+    return told + "."
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from connector.model import DocumentKey
 
+    from .arguments import Refused
+
     wiring = _wiring(args)
-    try:
+    if ":" in args.external_id:
         key = DocumentKey.parse(args.external_id)
-    except ValueError:  # a Jira issue key (Jira keys are upper case; people type ap-12): the table maps it
-        found = wiring.store.document_for_issue(args.external_id.strip().upper())
+    else:  # an issue key (already upper case, as Jira writes it): the table maps it to its document
+        found = wiring.store.document_for_issue(args.external_id)
         if found is None:
-            print(f"{args.external_id} is neither an external id nor a known issue key", file=sys.stderr)
-            return 2
+            raise Refused(f"{args.external_id} is not an issue of this stack's documents (give the document's "
+                          "external id, e.g. Bill:Bill:000123)")
         key = found
     trail = wiring.store.audit_trail(key)
     if not trail and wiring.store.get_state(key) is None:
-        print(f"no record of {key.external_id}: the connector has never queued or touched it", file=sys.stderr)
-        return 2
-    if args.json or args.format == "json":
+        raise Refused(f"no record of {key.external_id}: the connector has never queued or touched it")
+    if args.format == "json":
         print(json.dumps(trail, indent=2, default=str))
         return 0
     from .output import print_table
@@ -424,63 +393,61 @@ def _sweep_status(wiring, now) -> dict[str, Any]:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Act as a person in the Jira sandbox of a running `connector local` (JIRA_API_URL from its export block)."""
-    import requests
+    from .reach import OperatorWiring
+    from .sandbox import resolve
 
-    jira_url = os.environ.get("JIRA_API_URL", "")
-    if not jira_url.startswith("http://127.0.0.1"):
-        print("connector sandbox: JIRA_API_URL must point at the Jira sandbox of `connector local` "
-              "(run its export block in this shell)", file=sys.stderr)
-        return 2
-    answer = requests.post(f"{jira_url}/sandbox-ui/issue/{args.issue_key.upper()}/transition",
-                           json={"status": args.status, **({"resolution": args.resolution} if args.resolution else {})},
-                           timeout=30)
-    if answer.status_code != 200:
-        print(f"connector sandbox: the Jira sandbox answered {answer.status_code}: {answer.text[:200]}",
-              file=sys.stderr)
-        return 1
-    print(f"{args.issue_key.upper()} moved to {args.status} by a person; the webhook was delivered to the local "
-          "gateway (see `connector audit " + args.issue_key.upper() + "`)")
-    return 0
+    return resolve(os.environ, OperatorWiring(dict(os.environ)), args.document, status=args.status,
+                   resolution=args.resolution, wait_seconds=args.wait, fmt=args.format)
 
 
-def _at_least(minimum: int):
-    """An argparse type: an integer no smaller than ``minimum``, refused with the argument's name otherwise."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
 def cmd_preview(args: argparse.Namespace) -> int:
     from .preview import run
 
     return run(_wiring(args), entities=args.entity, since=args.since, limit=args.limit, fmt=args.format)
 
 
+DESCRIPTION = """\
+Run the connector locally, and operate a deployed one.
+
+  connector demo                      the round trip on an embedded stack, printed step by step
+  connector local --sample-data --env-file .local.env
+                                      the stack on this machine, until stopped; `. ./.local.env` in another shell
+  connector ping | status | audit | replay | preview
+                                      operate the stack the environment (or --stack NAME) points at
+
+Every command has --help. Argument and configuration errors are one line, exit status 2; --debug (anywhere on the
+line) shows the traceback of an error instead.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="connector", description=__doc__)
+    from .arguments import HelpFormatter, OneLineParser, add_format, at_least, document_or_issue, external_id, moment
+
+    parser = OneLineParser(prog="connector", description=DESCRIPTION, formatter_class=HelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
         sub.set_defaults(handler=handler)
+        # Also after the command name; SUPPRESS keeps an absent one from overwriting one given before it.
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the full traceback of an error")
         if name not in ("demo", "local", "sandbox"):
-            sub.add_argument("--stack", help="read resource names from this deployed CloudFormation stack")
+            sub.add_argument("--stack", help="read resource names from this deployed CloudFormation stack "
+                                             "(default: the environment, e.g. the file `connector local` writes)")
         return sub
 
     demo = command("demo", cmd_demo, "run the round trip on the embedded local stack and print it")
     demo.add_argument("--verbose", action="store_true", help="also print the functions' JSON logs and metrics")
     local = command("local", cmd_local, "run the stack locally (sandboxes unless ACUMATICA_URL/JIRA_API_URL are set)")
-    local.add_argument("--poll-seconds", type=_at_least(1), help="poll this often instead of the template's PollSchedule")
+    local.add_argument("--poll-seconds", type=at_least(1),
+                       help="poll this often instead of the template's PollSchedule (default: PollSchedule)")
     local.add_argument("--sample-data", action="store_true",
-                       help="seed the Acumatica sandbox with the demo's bills, purchase orders and payments")
-    local.add_argument("--env-file", help="write the operator environment (export lines) to this file")
+                       help="seed the Acumatica sandbox with the demo's bills, purchase orders and payments, and "
+                            "poll them once before serving")
+    local.add_argument("--env-file", help="write the operator environment (export lines) to this file "
+                                          "(default: print them)")
     connect = command("connect", cmd_connect, "store credentials: Acumatica OAuth client, or Jira OAuth 3LO consent")
     connect.epilog = ("Secrets are never values on the command line (ps, shell history): a secret option alone asks "
                       "for it; '-' reads one line of standard input each, in the order client-secret, password, "
@@ -520,53 +487,86 @@ def build_parser() -> argparse.ArgumentParser:
                          help="jira: catch the consent redirect on the --redirect-uri port of 127.0.0.1 "
                               "(default: print the URL and wait for --code and --state)")
     ping = command("ping", cmd_ping, "check both systems and the configuration end to end")
-    ping.add_argument("--format", choices=["text", "json"], default="text")
-    replay = command("replay", cmd_replay, "move dead-lettered messages back to the work queue, with progress")
-    replay.add_argument("--max", type=_at_least(1), help="move at most this many messages")
-    replay.add_argument("--external-id", help="replay only this document's messages (e.g. Bill:Bill:000123)")
+    add_format(ping)
+    replay = command("replay", cmd_replay, "move dead-lettered messages back to the work queue")
+    replay.add_argument("--max", type=at_least(1), help="move at most this many messages (default: all)")
+    replay.add_argument("--external-id", type=external_id,
+                        help="replay only this document's messages, e.g. Bill:Bill:000123 (default: every document)")
     replay.add_argument("--dry-run", action="store_true", help="list what waits in the DLQ; move nothing")
+    add_format(replay)
     audit = command("audit", cmd_audit, "show the audit trail of one document")
-    audit.add_argument("external_id", help="the document's external id (e.g. Bill:Bill:000123) or its issue key")
-    audit.add_argument("--json", action="store_true", help="the same as --format json")
-    audit.add_argument("--format", choices=["text", "json"], default="text")
+    audit.add_argument("external_id", type=document_or_issue, metavar="DOCUMENT",
+                       help="the document's external id (e.g. Bill:Bill:000123) or its Jira issue key (e.g. AP-12)")
+    add_format(audit)
+    audit.add_argument("--json", action="store_const", dest="format", const="json", help="the same as --format json")
     sandbox = command("sandbox", cmd_sandbox, "act as a person in the local Jira sandbox (connector local)")
-    sandbox.add_argument("action", choices=["resolve"])
-    sandbox.add_argument("issue_key", help="e.g. AP-1")
+    sandbox.add_argument("action", choices=["resolve"], help="resolve: move the issue to --status, as a person")
+    sandbox.add_argument("document", type=document_or_issue, metavar="DOCUMENT",
+                         help="the document whose issue to move (e.g. Bill:Bill:000101), or the issue key (AP-1)")
     sandbox.add_argument("--status", default="Done", help="the status a person moves the issue to")
-    sandbox.add_argument("--resolution", help="the resolution the person picks, e.g. \"Won't Do\" (a 'no')")
+    sandbox.add_argument("--resolution",
+                         help="the resolution the person picks, e.g. \"Won't Do\" (a no; default: the status's own)")
+    sandbox.add_argument("--wait", type=at_least(0), default=30, metavar="SECONDS",
+                         help="wait this long for the connector's decision, and print it (0: do not wait)")
+    add_format(sandbox)
     status = command("status", cmd_status, "watermarks, and work queue and DLQ depths")
-    status.add_argument("--format", choices=["text", "json"], default="text")
+    add_format(status)
     preview = command("preview", cmd_preview, "list the issues a poll would create, update or leave; writes nothing")
-    preview.add_argument("--entity", action="append", choices=["Bill", "PurchaseOrder", "Check"])
-    preview.add_argument("--since", help="ISO date or date-time; only documents modified since (default: all)")
-    preview.add_argument("--limit", type=_at_least(1), help="list at most this many documents")
-    preview.add_argument("--format", choices=["table", "json"], default="table")
+    preview.add_argument("--entity", action="append", choices=["Bill", "PurchaseOrder", "Check"],
+                         help="only this entity; repeat for several (default: DocumentTypes)")
+    preview.add_argument("--since", type=moment,
+                         help="only documents modified since this ISO date or date-time, e.g. 2026-11-01 "
+                              "(default: all)")
+    preview.add_argument("--limit", type=at_least(1), help="list at most this many documents (default: all)")
+    add_format(preview)
     from .config_cmd import add_config_command
 
     add_config_command(command)
     return parser
 
 
+OPERATOR_COMMANDS = frozenset({"connect", "ping", "replay", "audit", "sandbox", "status", "preview", "config"})
+"""Commands that call a running stack: they run with the tool's short timeouts (``demo`` and ``local`` run the
+functions themselves, with the functions' own)."""
+
+
 def _one_line(error: BaseException) -> tuple[str, int]:
-    """What a person can act on, and the exit status: 2 for configuration, 1 for a failure of the systems."""
+    """What a person can act on, and the exit status: 2 for configuration, 1 for a failure of the systems.
+
+    A host that gave no answer is named with the setting that points at it; nothing here prints a Python type name."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from connector.errors import ConfigurationError
 
+    from .output import clean
+    from .ping import _aws_fix, describe
+    from .reach import unreachable
+
+    from .arguments import Refused
+
     if isinstance(error, ConfigurationError):
-        return f"configuration error: {error}", 2
-    if isinstance(error, ClientError):
-        details = error.response.get("Error", {})
-        return f"AWS refused {error.operation_name}: {details.get('Code')}: {details.get('Message')}", 1
-    if isinstance(error, BotoCoreError):
-        return f"AWS: {error}", 1
-    return f"{type(error).__name__}: {error}", 1
+        return f"configuration error: {clean(error)}", 2
+    if isinstance(error, Refused):
+        return clean(error), 2
+    why = unreachable(error, os.environ)
+    if why is not None:
+        return f"{why.message}; fix: {why.fix}", 1
+    if isinstance(error, (ClientError, BotoCoreError)):
+        fix = _aws_fix(error)
+        return f"{describe(error) if isinstance(error, ClientError) else 'AWS: ' + clean(error)}" + (
+            f"; {fix}" if fix else ""), 1
+    return describe(error), 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors become one line on stderr (``--debug`` shows the traceback), never a stack dump."""
     args = build_parser().parse_args(argv)
+    from .reach import use_operator_timeouts
+
     try:
+        if args.command in OPERATOR_COMMANDS:
+            with use_operator_timeouts():
+                return int(args.handler(args) or 0)
         return int(args.handler(args) or 0)
     except BrokenPipeError:
         # `connector audit ... | head`: the reader left; end quietly, and keep Python from complaining at exit.

@@ -24,6 +24,8 @@ from connector.rules import classify, fingerprint
 from connector.sync import EVERYTHING, SyncContext, observed, planned_issue
 from connector.triage import route
 
+from .output import clean
+
 COLUMNS = ("action", "document", "issue", "summary", "assignee", "priority", "due date", "reason")
 
 
@@ -119,15 +121,18 @@ def check_owner_map(wiring: Any, days: int = 30) -> None:
             f"{owner} ({count} document{'s' if count > 1 else ''})" for owner, count in missing.most_common()))
 
 
-def render(rows: Sequence[Planned], fmt: str = "table", out: TextIO | None = None) -> None:
-    """Print the plan: a table for people, or JSON (a list of objects) for scripts."""
+def render(rows: Sequence[Planned], fmt: str = "text", out: TextIO | None = None) -> None:
+    """Print the plan: a table for people, or JSON (a list of objects) for scripts.
+
+    Summaries and reasons quote Acumatica's data: the table prints them cleaned (``output.clean``), as text."""
     out = out or sys.stdout
     if fmt == "json":
         json.dump([asdict(row) for row in rows], out, indent=2)
         out.write("\n")
         return
-    cells = [[row.action, row.document, row.issue, _clip(row.summary, 70), row.assignee, row.priority, row.due_date,
-              _clip(row.reason, 60)] for row in rows]
+    cells = [[clean(value) for value in (row.action, row.document, row.issue, _clip(clean(row.summary), 70),
+                                         row.assignee, row.priority, row.due_date, _clip(clean(row.reason), 60))]
+             for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(COLUMNS)]
     for line in [list(COLUMNS), ["-" * w for w in widths], *cells]:
         out.write("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() + "\n")
@@ -140,21 +145,15 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def parse_since(text: str | None) -> datetime:
-    """``--since``: an ISO date or date-time (UTC when no offset is given); absent means every document."""
-    if not text:
-        return EVERYTHING
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def run(wiring: Any, *, entities: Iterable[str] | None, since: str | None, limit: int | None, fmt: str,
+def run(wiring: Any, *, entities: Iterable[str] | None, since: datetime | None, limit: int | None, fmt: str,
         out: TextIO | None = None) -> int:
     """What ``connector preview`` does: reads through the wiring's Acumatica client and store, prints the plan, with
-    the tables in effect (an imported version's, else the parameters')."""
+    the tables in effect (an imported version's, else the parameters').
+
+    ``since`` was parsed with the other arguments (``arguments.moment``); ``None`` reads every document."""
     settings: Settings = wiring.settings_in_effect()
     chosen = tuple(entities or settings.document_types)
-    rows = plan(wiring.acumatica, wiring.store, settings, entities=chosen, since=parse_since(since), limit=limit)
+    rows = plan(wiring.acumatica, wiring.store, settings, entities=chosen, since=since or EVERYTHING, limit=limit)
     render(rows, fmt, out)
     if fmt != "json":  # the JSON stays the list of planned rows scripts read
         from .authority import print_for_preview

@@ -42,6 +42,32 @@ _NO_VALUE = object()
 _SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
 
 
+_MOVE_TASK_ACTIONS = ("start_message_move_task", "list_message_move_tasks", "cancel_message_move_task")
+
+
+def _refuse_what_moto_lacks() -> None:
+    """SQS's message move tasks, where moto has none: answer them as an SQS endpoint without them does
+    (``UnsupportedOperation``, a 400 the SDK does not retry) instead of moto's 500 and a traceback in the stack's
+    output for every retry. ``connector replay`` then takes its portable path and says why, as it would against any
+    such endpoint; a moto that implements the tasks keeps its own, and the local replay runs the native path."""
+    from moto.core.exceptions import ServiceException
+    from moto.sqs.responses import SQSResponse
+
+    class UnsupportedOperation(ServiceException):
+        code = "UnsupportedOperation"
+        message = "message move tasks are not implemented by the local stack's SQS (moto)"
+
+    def refuse(self: SQSResponse) -> None:
+        raise UnsupportedOperation()
+
+    for action in _MOVE_TASK_ACTIONS:
+        if not hasattr(SQSResponse, action):
+            setattr(SQSResponse, action, refuse)
+
+
+_refuse_what_moto_lacks()
+
+
 class TemplateError(Exception):
     """The template uses something the local stack cannot reproduce; extend this module rather than work around it."""
 

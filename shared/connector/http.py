@@ -135,13 +135,19 @@ _passing = threading.local()
 
 
 class GatedAdapter(HTTPAdapter):
-    """Every request waits at its system's gate first; a 429/503 answer with ``Retry-After`` closes the gate."""
+    """Every request waits at its system's gate first; a 429/503 answer with ``Retry-After`` closes the gate.
 
-    def __init__(self, gates: RetryGates, **kwargs) -> None:
+    ``max_timeout`` (connect, read), when given, caps whatever timeout the caller asked for: the command-line tool
+    runs the functions' clients, whose timeouts suit a Lambda, with the short ones a person at a prompt needs."""
+
+    def __init__(self, gates: RetryGates, max_timeout: tuple[float, float] | None = None, **kwargs) -> None:
         self.gates = gates
+        self.max_timeout = max_timeout
         super().__init__(**kwargs)
 
     def send(self, request, *args, **kwargs):
+        if self.max_timeout is not None:
+            kwargs["timeout"] = _capped(kwargs.get("timeout"), self.max_timeout)
         gate = self.gates.for_url(request.url)
         self.gates.pass_through(gate)
         _passing.current = (self.gates, gate)
@@ -229,14 +235,18 @@ def make_session(
     pool_size: int = 4,
     user_agent: str = "acumatica-jira-connector/0.1",
     retry_statuses: tuple[int, ...] = (429, 500, 502, 503, 504),
+    connect_retries: int | None = None,
+    read_retries: int | None = None,
+    max_timeout: tuple[float, float] | None = None,
 ) -> requests.Session:
     """A session whose retries follow the module's rules; ``total=0`` disables retries (tests, benchmarks).
 
-    Sessions made with the same ``gates`` share them (``gates_of`` hands out a session's own)."""
+    Sessions made with the same ``gates`` share them (``gates_of`` hands out a session's own). ``connect_retries``
+    and ``read_retries`` default to ``total``; ``max_timeout`` caps every request's (connect, read) timeout."""
     retry = PoliteRetry(
         total=total,
-        connect=total,
-        read=total,
+        connect=total if connect_retries is None else connect_retries,
+        read=total if read_retries is None else read_retries,
         status=total,
         other=0,
         allowed_methods=IDEMPOTENT_METHODS,
@@ -248,13 +258,25 @@ def make_session(
         raise_on_status=False,
         raise_on_redirect=False,
     )
-    adapter = GatedAdapter(gates or RetryGates(), max_retries=retry, pool_connections=pool_size,
+    adapter = GatedAdapter(gates or RetryGates(), max_timeout, max_retries=retry, pool_connections=pool_size,
                            pool_maxsize=pool_size)
     session = NoRedirectSession()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = user_agent
     return session
+
+
+def _capped(timeout: object, cap: tuple[float, float]) -> tuple[float, float]:
+    """The (connect, read) timeout ``timeout`` (a number, a pair, or ``None`` for none), no longer than ``cap``."""
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+    elif isinstance(timeout, (int, float)):
+        connect = read = timeout
+    else:  # none given (or a urllib3 Timeout, which this project never passes): the cap itself
+        return cap
+    return (cap[0] if connect is None else min(float(connect), cap[0]),
+            cap[1] if read is None else min(float(read), cap[1]))
 
 
 def gates_of(session: requests.Session) -> RetryGates | None:

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Literal, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -52,6 +52,8 @@ class RedriveResult:
     moved: int
     failed: int
     method: Literal["native", "portable"]
+    why: str = ""
+    """Why the messages were moved one by one (empty for the native task), in words for the operator."""
 
 
 def redrive_dead_letters(
@@ -79,12 +81,16 @@ def redrive_dead_letters(
         ]["ApproximateNumberOfMessages"]
     )
     if max_messages is None and only_group is None:
-        task_handle = _start_native_move(sqs_client, dlq_arn, _queue_arn(sqs_client, source_url))
+        task_handle, unavailable = _start_native_move(sqs_client, dlq_arn, _queue_arn(sqs_client, source_url))
         if task_handle is not None:
             return _follow_native_move(sqs_client, dlq_arn, total, report, poll_seconds)
-    elif max_messages is not None:
-        total = min(total, max_messages)
-    return _portable_move(sqs_client, dlq_url, source_url, max_messages, total, report, only_group)
+        why = f"this SQS endpoint does not run StartMessageMoveTask ({unavailable})"
+    else:
+        why = "a native move task takes the whole queue, not some messages or one document's"
+        if max_messages is not None:
+            total = min(total, max_messages)
+    moved = _portable_move(sqs_client, dlq_url, source_url, max_messages, total, report, only_group)
+    return replace(moved, why=why)
 
 
 @dataclass(frozen=True)
@@ -153,8 +159,8 @@ def _queue_arn(sqs_client: Any, url: str) -> str:
     return sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
-def _start_native_move(sqs_client: Any, dlq_arn: str, source_arn: str) -> str | None:
-    """The task handle, or ``None`` when this endpoint cannot run a message move task."""
+def _start_native_move(sqs_client: Any, dlq_arn: str, source_arn: str) -> tuple[str | None, str]:
+    """The task handle, or ``None`` and the reason when this endpoint cannot run a message move task."""
     try:
         answer = sqs_client.start_message_move_task(SourceArn=dlq_arn, DestinationArn=source_arn)
     except NotImplementedError:
@@ -167,9 +173,9 @@ def _start_native_move(sqs_client: Any, dlq_arn: str, source_arn: str) -> str | 
         reason = f"{code or status}"
     else:
         logger.info("started a native message move task")
-        return answer["TaskHandle"]
+        return answer["TaskHandle"], ""
     logger.info("StartMessageMoveTask unavailable (%s); moving messages one by one", reason)
-    return None
+    return None, reason
 
 
 def _follow_native_move(

@@ -58,6 +58,26 @@ HTTP_RETRIES = 4
 LONGEST_WAIT_IN_PLACE_SECONDS = 30.0
 """The longest ``Retry-After`` a request waits out in the container; a longer one sends the work back to the queue."""
 
+OPERATOR_ANSWER_SECONDS = 15.0
+"""Every operator command (``connector ping``, ``status``, ``preview``...) answers within this, whatever is down: a
+person at a prompt, or a script in a pipeline, waits no longer to learn that a host does not answer. The functions
+keep their own, longer timeouts above; only the command-line tool uses the ones below."""
+OPERATOR_STARTUP_SECONDS = 3.0
+"""What the tool spends before its first request (interpreter, imports, configuration), on a slow shared machine."""
+OPERATOR_CONNECT_TIMEOUT = 3.0
+"""A host that has not accepted a connection in 3 s is reported as not answering (no retry waits for a blackhole)."""
+OPERATOR_READ_TIMEOUT = 8.0
+"""Acumatica may think a while before the first byte of a page; longer than this is reported, not waited out."""
+OPERATOR_CONNECT_RETRIES = 1
+"""One more connection attempt (a dropped SYN); a read that timed out is not retried by the tool."""
+OPERATOR_LONGEST_WAIT_SECONDS = 3.0
+"""The longest ``Retry-After`` the tool waits out; a longer one is reported with the wait it asked for."""
+OPERATOR_AWS_ATTEMPTS = 2
+OPERATOR_AWS_READ_TIMEOUT = 5.0
+"""AWS answers in milliseconds: two attempts of at most a connect and a 5 s read each."""
+PING_DEADLINE_SECONDS = OPERATOR_ANSWER_SECONDS - OPERATOR_STARTUP_SECONDS
+"""``connector ping`` reports by then; a check still waiting is reported as not answered in time."""
+
 TOKEN_LEASE_SECONDS = 330.0
 """Outlasts the slowest refresh (``slowest_token_refresh``): a holder that is merely slow never loses the lease."""
 TOKEN_WAIT_SECONDS = 25.0

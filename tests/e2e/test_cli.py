@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -177,73 +176,6 @@ def test_arguments_out_of_range_are_refused_before_anything_runs(argv, capsys):
     assert refused.value.code == 2
     err = capsys.readouterr().err
     assert "must be at least 1" in err or "not a whole number" in err
-
-
-def test_connector_local_gives_the_operator_commands_their_environment(tmp_path):
-    """`connector local --sample-data --env-file F`, then the operator commands in another process with F only."""
-    env_file = tmp_path / "local.env"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ACUMATICA_", "JIRA_", "AWS_", "TABLE_",
-                                                                        "WORK_QUEUE", "DEAD_LETTER", "POWERTOOLS"))}
-    clean["LOG_LEVEL"] = "INFO"  # the log lines are checked below; a quiet stack of an earlier test may have set it
-    process = subprocess.Popen([sys.executable, "-m", "connector_cli", "local", "--sample-data",
-                                "--poll-seconds", "1", "--env-file", str(env_file)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean)
-    printed: list[str] = []
-    serving = threading.Event()
-
-    def read_output() -> None:  # all of it, so the functions' log lines never fill the pipe
-        for line in process.stdout:
-            printed.append(line)
-            if line.startswith("Serving"):
-                serving.set()
-
-    reader = threading.Thread(target=read_output, daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 120
-        serving.wait(timeout=120)
-        assert env_file.exists(), "".join(printed)
-        operator = dict(clean)
-        for line in env_file.read_text().splitlines():
-            name, _, value = line.removeprefix("export ").partition("=")
-            operator[name] = value.strip("'")
-        assert {"TABLE_NAME", "WORK_QUEUE_URL", "AWS_ENDPOINT_URL", "ACUMATICA_URL"} <= set(operator)
-
-        def connector(*argv: str) -> subprocess.CompletedProcess:
-            return subprocess.run([sys.executable, "-m", "connector_cli", *argv], env=operator,
-                                  capture_output=True, text=True, timeout=60)
-
-        trail = None
-        while time.monotonic() < deadline:  # the sample bill gets its issue once the ticker has polled
-            trail = connector("audit", "Bill:Bill:000101")
-            if "issue" in trail.stdout and "created" in trail.stdout:
-                break
-            time.sleep(1)
-        assert trail is not None and "created" in trail.stdout, trail.stdout + trail.stderr
-        status = connector("status")
-        assert status.returncode == 0, status.stderr
-        assert "Bill" in status.stdout and "(never polled)" not in status.stdout.split("\n")[0]
-
-        # A person resolves the bill's issue in the Jira sandbox; the webhook reaches the local gateway.
-        records = json.loads(connector("audit", "Bill:Bill:000101", "--format", "json").stdout)
-        issue_key = next(r["details"]["issue"] for r in records if (r.get("details") or {}).get("issue"))
-        resolved = connector("sandbox", "resolve", issue_key.lower())
-        assert resolved.returncode == 0, resolved.stderr
-        released = ""
-        while time.monotonic() < deadline and "ReleaseBill" not in released:
-            time.sleep(1)
-            released = connector("audit", issue_key).stdout
-        assert "ReleaseBill" in released, released
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        reader.join(timeout=10)
-    # Each function runs in a container of its own, so every log line names the function that wrote it.
-    writers = {"polled": "PollerFunction", "maintenance": "MaintenanceFunction", "work done": "WorkerFunction"}
-    logged = [json.loads(line) for line in printed if line.startswith('{"level"')]
-    assert {line["message"] for line in logged} >= set(writers), "".join(printed)
-    assert [line for line in logged if line["message"] in writers
-            and line["function_name"] != writers[line["message"]]] == []
 
 
 def test_status_as_json_for_scripts(stack, capsys):

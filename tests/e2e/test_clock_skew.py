@@ -1,6 +1,6 @@
 """Acumatica's clock and time zone are not the connector's: whatever they are, every change made after a poll
 reaches Jira on the next one, and once only. Scenarios run in order of a clock that only moves forward (a clock that
-jumps back is the weekly full pass's job; see the README's known limits)."""
+jumps back is the weekly full pass's job; see docs/limits.md)."""
 
 from __future__ import annotations
 

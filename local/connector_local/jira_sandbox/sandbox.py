@@ -464,6 +464,9 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         ui = re.fullmatch(r"/sandbox-ui/issue/([^/]+)/transition", path)
         if ui and request.method == "POST":
             return self._person_moves(request, ui.group(1))
+        if path == "/sandbox-ui/issues" and request.method == "GET":  # a person searching the UI by external id
+            found = self.issues_with_external_id(request.args.get("externalId", ""))
+            return _json_response(200, [{"key": i["key"], "status": i["fields"]["status"]["name"]} for i in found])
         match = re.fullmatch(r"/ex/jira/([^/]+)/rest/api/3(/.*)", path)
         if not match:
             raise HttpError(404, [f"No route for {path}"])
