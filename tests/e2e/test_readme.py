@@ -23,11 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 MARKED = re.compile(r"<!-- readme-test: (?P<kind>[a-z ]+) -->\n```(?P<lang>\w+)\n(?P<body>.*?)\n```", re.S)
-PENDING_DOCS = {f"docs/{name}.md" for name in ("decisions", "actions", "tables", "polling", "security")}
-"""Written by the branches of issues #18, #20, #22 and #23, which land with this README (the lead merges them; once
-they are in, this set can go)."""
-
-
 def blocks(kind: str) -> list[str]:
     return [m["body"] for m in MARKED.finditer(README) if m["kind"] == kind]
 
@@ -60,7 +55,7 @@ def test_every_link_of_the_readme_leads_somewhere():
     for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README):
         if target.startswith("http"):
             continue
-        assert (ROOT / target).exists() or target in PENDING_DOCS, f"README links to {target}, which is missing"
+        assert (ROOT / target).exists(), f"README links to {target}, which is missing"
 
 
 def test_one_spelling_of_the_command_throughout():
