@@ -41,14 +41,14 @@ def _seconds(value: Any) -> timedelta | None:
     return timedelta(seconds=float(value)) if value is not None else None
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """DynamoDB returns numbers as Decimal; hand the core ints and floats."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -218,15 +218,15 @@ class DynamoStore:
             held = self.get_claim(key, name)
             return held or Claim(False, "claimed", now, {})
         # A retaken claim hands on what its crashed attempt recorded (``commented``), so the retake does not redo it.
-        carried = _plain(previous) if previous.get("state") == "claimed" else {}
+        carried = plain(previous) if previous.get("state") == "claimed" else {}
         return Claim(True, "claimed", now, carried)
 
     def get_claim(self, key: DocumentKey, name: str) -> Claim | None:
         item = self._table.get_item(Key={"PK": key.pk, "SK": f"CLAIM#{name}"}, ConsistentRead=True).get("Item")
         if not item:
             return None
-        plain = _plain(item)
-        return Claim(False, plain.get("state", ""), float(plain.get("claimed_at", 0)), plain)
+        found = plain(item)
+        return Claim(False, found.get("state", ""), float(found.get("claimed_at", 0)), found)
 
     def finish_claim(self, key: DocumentKey, name: str, state: str, **details: Any) -> None:
         names = {"#s": "state"}
@@ -281,7 +281,7 @@ class DynamoStore:
         kwargs: dict[str, Any] = {"KeyConditionExpression": Key("PK").eq(key.pk) & Key("SK").begins_with("AUDIT#")}
         while True:
             page = self._table.query(**kwargs)
-            items.extend(_plain(i) for i in page.get("Items", []))
+            items.extend(plain(i) for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

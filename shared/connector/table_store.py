@@ -18,13 +18,14 @@ import time
 import uuid
 import zlib
 from datetime import datetime, timezone
-from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as NetworkError, HTTPClientError
 
+from .audit import storable
 from .errors import ConfigurationError, ConnectorError, TransientError
+from .store import plain
 from .table_versions import VersionInfo
 from .tables import canonical
 
@@ -202,7 +203,7 @@ class DynamoTableVersions:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _put(self, item: Mapping[str, Any], condition: str | None = None) -> None:
-        kwargs: dict[str, Any] = {"Item": {name: self._serialize(_storable(value)) for name, value in item.items()}}
+        kwargs: dict[str, Any] = {"Item": {name: self._serialize(storable(value)) for name, value in item.items()}}
         if condition:
             kwargs["ConditionExpression"] = condition
         self._call("put_item", **kwargs)
@@ -223,7 +224,7 @@ class DynamoTableVersions:
             raise TransientError(f"DynamoDB {operation} on the tables: {exc}") from None
 
     def _plain(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        return {name: _plain(self._deserialize(value)) for name, value in item.items()}
+        return {name: plain(self._deserialize(value)) for name, value in item.items()}
 
 
 def _iso(moment: float) -> str:
@@ -244,26 +245,6 @@ def _info(item: Mapping[str, Any]) -> VersionInfo:
                        digest=str(item.get("digest", "")), size=int(item.get("size", 0)),
                        rollback_of=int(item["rollback_of"]) if item.get("rollback_of") is not None else None,
                        effect=dict(item.get("effect") or {}), source=str(item.get("source", "")))
-
-
-def _storable(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {k: _storable(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [_storable(v) for v in value]
-    return value
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 class ParameterTablesSecret:
