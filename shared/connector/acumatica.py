@@ -474,12 +474,7 @@ class AcumaticaClient:
         previous_page: set[str] = set()
         while True:
             url = f"{self._entity_url(entity)}?{query_string({**params, '$top': size, '$skip': skip})}"
-            response = self._request("GET", url)
-            if response.status_code != 200:
-                raise self._error_for(response, f"GET {entity} list")
-            payload = _json_or_none(response)
-            if not isinstance(payload, list):
-                raise PermanentError(f"Acumatica answered a {entity} list query with {type(payload).__name__}")
+            payload, response = self._list(url, f"{entity} list")
             documents, this_page = [], set()
             for item in payload:
                 try:
@@ -550,6 +545,17 @@ class AcumaticaClient:
             found.update(self.read_by_keys([k for k in keys if k.entity == entity], profile(entity).key_fields))
         return found
 
+    def _list(self, url: str, what: str) -> tuple[list[Any], requests.Response]:
+        """The records of one list request (``what``: ``Bill list``) and its answer (its ``Date``), or the error the
+        answer means."""
+        response = self._request("GET", url)
+        if response.status_code != 200:
+            raise self._error_for(response, f"GET {what}")
+        payload = _json_or_none(response)
+        if not isinstance(payload, list):
+            raise PermanentError(f"Acumatica answered a {what} request with {type(payload).__name__}")
+        return payload, response
+
     def read_by_keys(self, keys: Sequence[DocumentKey], select: Sequence[str], *,
                      expand: str | None = None) -> dict[DocumentKey, dict[str, Any]]:
         """The unwrapped records of ``keys`` (one entity), by list requests filtered on their numbers.
@@ -569,13 +575,7 @@ class AcumaticaClient:
         wanted = set(keys)
         found: dict[DocumentKey, dict[str, Any]] = {}
         for url in self.key_filter_urls(entity, [key.number for key in keys], select, expand=expand):
-            response = self._request("GET", url)
-            if response.status_code != 200:
-                raise self._error_for(response, f"GET {entity} list by keys")
-            payload = _json_or_none(response)
-            if not isinstance(payload, list):
-                raise PermanentError(f"Acumatica answered a {entity} list by keys with {type(payload).__name__}")
-            for item in payload:
+            for item in self._list(url, f"{entity} list by keys")[0]:
                 record, _ = unwrap(item) if isinstance(item, dict) else ({}, {})
                 try:
                     key = profile(entity).key_of(record)
