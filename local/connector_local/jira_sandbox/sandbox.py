@@ -138,8 +138,6 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
         self._deliveries: deque[dict[str, Any]] = deque(maxlen=JOURNAL_LIMIT)
         self._outbox: list[Delivery] = []
         """Deliveries planned while serving a request, sent after its lock is released (as Jira sends them later)."""
-        self.drop_deliveries = False
-        """When set, changes are made but no webhook is delivered (Jira gave up, or never sent it)."""
         self._faults: list[Fault] = []
         self._hidden_fields: set[str] = set()
         """Fields the project's create and edit screens lack (``hide_fields``): setting one answers 400."""
@@ -315,8 +313,8 @@ class JiraSandbox(OAuthMixin, WebhooksMixin, Served):
                       resolution: str | None = None, comment: str | None = None) -> list[dict[str, Any]]:
         """``actor`` (a person by default) moves the issue to ``status``, picking ``resolution`` on the transition
         screen (company-managed projects only); the ``jira:issue_updated`` webhooks are delivered before returning
-        (none while ``drop_deliveries`` is set). ``comment``: what the person typed into the transition screen's
-        comment box (a comment of theirs, written with the move).
+        (``move_issue`` is the move whose deliveries are lost or late). ``comment``: what the person typed into the
+        transition screen's comment box (a comment of theirs, written with the move).
 
         Returns the delivery attempts made (see ``deliveries``).
         """

@@ -99,8 +99,6 @@ class WebhooksMixin:
 
     def _plan_deliveries(self, issue: Issue, change: Mapping[str, Any]) -> list[Delivery]:
         planned: list[Delivery] = []
-        if self.drop_deliveries:
-            return planned
         moment = self.now()
         changed_fields = {item["fieldId"] for item in change["items"]}
         for hook in self._admin_webhooks:
