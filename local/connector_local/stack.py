@@ -77,6 +77,12 @@ PARAMETER_ENV = {
     "InitialLookbackDays": "INITIAL_LOOKBACK_DAYS",
     "FullPassDays": "FULL_PASS_DAYS",
     "AcumaticaRequestsPerMinute": "ACUMATICA_REQUESTS_PER_MINUTE",
+    "WorkFreshnessSeconds": "WORK_FRESHNESS_SECONDS",
+    "WorkerMaxConcurrency": "WORKER_MAX_CONCURRENCY",
+    "PollStaleMinutes": "POLL_STALE_MINUTES",
+    "WorkQueueAgeAlarmSeconds": "WORK_QUEUE_AGE_ALARM_SECONDS",
+    "XRayTracing": "XRAY_TRACING",
+    "AlarmEmail": "ALARM_EMAIL",
     "LogLevel": "LOG_LEVEL",
 }
 """Template parameter → the environment variable that overrides it locally (docs/contract.md)."""

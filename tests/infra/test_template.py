@@ -302,3 +302,12 @@ def test_only_the_worker_gets_the_approval_reason(template: dict[str, Any]) -> N
     assert "APPROVAL_REASON" not in template["Globals"]["Function"]["Environment"]["Variables"]
     assert _function(template, "WorkerFunction")["Environment"]["Variables"]["APPROVAL_REASON"] == {
         "Ref": "ApprovalReason"}
+
+
+def test_every_template_parameter_can_be_given_locally_as_its_upper_snake_case_variable(template):
+    """docs/contract.md: every parameter has a local override, spelled as the parameter in upper snake case."""
+    from connector_local.stack import PARAMETER_ENV
+
+    assert set(PARAMETER_ENV) == set(template["Parameters"])
+    for parameter, variable in PARAMETER_ENV.items():
+        assert variable == re.sub(r"(?<=[a-z])(?=[A-Z])", "_", parameter).upper(), parameter
