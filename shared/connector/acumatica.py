@@ -759,9 +759,13 @@ class AcumaticaClient:
 
     def _action_error(self, response: requests.Response, action: str, key: DocumentKey) -> ConnectorError:
         """What an action's POST answer other than 202/204 means. Acumatica naming its own exception is a refusal
-        (nothing was done); a 5xx without one (a gateway, a reset) may hide an action that started."""
+        (nothing was done); a 5xx without one (a gateway, a reset) may hide an action that started. A 429 (the
+        licence's request limit, left after the transport's retries) is neither: the action was not run, and it is
+        a "not now" to retry, whatever its body says, never a refusal a person has to answer."""
         status = response.status_code
         body = _json_or_none(response)
+        if status == 429:
+            return self._error_for(response, f"{action} on {key}")
         if status >= 400 and isinstance(body, dict) and body.get("exceptionMessage"):
             detail, _ = _error_detail(response)
             return ActionRefused(f"Acumatica refused {action} on {key}: {detail}")

@@ -13,6 +13,7 @@ from responses import matchers
 
 from connector.acumatica import AcumaticaClient, RequestLimiter, acumatica_token_obtainer
 from connector.errors import (
+    ActionRefused,
     AuthenticationError,
     ConfigurationError,
     NotFoundError,
@@ -304,6 +305,18 @@ def test_post_timeout_is_uncertain_and_never_resent(mocked, client):
 
     with pytest.raises(UncertainOutcome):
         client.invoke_action(BILL, "ReleaseBill")
+    assert len(calls_to(mocked, "/ReleaseBill")) == 1
+
+
+def test_an_action_over_the_licence_request_limit_is_not_now_not_a_refusal(mocked, client):
+    mocked.post(f"{API}/Bill/ReleaseBill", status=429, headers={"Retry-After": "30"}, json={
+        "message": "An error has occurred.", "exceptionType": "PX.Data.PXException",
+        "exceptionMessage": "The number of API requests per minute has exceeded the limit of the license."})
+
+    with pytest.raises(TransientError) as refused:
+        client.invoke_action(BILL, "ReleaseBill")
+    assert not isinstance(refused.value, (ActionRefused, UncertainOutcome))  # not run: retried, never told as refused
+    assert refused.value.retry_after == 30
     assert len(calls_to(mocked, "/ReleaseBill")) == 1
 
 
