@@ -62,8 +62,6 @@ class OperationLease:
         self._poll = poll_seconds
         self._clock = clock
         self._sleep = sleep
-        self.waited = 0.0
-        """Seconds this container spent waiting for another container's action (for tests and logs)."""
 
     @contextmanager
     def held(self, what: str, budget: float) -> Iterator[Callable[[], bool]]:
@@ -75,11 +73,9 @@ class OperationLease:
         while not self._lock.acquire(LEASE_NAME, owner, self._lease):
             waited = self._clock() - started
             if waited >= budget:
-                self.waited += waited
                 raise SessionBusy(f"another action holds the Acumatica session; {what} waits its turn",
                                   retry_after=self._lease)
             self._sleep(min(self._poll, max(budget - waited, 0.0)) or self._poll)
-        self.waited += self._clock() - started
         try:
             yield lambda: self._lock.holds(LEASE_NAME, owner, self._lease)
         finally:
