@@ -113,6 +113,21 @@ def test_a_rules_and_an_apps_transition_act_on_nothing(stack, harness, number, a
     assert "No action was taken" in told and why in told
 
 
+def test_a_persons_late_delivery_lends_no_authority_to_an_apps_later_move(stack, harness):
+    """A delivery names who made its own move; the decision is the changelog's newest move, re-read at work time.
+    Here the controller's delivery arrives after the controller reopened the issue and an app resolved it again."""
+    key = held_bill(stack, harness, "610010")
+    controller = stack.jira.move_issue(key, "Done", actor=CONTROLLER)  # its delivery is held up on the way
+    stack.jira.move_issue(key, "To Do", actor=CONTROLLER)
+    stack.jira.move_issue(key, "Done", actor=APP)  # the app's own deliveries are lost
+    deliver(harness, controller)
+    stack.drain()
+    assert posts(stack, "Bill", "610010") == []
+    assert stack.acumatica.document("Bill", ("Bill", "610010"))["Status"] == "On Hold"
+    (told,) = comments(stack, key)
+    assert "No action was taken" in told and "an app's account" in told
+
+
 def test_a_clerk_within_the_limit_releases_and_the_trail_says_under_which_limit(stack, harness, capsys):
     key = held_bill(stack, harness, "610005", amount=800)
     stack.jira.resolve_issue(key, "Done", actor=CLERK)
