@@ -632,7 +632,8 @@ class AcumaticaClient:
         through its ``Location`` with bounded, backed-off polling. The POST is never resent: if its outcome is
         unknown (timeout, dropped connection, a gateway's 5xx, polling that outlasts ``action_timeout_seconds``) this
         raises ``UncertainOutcome`` and the caller re-reads the status. An answer in which Acumatica names its own
-        exception is a definite refusal (``ActionRefused``): nothing was done.
+        exception is a definite refusal (``ActionRefused``): nothing was done; a 429 is a "not now"
+        (``TransientError``).
         """
         profile(key.entity)
         if not _NAME.match(action):
