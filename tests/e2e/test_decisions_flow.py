@@ -128,6 +128,20 @@ def test_a_persons_late_delivery_lends_no_authority_to_an_apps_later_move(stack,
     assert "No action was taken" in told and "an app's account" in told
 
 
+def test_a_late_delivery_of_a_done_does_not_outvote_the_wont_do_that_followed_it(stack, harness):
+    """The resolution too is the re-read one: the delivery of an earlier Done arrives after the same person reopened
+    the issue and resolved it again as Won't Do."""
+    key = held_bill(stack, harness, "610011")
+    done = stack.jira.move_issue(key, "Done", actor=CONTROLLER)  # its delivery is held up on the way
+    stack.jira.move_issue(key, "To Do", actor=CONTROLLER)
+    stack.jira.move_issue(key, "Done", actor=CONTROLLER, resolution="Won't Do")  # these deliveries are lost
+    deliver(harness, done)
+    stack.drain()
+    assert posts(stack, "Bill", "610011") == []
+    (told,) = comments(stack, key)
+    assert "Resolved as Won't Do" in told and "stays on hold" in told
+
+
 def test_a_clerk_within_the_limit_releases_and_the_trail_says_under_which_limit(stack, harness, capsys):
     key = held_bill(stack, harness, "610005", amount=800)
     stack.jira.resolve_issue(key, "Done", actor=CLERK)
