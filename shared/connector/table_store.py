@@ -17,14 +17,16 @@ import json
 import time
 import uuid
 import zlib
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as NetworkError, HTTPClientError
 
 from .audit import storable
 from .errors import ConfigurationError, ConnectorError, TransientError
+from .secrets import SecretsManagerText
 from .store import plain
 from .table_versions import VersionInfo
 from .tables import canonical
@@ -209,22 +211,29 @@ class DynamoTableVersions:
         self._call("put_item", **kwargs)
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        """A DynamoDB call; throttling and unreachable endpoints are ``TransientError``s (the reader keeps its
-        tables, the work is retried), refusals of the caller's rights stay AWS's own error."""
-        try:
+        with _transient(f"DynamoDB {operation} on the tables"):
             return getattr(self._client, operation)(TableName=self._table, **kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if "Throttl" in code or code in ("ProvisionedThroughputExceededException", "RequestLimitExceeded") \
-                    or status >= 500:
-                raise TransientError(f"DynamoDB {operation} on the tables: {code}") from None
-            raise
-        except (NetworkError, HTTPClientError) as exc:
-            raise TransientError(f"DynamoDB {operation} on the tables: {exc}") from None
 
     def _plain(self, item: Mapping[str, Any]) -> dict[str, Any]:
         return {name: plain(self._deserialize(value)) for name, value in item.items()}
+
+
+@contextmanager
+def _transient(what: str) -> Iterator[None]:
+    """Around the tables' AWS calls: throttling, a 5xx answer and an unreachable endpoint become ``TransientError``s
+    (a running container keeps the tables it has, the work is retried); a refusal of the caller's rights stays AWS's
+    own error."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if "Throttl" in code or code in ("ProvisionedThroughputExceededException", "RequestLimitExceeded") \
+                or status >= 500:
+            raise TransientError(f"{what}: {code or status}") from None
+        raise
+    except (NetworkError, HTTPClientError) as exc:
+        raise TransientError(f"{what}: {exc}") from None
 
 
 def _iso(moment: float) -> str:
@@ -247,33 +256,16 @@ def _info(item: Mapping[str, Any]) -> VersionInfo:
                        effect=dict(item.get("effect") or {}), source=str(item.get("source", "")))
 
 
-class ParameterTablesSecret:
+class ParameterTablesSecret(SecretsManagerText):
     """The secret the template writes the table parameters into, one ``VARIABLE=value`` line each.
 
     Lambda's environment holds at most 4 KB in all, and the tables alone can need more; a secret holds 64 KB, and
     CloudFormation writes it from the parameters on every stack update (the parameters' patterns keep line breaks out
     of the values). Its content is not secret: it is the table parameters, nothing else."""
 
-    def __init__(self, client: Any, secret_id: str) -> None:
-        self._client = client
-        self._secret_id = secret_id
-
-    @classmethod
-    def from_id(cls, secret_id: str) -> ParameterTablesSecret:
-        import boto3
-
-        return cls(boto3.client("secretsmanager"), secret_id)
-
     def read(self) -> dict[str, str]:
-        try:
-            text = self._client.get_secret_value(SecretId=self._secret_id).get("SecretString") or ""
-        except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500 \
-                    or "Throttl" in exc.response.get("Error", {}).get("Code", ""):
-                raise TransientError(f"Secrets Manager: {exc}") from None
-            raise
-        except (NetworkError, HTTPClientError) as exc:
-            raise TransientError(f"Secrets Manager: {exc}") from None
+        with _transient("Secrets Manager get_secret_value of the parameter tables"):
+            text = self.read_text()
         return parameter_lines(text, self._secret_id)
 
 

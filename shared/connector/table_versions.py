@@ -125,10 +125,12 @@ class TablesInEffect:
         if pointer != self._pointer:
             self._version = self._choose(pointer)
             self._pointer = pointer
-        settings = base
         number, document, tables = self._version if self._version else (None, {}, {})
-        if tables:
-            settings = apply_tables(base, tables)
+        before = self._current
+        if before is not None and before.parameters is base and before.version == number:
+            settings = before.settings  # the same object: what a container built on it (its contexts) stands
+        else:
+            settings = apply_tables(base, tables) if tables else base
         return InEffect(settings, base, number, document, dict(self._refused), pointer)
 
     def _read_base(self) -> Settings:

@@ -13,13 +13,15 @@ import string
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
 from connector.config import Settings
 from connector.errors import ConfigurationError, TransientError
-from connector.table_store import CHUNK_BYTES, DynamoTableVersions, VersionConflict, parameter_lines
+from connector.table_store import (CHUNK_BYTES, DynamoTableVersions, ParameterTablesSecret, VersionConflict,
+                                   parameter_lines)
 from connector.table_versions import TablesInEffect
 from connector.tables import TABLES, digest, parse_document
 from tests.core.conftest import table_definition
@@ -140,6 +142,90 @@ def test_the_parameter_tables_secret_is_read_line_by_line():
         "OWNER_MAP": '{"a": "b=c"}', "ROUND_ROBIN_ASSIGNEES": ""}
     with pytest.raises(ConfigurationError, match="line 2 is not VARIABLE=value"):
         parameter_lines("OWNER_MAP={}\nnot a line", "s")
+
+
+class Refusing:
+    """An AWS client that answers one operation as AWS does when it refuses (``code``, ``status``), once ``refuse``
+    is called; every other call reaches the real (moto) client."""
+
+    def __init__(self, inner, operation: str) -> None:
+        self.inner, self.operation, self.error = inner, operation, None
+
+    def refuse(self, code: str, status: int) -> None:
+        self.error = ClientError({"Error": {"Code": code, "Message": code},
+                                  "ResponseMetadata": {"HTTPStatusCode": status}}, self.operation)
+
+    def __getattr__(self, name):
+        if name == self.operation and self.error is not None:
+            def refused(**kwargs):
+                raise self.error
+            return refused
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("code, status", [("ThrottlingException", 400), ("ProvisionedThroughputExceededException", 400),
+                                          ("InternalServerError", 500)])
+def test_dynamodb_throttled_or_failing_is_ridden_out_by_a_running_container_and_retried_at_a_cold_start(
+        dynamodb, clock, code, status):
+    """What AWS raises (a ``ClientError``), not a ``TransientError`` made up by the test: the adapter must say it is
+    transient, or the container stops routing on tables it already holds."""
+    client = Refusing(dynamodb, "get_item")
+    versions = DynamoTableVersions(client, "connector-test", clock=clock)
+    publish(versions, {"OwnerMap": {"kim": "acc-1"}})
+    cache, _ = in_effect(versions, clock)
+    assert cache.get().settings.owner_map == {"kim": "acc-1"}
+    client.refuse(code, status)
+    clock.advance(61)
+    assert cache.get().settings.owner_map == {"kim": "acc-1"}
+    with pytest.raises(TransientError, match=code):
+        in_effect(versions, clock)[0].get()
+
+
+def test_a_refusal_of_the_functions_rights_on_the_tables_is_not_ridden_out(dynamodb, clock):
+    client = Refusing(dynamodb, "get_item")
+    versions = DynamoTableVersions(client, "connector-test", clock=clock)
+    cache, _ = in_effect(versions, clock)
+    cache.get()
+    client.refuse("AccessDeniedException", 400)
+    clock.advance(61)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        cache.get()
+
+
+@pytest.fixture
+def parameter_secret():
+    """The parameter tables' secret as the template writes it (``VARIABLE=value`` lines), in moto."""
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = client.create_secret(Name="connector-parameter-tables",
+                                   SecretString='OWNER_MAP={"kim": "acc-1"}\nROUND_ROBIN_ASSIGNEES=\n')["ARN"]
+        yield client, arn
+
+
+def test_the_parameter_tables_secret_reaches_the_settings_and_an_explicit_variable_wins(parameter_secret,
+                                                                                          monkeypatch):
+    from connector.wiring import Wiring
+
+    _, arn = parameter_secret
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert Wiring({**BASE, "PARAMETER_TABLES_ARN": arn}).refresh_tables().settings.owner_map == {"kim": "acc-1"}
+    wiring = Wiring({**BASE, "PARAMETER_TABLES_ARN": arn, "OWNER_MAP": '{"kim": "acc-local"}'})
+    assert wiring.refresh_tables().settings.owner_map == {"kim": "acc-local"}
+
+
+@pytest.mark.parametrize("code, status", [("ThrottlingException", 400), ("InternalServiceError", 500)])
+def test_secrets_manager_throttled_or_failing_is_ridden_out_by_a_running_container(parameter_secret, clock, code,
+                                                                                  status):
+    client, arn = parameter_secret
+    refusing = Refusing(client, "get_secret_value")
+    secret = ParameterTablesSecret(refusing, arn)
+    cache = TablesInEffect(lambda: {**BASE, **secret.read()}, None, clock=clock)
+    assert cache.get().settings.owner_map == {"kim": "acc-1"}
+    refusing.refuse(code, status)
+    clock.advance(61)
+    assert cache.get().settings.owner_map == {"kim": "acc-1"}
+    with pytest.raises(TransientError, match=code):
+        secret.read()
 
 
 # --- the container's cache -------------------------------------------------------------------------------------------

@@ -67,6 +67,9 @@ def test_every_table_reaches_the_functions_in_the_parameter_tables_secret_not_th
         resource["Properties"].get("Environment", {}).get("Variables", {})
         for resource in template["Resources"].values() if resource["Type"] == "AWS::Serverless::Function"]
     assert all(table.variable not in variables for variables in environments)
+    # nor under another variable's name: no value refers to the parameter (Ref, or a Sub of it)
+    values = [json.dumps(value) for variables in environments for value in variables.values()]
+    assert not [value for value in values if f'"Ref": "{name}"' in value or f"${{{name}}}" in value]
 
 
 @pytest.mark.parametrize("name", list(TABLES))

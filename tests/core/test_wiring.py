@@ -85,3 +85,7 @@ def test_an_invocation_routes_on_one_version_and_the_next_one_on_the_new_version
         wiring.refresh_tables()  # the next invocation
         assert wiring.settings_in_effect().owner_map == {"*": "acc-version"} and wiring.poll_options is not first
         assert wiring.settings.owner_map == {"*": "acc-param"}  # what the container started with
+        second = wiring.poll_options
+        clock[0] += TABLES_CACHE_SECONDS + 1
+        wiring.refresh_tables()  # the pointer read again, nothing moved: nothing is rebuilt
+        assert wiring.poll_options is second

@@ -1,7 +1,6 @@
 """The five decision parameters (docs/decisions.md) in template.yaml: their names and defaults, a MaxLength each,
-tables of the registry (connector.tables) that travel in the parameter-tables secret and in no function's environment
-(tests/infra/test_environment_size.py holds every environment under Lambda's 4 KB), and accepted by the parsers at
-their defaults."""
+tables of the registry (connector.tables), so tests/core/test_tables.py holds them, with every table, to the
+parameter-tables secret and out of every function's environment, and accepted by the parsers at their defaults."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from cfnlint.decode import decode
 from connector.config import Settings
 from connector.tables import TABLES
 from connector_local.stack import PARAMETER_ENV
-from tests.infra.test_template import FUNCTIONS, TEMPLATE
+from tests.infra.test_template import TEMPLATE
 
 DECISION_PARAMETERS = {
     "ApprovingResolutions": ("APPROVING_RESOLUTIONS", "Done, Fixed, Resolved, Approved"),
@@ -42,18 +41,6 @@ def test_each_decision_parameter_has_its_name_default_and_a_max_length(template,
     grouped = {name for group in template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
                for name in group["Parameters"]}
     assert parameter in grouped
-
-
-def test_the_decision_parameters_travel_in_the_parameter_tables_secret_and_no_environment(template):
-    secret = template["Resources"]["ParameterTables"]["Properties"]["SecretString"]["Fn::Sub"]
-    for parameter, (variable, _) in DECISION_PARAMETERS.items():
-        assert f"{variable}=${{{parameter}}}" in secret.splitlines()
-    assert not set(template["Globals"]["Function"]["Environment"]["Variables"]) & {
-        variable for variable, _ in DECISION_PARAMETERS.values()}
-    for logical_id in FUNCTIONS:
-        variables = template["Resources"][logical_id]["Properties"].get("Environment", {}).get("Variables", {})
-        assert not {name for name, value in variables.items()
-                    if isinstance(value, dict) and value.get("Ref") in DECISION_PARAMETERS}, logical_id
 
 
 def test_the_defaults_parse_to_the_documented_policy():

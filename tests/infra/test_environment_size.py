@@ -268,6 +268,21 @@ def test_every_free_text_parameter_has_a_length_within_cloudformations_limit(tem
             assert int(spec["MaxLength"]) * per_character <= PARAMETER_VALUE_LIMIT, name
 
 
+def test_the_max_lengths_docs_tables_md_lists_are_the_templates(template: dict[str, Any]) -> None:
+    """The reader's table of limits (docs/tables.md, "The 4 KB story") says what the template says, for every free-text
+    parameter."""
+    text = (ROOT / "docs" / "tables.md").read_text(encoding="utf-8")
+    rows = text.split("| parameter | MaxLength | pattern |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    listed: dict[str, int] = {}
+    for row in rows:
+        names, limit = row.split("|")[1:3]
+        for name in re.findall(r"`([A-Za-z]+)`", names):
+            listed[name] = int(limit.strip().replace(",", ""))
+    free_text = {name: int(spec["MaxLength"]) for name, spec in template["Parameters"].items()
+                 if spec.get("Type") == "String" and "AllowedValues" not in spec}
+    assert listed == free_text
+
+
 def test_the_worst_case_check_counts_what_lambda_measures() -> None:
     """The model agrees with the measured JSON on a concrete environment, and reads patterns as intended."""
     variables = {"OWNER_MAP": '{"V1": "acc"}', "LOG_LEVEL": "INFO"}
