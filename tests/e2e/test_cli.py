@@ -44,7 +44,11 @@ def test_ping_checks_both_systems_and_the_configuration(stack, capsys):
 def test_ping_reports_a_wrong_approval_action_name(stack, capsys, monkeypatch):
     monkeypatch.setenv("APPROVE_ACTION_NAME", "ApproveDocument")
     assert main(["ping"]) == 1
-    assert "FAIL" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert failed == ["FAIL  Acumatica workflow action 'ApproveDocument': Bill offers Approve, Reject, not "
+                      "'ApproveDocument'"]  # this check alone, with what the instance offers
+    assert "fix: set ApproveActionName (or ApproveActionNames) to one of the listed actions" in out
 
 
 def test_audit_shows_what_happened_to_a_document(stack, capsys):
