@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Iterator, Mapping
 from urllib.parse import urlsplit
 
-from connector import timings
+from connector import timings, urls
 from connector.http import RetryGates, make_session
 from connector.wiring import Wiring
 
@@ -171,9 +171,8 @@ class use_operator_timeouts:
 
 
 def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+    """``scheme://host:port`` by the connector's one rule of what is the same server (``urls.origin``)."""
+    return "{}://{}:{}".format(*urls.origin(url))
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
