@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence, TextIO
 
-from connector.decisions import AuthorityTable
+# The rule ``decide`` applies to whoever moved an issue, not a copy of it (private there: only this check shares it).
+from connector.decisions import Actor, AuthorityTable, DecisionPolicy, _is_person, _why_not_a_person
 from connector.jira import USER_SCOPE_HINT
 from connector.rules import money
 
@@ -87,10 +88,10 @@ def checks(wiring: Any, *, tables: tuple[str, ...], acumatica: tuple[str, ...],
         wiring.jira.user_groups(wiring.jira.own_account_id())
 
     def keys_exist() -> None:
-        table = policy().authority
-        if not table:
+        decision_policy = policy()
+        if not decision_policy.authority:
             raise NotNeeded("DecisionAuthority is empty")
-        _keys_exist(wiring.jira, table)
+        _keys_exist(wiring.jira, decision_policy)
 
     return [
         Check("authority", "DecisionAuthority: who may decide what", applies, tables,
@@ -102,7 +103,8 @@ def checks(wiring: Any, *, tables: tuple[str, ...], acumatica: tuple[str, ...],
               serial="jira", fix=USER_SCOPE_HINT),
         Check("authority-keys", "DecisionAuthority keys are Jira groups or accounts", keys_exist, (*tables, *jira),
               serial="jira", fix="create the group in Jira (Settings > User management > Groups) or correct the key in "
-                                 "DecisionAuthority: group names as Jira spells them, or accountIds"),
+                                 "DecisionAuthority: group names as Jira spells them, or the accountIds of active "
+                                 "people (an app's or a deactivated account never decides)"),
     ]
 
 
@@ -115,13 +117,30 @@ def _decline_actions_offered(wiring: Any) -> None:
             raise LookupError(f"{entity} offers {offered}, not {action!r}")
 
 
-def _keys_exist(jira: Any, table: AuthorityTable) -> None:
-    """Every key is a group (``GET /group/bulk?groupName=``) or an account (``GET /user?accountId=``)."""
+def _keys_exist(jira: Any, policy: DecisionPolicy) -> None:
+    """Every key is a group (``GET /group/bulk?groupName=``) or the account of a person who may decide
+    (``GET /user?accountId=``). An account that exists is not enough: ``decisions.decide`` lets only an active
+    person's resolution act, so a key naming an app, a deactivated account or one of ``NonPersonAccounts`` lets
+    nobody decide, as silently as a typo."""
+    table = policy.authority
     groups = {name.casefold() for name in jira.existing_groups(table.keys)}
-    unknown = [key for key in table.keys if key.casefold() not in groups and jira.user(key) is None]
-    if unknown:
-        raise LookupError(f"{', '.join(unknown)}: neither a Jira group nor an account; nobody decides through "
-                          f"{'it' if len(unknown) == 1 else 'them'}")
+    unknown: list[str] = []
+    not_people: list[str] = []
+    for key in table.keys:
+        if key.casefold() in groups:
+            continue
+        account = jira.user(key)
+        if account is None:
+            unknown.append(key)
+            continue
+        actor = Actor(key, str(account.get("accountType") or ""), account.get("active") is True,
+                      str(account.get("displayName") or ""))
+        if not _is_person(actor, policy):
+            not_people.append(f"{key}: {_why_not_a_person(actor, policy)}")
+    problems = ([f"{', '.join(unknown)}: neither a Jira group nor an account"] if unknown else []) + not_people
+    if problems:
+        raise LookupError(f"{'; '.join(problems)}; nobody decides through "
+                          f"{'it' if len(unknown) + len(not_people) == 1 else 'them'}")
 
 
 def print_for_preview(table: AuthorityTable, entities: Sequence[str], project_key: str, out: TextIO) -> None:

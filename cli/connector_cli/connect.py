@@ -106,28 +106,23 @@ def connect_acumatica(wiring: Any, given: Mapping[str, str], obtain: Callable[[M
     if not given:
         raise ConfigurationError("connect acumatica needs something to store: --client-id, --client-secret, "
                                  "--username, --password, --push-secret (or --generate/--clear push-secret)")
-    current = wiring.acumatica_secret.read()
-    candidate = {**current, **given}
-    credentials_changed = any(name in given for name in ("client_id", "client_secret", "username", "password"))
-    if credentials_changed:
-        # The token must come from exactly the new values: a stored refresh token would "prove" a wrong password.
-        # Only a new client alone, with no password to sign in with, is proven by the refresh grant (which
-        # Acumatica answers invalid_client for a wrong client secret).
-        signs_in = bool(candidate.get("username") and candidate.get("password"))
-        dropped = TOKEN_FIELDS if signs_in else ("access_token", "expires_at")
-        candidate = {k: v for k, v in candidate.items() if k not in dropped}
-        issued = _proven(obtain, candidate, sorted(given.keys() & {"client_id", "client_secret", "username",
-                                                                    "password"}))
-        candidate.update({k: v for k, v in issued.items() if v is not None})
-    if credentials_changed:  # a new grant replaces the stored one whole
-        wiring.acumatica_tokens.update_secret(lambda current: candidate)
-    else:  # read again under the lease: a rotation since the first read is kept
+    changed = sorted(given.keys() & {"client_id", "client_secret", "username", "password"})
+    if not changed:  # read again under the lease: a rotation since any earlier read is kept
         wiring.acumatica_tokens.update_secret(lambda current: {**current, **given})
-    if credentials_changed:
-        wiring.acumatica.check_endpoint_version()
-        return (f"Acumatica connected: a token was issued for the new credentials and stored; "
-                f"Default/{wiring.settings.acumatica_endpoint_version} is served.")
-    return "Acumatica secret updated (no credential changed, so none was re-tested)."
+        return "Acumatica secret updated (no credential changed, so none was re-tested)."
+    candidate = {**wiring.acumatica_secret.read(), **given}
+    # The token must come from exactly the new values: a stored refresh token would "prove" a wrong password.
+    # Only a new client alone, with no password to sign in with, is proven by the refresh grant (which
+    # Acumatica answers invalid_client for a wrong client secret).
+    signs_in = bool(candidate.get("username") and candidate.get("password"))
+    dropped = TOKEN_FIELDS if signs_in else ("access_token", "expires_at")
+    candidate = {k: v for k, v in candidate.items() if k not in dropped}
+    issued = _proven(obtain, candidate, changed)
+    candidate.update({k: v for k, v in issued.items() if v is not None})
+    wiring.acumatica_tokens.update_secret(lambda current: candidate)  # a new grant replaces the stored one whole
+    wiring.acumatica.check_endpoint_version()
+    return (f"Acumatica connected: a token was issued for the new credentials and stored; "
+            f"Default/{wiring.settings.acumatica_endpoint_version} is served.")
 
 
 def _proven(obtain: Callable[[Mapping[str, Any]], Mapping[str, Any]], candidate: Mapping[str, Any],

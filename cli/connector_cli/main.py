@@ -27,7 +27,12 @@ OUTPUT_ENV = {
 
 
 def _environment(stack: str | None) -> dict[str, str]:
-    """The process environment, completed with a deployed stack's outputs and parameters when ``--stack`` is given."""
+    """The process environment, completed with a deployed stack's outputs and parameters when ``--stack`` is given.
+
+    The named stack's resource names replace any the shell holds: a ``TABLE_NAME`` left exported from another stack
+    would otherwise have the command read one stack's secrets and act on another's table and queues. A parameter the
+    shell sets still wins over the stack's, so a table can be tried first (``OWNER_MAP=... connector preview
+    --stack NAME``)."""
     env = dict(os.environ)
     if stack:
         import boto3
@@ -35,7 +40,7 @@ def _environment(stack: str | None) -> dict[str, str]:
         description = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
         for output in description.get("Outputs", []):
             if output["OutputKey"] in OUTPUT_ENV:
-                env.setdefault(OUTPUT_ENV[output["OutputKey"]], output["OutputValue"])
+                env[OUTPUT_ENV[output["OutputKey"]]] = output["OutputValue"]
         from connector_local.stack import PARAMETER_ENV
 
         for parameter in description.get("Parameters", []):

@@ -253,8 +253,12 @@ def checklist(wiring: Any, env: Mapping[str, str]) -> list[Check]:
                         fix="set ApproveActionName (or ApproveActionNames) to one of the listed actions",
                         fixes=(((AuthenticationError, ReconnectNeeded), connect_acumatica),)))
     connect_jira = "run `connector connect jira` (the stored grant was refused or is missing)"
-    checks.append(Check("jira-token", "Jira token and cloudId", lambda: wiring.jira.myself() and None,
-                        (*aws, *after("JIRA_API_URL", "JIRA_AUTH_URL")), serial="jira", fix=connect_jira))
+    checks.append(Check("jira-token", "Jira token and cloudId", lambda: _jira_site(wiring),
+                        (*aws, *after("JIRA_API_URL", "JIRA_AUTH_URL")), serial="jira", fix=connect_jira,
+                        fixes=(((AuthenticationError, ReconnectNeeded), connect_jira),
+                               ((ConfigurationError, LookupError),
+                                "set JiraSiteUrl to the site the grant was connected to, or run `connector connect "
+                                "jira --site <JiraSiteUrl>` to connect that one"))))
     checks.append(Check("jira-project", f"Jira project {settings.jira_project_key}", lambda: wiring.jira.project(),
                         ("jira-token",), serial="jira",
                         fix="set JiraProjectKey to a project the connected account can browse",
@@ -345,6 +349,21 @@ def _has_action(wiring: Any) -> None:
             wanted = wiring.settings_in_effect().approve_actions.get(entity) or wiring.settings.approve_action
             if wanted.casefold() not in {action.casefold() for action in actions}:
                 raise LookupError(f"{entity} offers {', '.join(actions) or 'no workflow action'}, not {wanted!r}")
+
+
+def _jira_site(wiring: Any) -> None:
+    """The stored grant works against the stored cloudId (``/myself``), and that cloudId is JiraSiteUrl's. ``/myself``
+    alone answers as well for a cloudId stored for another site the grant reaches (JiraSiteUrl changed after `connect
+    jira`): issues would then be written to that other team's Jira, with links pointing at JiraSiteUrl."""
+    from connector.jira import resolve_cloud_id
+
+    wiring.jira.myself()
+    site = wiring.settings.jira_site_url
+    if site:  # unset: the person chose the site at connect time, among those the grant reaches
+        named = resolve_cloud_id(wiring.settings.jira_api_url, wiring.jira_tokens.access_token(), site, wiring.http)
+        if named != wiring.cloud_id:
+            raise LookupError(f"the stored cloudId {wiring.cloud_id} is another site's: JiraSiteUrl {site} is "
+                              f"{named}")
 
 
 def _has_field(wiring: Any) -> None:

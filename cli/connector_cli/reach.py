@@ -13,14 +13,18 @@ that accepted but did not answer.
 from __future__ import annotations
 
 import socket
+import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 from urllib.parse import urlsplit
 
-from connector import timings
+from connector import timings, urls
 from connector.http import RetryGates, make_session
 from connector.wiring import Wiring
+
+if TYPE_CHECKING:
+    from connector.table_versions import InEffect
 
 URL_SETTINGS = (
     ("ACUMATICA_URL", "AcumaticaUrl", ""),
@@ -171,9 +175,8 @@ class use_operator_timeouts:
 
 
 def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+    """``scheme://host:port`` by the connector's one rule of what is the same server (``urls.origin``)."""
+    return "{}://{}:{}".format(*urls.origin(url))
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -234,7 +237,19 @@ def _cause_of(link: BaseException) -> tuple[str, str] | None:
 
 
 class OperatorWiring(Wiring):
-    """The functions' wiring, whose HTTP clients (Acumatica, Jira, both token endpoints) use ``operator_session``."""
+    """The functions' wiring, whose HTTP clients (Acumatica, Jira, both token endpoints) use ``operator_session``.
+
+    A function asks it for the tables in effect from one thread; ``ping``'s checks ask from several at once, and each
+    that asked before the first read ended read the tables again (the parameter-tables secret and the version
+    pointer). Here the first reads and the others wait for its answer: one read per command."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._tables_read = threading.Lock()
+
+    def in_effect(self) -> InEffect:
+        with self._tables_read:
+            return super().in_effect()
 
     @cached_property
     def gates(self) -> RetryGates:

@@ -25,9 +25,6 @@ from .serving import LoopbackServer, Served
 
 logger = logging.getLogger(__name__)
 
-INVOCATIONS_PATH = "/2015-03-31/functions/{name}/invocations"
-
-
 class ReservedConcurrency:
     """An ``Invocable`` that runs at most ``limit`` invocations of ``function`` at once; the others wait their turn."""
 

@@ -18,7 +18,7 @@ from typing import Mapping
 from connector.config import Settings
 from connector.errors import ConfigurationError
 
-from .stack import TEMPLATE, parameters_from_env
+from .stack import PARAMETER_ENV, TEMPLATE, parameters_from_env
 
 SANDBOX_STANDS_IN = {
     "AcumaticaUrl": "http://127.0.0.1:1",
@@ -42,8 +42,6 @@ def check_local_inputs(env: Mapping[str, str], *, env_file: str | None, sample_d
             _check_secret_json(secret, env.get(secret))
     parameters = parameters_from_env(env, SANDBOX_STANDS_IN)
     _check_template_parameters(parameters)
-    from .stack import PARAMETER_ENV
-
     Settings.from_env({**{PARAMETER_ENV[name]: value for name, value in parameters.items()}, **{
         name: value for name, value in env.items() if value}})
 
@@ -77,8 +75,6 @@ def _check_template_parameters(parameters: Mapping[str, str]) -> None:
     from cfnlint.decode import decode
 
     from .aws import _validated_parameters
-
-    from .stack import PARAMETER_ENV
 
     template, problems = decode(str(TEMPLATE))
     if template is None or problems:

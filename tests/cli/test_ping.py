@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 from connector import timings
 from connector.errors import AuthenticationError, NotFoundError
 from connector_cli.ping import Check, Checklist, explain
-from connector_cli.reach import Endpoint, HostUnreachable, Unreachable
+from connector_cli.reach import Endpoint, HostUnreachable, OperatorWiring, Unreachable
 
 
 def fails(error: BaseException):
@@ -106,3 +107,24 @@ def test_the_operator_timings_fit_the_promised_answer_time():
     assert timings.PING_DEADLINE_SECONDS + timings.OPERATOR_STARTUP_SECONDS <= timings.OPERATOR_ANSWER_SECONDS
     # and the functions keep their own, longer ones
     assert timings.OPERATOR_READ_TIMEOUT < min(timings.JIRA_TIMEOUT[1], timings.ACUMATICA_TIMEOUT[1])
+
+
+def test_the_checks_threads_read_the_tables_in_effect_once():
+    """Several checks ask for the tables in effect at the same moment (who may decide, the decline actions, the
+    owner map...): one read answers them all."""
+    reads = []
+
+    class SlowTables:
+        def get(self):
+            reads.append(threading.get_ident())
+            time.sleep(0.2)
+            return SimpleNamespace(settings=object())
+
+    wiring = OperatorWiring({})
+    wiring.__dict__["tables"] = SlowTables()
+    asked = [threading.Thread(target=wiring.settings_in_effect) for _ in range(4)]
+    for thread in asked:
+        thread.start()
+    for thread in asked:
+        thread.join()
+    assert len(reads) == 1

@@ -44,7 +44,26 @@ def test_ping_checks_both_systems_and_the_configuration(stack, capsys):
 def test_ping_reports_a_wrong_approval_action_name(stack, capsys, monkeypatch):
     monkeypatch.setenv("APPROVE_ACTION_NAME", "ApproveDocument")
     assert main(["ping"]) == 1
-    assert "FAIL" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert failed == ["FAIL  Acumatica workflow action 'ApproveDocument': Bill offers Approve, Reject, not "
+                      "'ApproveDocument'"]  # this check alone, with what the instance offers
+    assert "fix: set ApproveActionName (or ApproveActionNames) to one of the listed actions" in out
+
+
+def test_ping_fails_when_the_stored_cloud_id_is_another_site_than_jira_site_url(stack, capsys, monkeypatch):
+    """The grant reaches two sites, and JiraSiteUrl names the one whose cloudId is not stored (changed after `connect
+    jira`): /myself answers for either, so only the cloudId JiraSiteUrl has tells the connector writes elsewhere."""
+    stored = _secret(stack, "JiraSecretArn")["cloud_id"]
+    (elsewhere,) = [site for site, cloud_id in stack.jira.cloud_ids.items() if cloud_id != stored]
+    monkeypatch.setenv("JIRA_SITE_URL", elsewhere)
+    assert main(["ping"]) == 1
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert failed == [f"FAIL  Jira token and cloudId: the stored cloudId {stored} is another site's: JiraSiteUrl "
+                      f"{elsewhere} is {stack.jira.cloud_ids[elsewhere]}"]
+    assert "fix: set JiraSiteUrl to the site the grant was connected to" in out
+    assert "skip  Jira project AP: not checked, because Jira token and cloudId did not pass" in out
 
 
 def test_audit_shows_what_happened_to_a_document(stack, capsys):

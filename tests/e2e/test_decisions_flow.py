@@ -258,6 +258,22 @@ def test_ping_fails_on_a_key_that_is_neither_a_group_nor_an_account(stack, capsy
     assert "create the group in Jira" in out
 
 
+def test_ping_fails_on_a_key_naming_an_account_that_never_decides(stack, capsys, monkeypatch):
+    """An app's account and a deactivated person's exist in Jira, but ``decide`` takes neither's move for a
+    decision: a key naming one lets nobody decide, and ping says which and why."""
+    former = "5b10-former-clerk"
+    stack.jira.add_user(former, "Former Clerk", active=False, groups=["alumni"])
+    monkeypatch.setenv("DECISION_AUTHORITY", json.dumps({APP: {"*": None}, former: {"Bill": 500},
+                                                         CONTROLLER: {"Check": 50}}))
+    assert main(["ping"]) == 1
+    out = capsys.readouterr().out
+    (failed,) = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert failed.startswith("FAIL  DecisionAuthority keys are Jira groups or accounts")
+    assert f"{APP}: that is an app's account, not a person's" in failed
+    assert f"{former}: that account is deactivated" in failed and CONTROLLER not in failed
+    assert "accountIds of active people" in out
+
+
 def test_ping_tells_when_the_grant_cannot_read_group_membership(stack, capsys):
     scopes = stack.jira.granted_scopes
     stack.jira.set_grant_scopes([scope for scope in scopes if scope != "read:jira-user"])

@@ -67,6 +67,16 @@ def test_one_spelling_of_the_command_throughout():
                 assert "connector" not in words, f"bare `connector` in: {line}"
 
 
+def test_the_jira_scopes_to_grant_are_the_ones_connect_asks_for():
+    """A scope missing from the app's settings is missing from every grant: the README and the deploy guide name
+    exactly what `connect jira` asks for (``read:jira-user`` came with DecisionAuthority)."""
+    from connector_cli.connect import JIRA_SCOPES
+
+    for page in (README, (ROOT / "docs" / "deploy.md").read_text()):
+        listed = re.findall(r"scopes `([^`]+)`", " ".join(page.split()))
+        assert listed == [JIRA_SCOPES], listed
+
+
 def test_the_make_targets_exist():
     for block in blocks("make") + blocks("parse"):
         for line in commands(block):
