@@ -116,9 +116,9 @@ class LocalStack:
     jira: JiraSandbox | None = None
     environment: dict[str, str] = field(default_factory=dict)
     replaced_environment: dict[str, str | None] = field(default_factory=dict)
+    """What ``os.environ`` held before the stack configured the handlers; ``stop()`` puts it back."""
     lambda_api: LambdaInvokeApi | None = None
     """Lambda's Invoke API for these functions (the worker's "poll now" reaches the poller through it)."""
-    """What ``os.environ`` held before the stack configured the handlers; ``stop()`` puts it back."""
 
     @classmethod
     def start(cls, env: Mapping[str, str] | None = None, *, quiet: bool = False,
