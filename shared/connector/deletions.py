@@ -4,9 +4,10 @@ Polling never returns a deleted record (it is in no list), so without push notif
 in Acumatica would stay open for ever. Once a run, the documents whose exception is open (the table's sparse
 ``OpenDocuments`` index, read without a Scan) are looked up in Acumatica with batched key reads (one list request per
 chunk of numbers, not one per issue). A document missing from a complete answer is queued as ``sync`` work; the
-worker reads it by its keys, and only a 404 there gives it the deleted-document treatment (one comment, cleared like
-a healed exception). So absence is concluded twice, and never from an error, a refusal or a partial answer: those
-end the check of that entity, which the next run repeats. Nothing is ever posted to Acumatica for a deleted one.
+worker reads it by its keys, and only a 404 there, with a list request by keys agreeing, gives it the
+deleted-document treatment (one comment, cleared like a healed exception; ``connector.sync``). So absence is
+concluded from two answers, and never from an error, a refusal or a partial answer: those end the check of that
+entity, which the next run repeats. Nothing is ever posted to Acumatica for a deleted one.
 Pure: Acumatica, DynamoDB and SQS through the ports.
 """
 

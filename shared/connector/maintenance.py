@@ -71,7 +71,8 @@ def sweep_resolutions(settings: Settings, *, jira: Any, store: StateStore, queue
     webhooks reach only its owner: a decision can be lost. The worker puts each one through the same checks and the
     same decision-keyed claims as a delivery, so webhook and sweep never act twice; already handled decisions end
     as duplicates without reading Acumatica, and one that nothing had handled is counted as undelivered
-    (``UndeliveredResolutions``). The watermark moves only after every message is durably queued."""
+    (``UndeliveredResolutions``). Issues naming a document of an entity outside ``DocumentTypes`` are left alone,
+    as the webhook leaves their deliveries. The watermark moves only after every message is durably queued."""
     cursor = store.get_cursor(SWEEP_CURSOR)
     since = cursor.watermark - SWEEP_OVERLAP if cursor.watermark else now - FIRST_SWEEP
     minutes = max(1, math.ceil((now - since).total_seconds() / 60))
@@ -81,6 +82,8 @@ def sweep_resolutions(settings: Settings, *, jira: Any, store: StateStore, queue
         try:
             key = DocumentKey.parse((issue.external_id or "").strip())
         except ValueError:
+            continue
+        if key.entity not in settings.document_types:  # as the webhook: only the configured entities are acted on
             continue
         messages[issue.id] = WorkMessage(
             kind="resolve", external_id=key.external_id, dedupe_id=f"sweep:{issue.id}:{now:%Y%m%dT%H%M}",

@@ -340,6 +340,12 @@ def sync_document(message: WorkMessage, ctx: SyncContext, *, attempt: int = 1) -
     if doc is None:
         gone = ctx.store.get_state(key)
         if gone is not None and gone.issue_key and gone.open:
+            if key in ctx.documents.existing([key]):  # a failed lookup raises: the message comes back, nothing told
+                audit("sync", "skipped", reason="the read by keys answered 404, yet Acumatica still lists the "
+                      "document: not a deletion, the issue is left as it is", issue=gone.issue_key)
+                logger.warning("document not found by its keys but still listed; not taken for a deletion",
+                               extra={"external_id": key.external_id, "issue": gone.issue_key})
+                return "skipped"
             return _document_deleted(key, gone, ctx, audit)
         audit("sync", "skipped", reason="document not found in Acumatica")
         logger.info("document not found; skipped", extra={"external_id": key.external_id})
@@ -709,7 +715,11 @@ DELETED_FINGERPRINT = "deleted"
 
 
 def _document_deleted(key: DocumentKey, state: DocState, ctx: SyncContext, audit: Callable[..., None]) -> str:
-    """The document behind an open issue was deleted: say so once, and clear the exception as if it had healed."""
+    """The document behind an open issue was deleted: say so once, and clear the exception as if it had healed.
+
+    Called only on two agreeing answers, the read by keys (404) and a list request by keys that does not list it: a
+    404 alone is also what an instance answers for an endpoint version it stopped serving, or a proxy in front of
+    it, and taking that for a deletion would close every open issue the worker touched."""
     issue_key = state.issue_key
     assert issue_key is not None
     claim = ctx.store.claim(key, COMMENT_CLAIM, fingerprint=DELETED_FINGERPRINT,

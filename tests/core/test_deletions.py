@@ -4,13 +4,13 @@ worker then tells its issue once, whatever the number of runs. A failing lookup 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from connector import adf
+from connector import adf, deletions, timings
 from connector.deletions import SOURCE, DeletionCheckFailed, check_deleted
-from connector.errors import AuthenticationError, TransientError
+from connector.errors import AuthenticationError, NotFoundError, TransientError
 from connector.model import DocumentKey
 from connector.ports import DocState
 from connector.sync import SyncContext, sync_document
@@ -20,8 +20,8 @@ from tests.fakes import FakeAcumatica, FakeJira, make_doc, recorded
 NOW = datetime(2026, 12, 1, 6, 0, tzinfo=timezone.utc)
 
 
-def check(acu, store, queue, seconds_left=lambda: 100.0, entities=("Bill", "Check")) -> str:
-    return check_deleted(entities, documents=acu, store=store, queue=queue, now=NOW, correlation_id="daily",
+def check(acu, store, queue, seconds_left=lambda: 100.0, entities=("Bill", "Check"), now=NOW) -> str:
+    return check_deleted(entities, documents=acu, store=store, queue=queue, now=now, correlation_id="daily",
                          seconds_left=seconds_left)
 
 
@@ -95,7 +95,7 @@ def test_a_document_missing_from_the_lookup_but_found_by_its_keys_is_not_deleted
 
 @pytest.mark.parametrize("failure", [TransientError("Acumatica answered 500"),
                                      AuthenticationError("Acumatica answered 403"),
-                                     TransientError("Acumatica answered 404 to GET Bill list by keys")])
+                                     NotFoundError("Acumatica answered 404 to GET Bill list by keys")])
 def test_a_failing_lookup_queues_nothing_and_reports_the_failure(store, clock, failure):
     gone = make_doc("Bill", number="000204")
     acu, jira = FakeAcumatica(), FakeJira()
@@ -115,3 +115,23 @@ def test_a_run_short_of_time_checks_what_it_can_and_says_what_is_left(store, clo
     summary = check(acu, store, queue, seconds_left=lambda: 5.0)
     assert summary.startswith("0 open issues' documents looked up") and "3 left for the next run" in summary
     assert queue.sent == [] and acu.batched == []
+
+
+def test_a_backlog_larger_than_a_run_is_covered_over_a_few_days_not_its_head_every_day(store, clock, monkeypatch):
+    """Each run has time for one slice: the slice that goes first moves with the day, so within two weeks every open
+    issue's document has been looked up (a fixed start would look up the first slice every day and never the rest)."""
+    monkeypatch.setattr(deletions, "SLICE", 1)
+    acu, jira = FakeAcumatica(), FakeJira()
+    for n in range(3):
+        doc = make_doc("Bill", number=f"00040{n}")
+        acu.docs[doc.key] = doc
+        recorded(doc, store, jira, key=f"AP-{n + 1}", issue_id=str(10001 + n))
+    looked_up: set = set()
+    for day in range(14):
+        left = iter([100.0] + [timings.DELETION_CHECK_RESERVE_SECONDS - 1] * 10)
+        acu.batched.clear()
+        summary = check(acu, store, ListQueue(), seconds_left=lambda: next(left), entities=("Bill",),
+                        now=NOW + timedelta(days=day))
+        assert summary.startswith("1 open issues' documents looked up") and "2 left for the next run" in summary
+        looked_up.update(key for _, keys in acu.batched for key in keys)
+    assert looked_up == set(acu.docs)

@@ -110,6 +110,21 @@ def test_the_sweep_queues_resolved_issues_since_the_last_sweep_and_moves_its_wat
     assert 'status IN ("Approved", "Say \\"yes\\"") AND updated >= "-21m" AND updated <= "-2m"' in jira.queries[2]
 
 
+def test_the_sweep_leaves_issues_of_entities_the_deployment_does_not_handle_as_the_webhook_does(store):
+    """An issue naming a Check, where DocumentTypes no longer lists Check: its delivery is ignored (200), so the sweep
+    must not bring its resolution to the worker either, which would act on it."""
+    from connector.maintenance import sweep_resolutions
+    from connector.ports import IssueRef
+
+    bills_only = Settings(**{**SETTINGS.__dict__, "document_types": ("Bill",)})
+    jira = Searching([IssueRef("10001", "AP-1", "Done", "done", "Bill:Bill:000123"),
+                      IssueRef("10004", "AP-4", "Done", "done", "Check:Payment:000044")])
+    queue = Queue()
+    summary = sweep_resolutions(bills_only, jira=jira, store=store, queue=queue,
+                                now=datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc), correlation_id="c")
+    assert [m.external_id for m in queue.sent] == ["Bill:Bill:000123"] and summary.startswith("1 resolved issue")
+
+
 def test_a_failed_search_keeps_the_watermark_so_nothing_is_skipped(store):
     from connector.maintenance import SWEEP_CURSOR, sweep_resolutions
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from connector.errors import TransientError, ValidationError
+from connector.errors import NotFoundError, TransientError, ValidationError
 from connector.model import WorkMessage
 from connector.sync import PollOptions, SyncContext, poll_entity, sync_document
 from tests.fakes import FakeAcumatica, FakeJira, make_doc
@@ -295,6 +295,42 @@ def test_a_deleted_document_with_an_open_issue_gets_one_comment_and_is_cleared(s
     state = store.get_state(make_doc().key)
     assert state.open is False and state.issue_key == key
     assert "deleted" in [r["outcome"] for r in store.audit_trail(make_doc().key)]
+
+
+class AnswersNotFoundByKeys(FakeAcumatica):
+    """An instance whose reads by key answer 404 while the document is still there: an endpoint version it stopped
+    serving, or a proxy in front of it. ``lists``: what its list requests do (answer, or fail)."""
+
+    def __init__(self, *docs, lists=None):
+        super().__init__(*docs)
+        self.lists = lists
+
+    def get(self, key):
+        return None
+
+    def existing(self, keys):
+        if self.lists is not None:
+            raise self.lists
+        return super().existing(keys)
+
+
+@pytest.mark.parametrize("lists", [None, NotFoundError("Acumatica answered 404 to GET Bill list by keys"),
+                                   TransientError("Acumatica answered 503")], ids=["still listed", "list 404",
+                                                                                    "list 503"])
+def test_a_404_by_key_alone_never_tells_an_open_issue_its_document_was_deleted(store, clock, lists):
+    acu, jira = FakeAcumatica(make_doc()), FakeJira()
+    ctx = context(acu, jira, store, clock, cleared_status="Done")
+    sync_document(sync_msg(), ctx)
+    (key,) = jira.issues
+    confused = replace(ctx, documents=AnswersNotFoundByKeys(make_doc(), lists=lists))
+    if lists is None:
+        assert sync_document(sync_msg(dedupe="d2"), confused) == "skipped"
+    else:  # the lookup failed: the message comes back (or goes to the DLQ with the reason), nothing is concluded
+        with pytest.raises(type(lists)):
+            sync_document(sync_msg(dedupe="d2"), confused)
+    assert jira.comments[key] == [] and jira.issues[key]["status"] != "Done"
+    assert store.get_state(make_doc().key).open is True
+    assert sync_document(sync_msg(dedupe="d3"), ctx) == "unchanged"  # the instance answers again: nothing to undo
 
 
 def test_a_document_recreated_after_its_deletion_reopens_its_issue(store, clock):

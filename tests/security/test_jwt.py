@@ -57,6 +57,8 @@ def test_exp_is_accepted_exactly_when_it_is_at_most_an_hour_ahead(ahead: int) ->
     ({"iat": None}, "lacks the 'iat' claim"),
     ({"exp": None}, "lacks the 'exp' claim"),
     ({"iat": int(time.time()) + 3600}, "issued in the future"),
+    ({"exp": str(int(time.time()) + 60)}, "must be numbers"),  # PyJWT takes a numeric string: a 401, never a 500
+    ({"iat": str(int(time.time()))}, "must be numbers"),
     ({"context": {"cloudId": "another-site"}}, "another Jira site"),
     ({"context": "site"}, "context is not an object"),
     ({"context": {"cloudId": 7}}, "names a Jira site"),

@@ -168,6 +168,28 @@ def test_a_body_nested_too_deeply_for_the_parser_is_400_not_500() -> None:
     assert len(body) < MAX_BODY_BYTES and inbound.answer(event, Wiring()).status == 400
 
 
+def test_an_oversized_body_is_413_on_either_route_before_its_signature_is_looked_at() -> None:
+    body = json.dumps({"Id": "big", "Query": "AJC-Bills", "Inserted": [], "pad": " " * MAX_BODY_BYTES})
+    signed = {"X-Hub-Signature": sign_hub(HUB_SECRET, body.encode())}
+    for event in ({**push_event({}), "body": body}, {**jira_event({}), "body": body, "headers": signed},
+                  {**push_event({}), "body": body, "headers": {}}):
+        wiring = Wiring()
+        assert inbound.answer(event, wiring).status == 413 and wiring.queued == []
+
+
+@pytest.mark.parametrize("event", [
+    {**push_event({"Id": "n", "Inserted": []}), "headers": {"X-Connector-Secret": "not-the-secret"}},
+    {**push_event({"Id": "n", "Inserted": []}), "headers": {}},
+    {**jira_event({}), "headers": {"X-Hub-Signature": "sha256=" + "0" * 64}},
+    {**jira_event({}), "headers": {"Authorization": "Bearer a.b.c"}},
+], ids=["wrong push secret", "no push secret", "wrong signature", "unreadable JWT"])
+def test_a_refused_caller_is_told_only_unauthorized_and_the_reason_goes_to_the_log(event: dict) -> None:
+    wiring = Wiring()
+    answer = inbound.answer(event, wiring)
+    assert (answer.status, answer.body) == (401, {"message": "unauthorized"}) and wiring.queued == []
+    assert answer.log and answer.log.startswith("request rejected: ")  # which check failed: for the operator
+
+
 def test_a_body_that_is_not_base64_although_flagged_so_is_400() -> None:
     event = {"routeKey": "POST /acumatica/push", "body": "%%%", "isBase64Encoded": True,
              "headers": {"x-connector-secret": PUSH_SECRET}}
