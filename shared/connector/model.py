@@ -168,8 +168,6 @@ class WorkMessage:
     """``resolve``: the issue's numeric id (stable when the key changes on a project move)."""
     change_id: str | None = None
     """``resolve``: the changelog entry the delivery announced (the worker re-reads the changelog itself)."""
-    actor: str | None = None
-    """``resolve``: the accountId the delivery names as the change's ``user`` (the worker re-checks it)."""
     document: dict[str, Any] | None = None
     deferrals: int | None = None
     """How many times this work went back to the queue as new because Acumatica's session was busy with an action

@@ -117,7 +117,7 @@ def resolve_document(message: WorkMessage, ctx: ResolveContext) -> str:
     own, why_not = _documents_issue(key, issue, state, ctx)
     if why_not:
         return _refuse_foreign(key, issue, own, why_not, ctx, audit)
-    decision, why_not = _decision(issue, message, ctx)
+    decision, why_not = _decision(issue, ctx)
     if decision is None:
         audit("resolve", "not-a-decision", reason=why_not)
         return "not-a-decision"
@@ -330,15 +330,15 @@ def _refuse_foreign(key: DocumentKey, issue: IssueRef, own: str | None, why: str
     return "foreign-issue"
 
 
-def _decision(issue: IssueRef, message: WorkMessage, ctx: ResolveContext) -> tuple[StatusChange | None, str]:
+def _decision(issue: IssueRef, ctx: ResolveContext) -> tuple[StatusChange | None, str]:
     """The changelog entry behind the issue's resolved status, or why there is none.
 
     The newest move from a not-resolved status into a resolved one; moves between resolved statuses after it (Done
     → Closed) are not decisions of their own. A move by the connector's own account is never a decision: it ends
-    here, before Acumatica is read. Whether anyone else's move is a decision is ``decide``'s answer."""
+    here, before Acumatica is read. Who moved the issue is the changelog's answer, never the delivery's: a body's
+    ``user`` is unsigned by a dynamic webhook's JWT, and one naming the connector would otherwise make a person's
+    decision wait for the sweep. Whether anyone else's move is a decision is ``decide``'s answer."""
     me = ctx.tracker.own_account_id()
-    if message.actor and message.actor == me:
-        return None, "the delivery reports the connector's own transition"
 
     def resolved(name: str, category: str) -> bool:
         return is_resolved(name, category, ctx.resolved_statuses)

@@ -117,8 +117,6 @@ def jira_resolution(payload: Mapping[str, Any], *, external_id_field: str, resol
     if change is not None and not (isinstance(change, (str, int)) and not isinstance(change, bool)
                                    and CHANGELOG_ID.fullmatch(str(change))):
         raise Rejected(400, "the changelog id must be digits")
-    user = _object(payload.get("user"), "user")
-    actor = _text(user.get("accountId"), "user.accountId")
     timestamp = payload.get("timestamp")
     if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, (int, str))
                                   or len(str(timestamp)) > MAX_STAMP):
@@ -152,7 +150,7 @@ def jira_resolution(payload: Mapping[str, Any], *, external_id_field: str, resol
                        correlation_id=correlation_id, source="jira", issue_key=issue_key,
                        status_name=to_name or None, observed_at=str(timestamp) if timestamp is not None else None,
                        reason=f"{issue_key} moved to {to_name or 'a resolved status'} in Jira",
-                       issue_id=issue_id, change_id=str(change) if change is not None else None, actor=actor or None)
+                       issue_id=issue_id, change_id=str(change) if change is not None else None)
 
 
 def _document_key(external_id: str | None, entities: Sequence[str]) -> DocumentKey | None:

@@ -115,9 +115,10 @@ def test_one_transaction_seen_by_two_inquiries_makes_two_deliveries_with_distinc
     assert keys == {"push:AJC-Bills:same-transaction", "push:Held bills:same-transaction"} and len(ids) == 2
 
 
-def test_the_message_carries_who_moved_the_issue_and_the_changelog_entry_for_the_worker_to_recheck():
+def test_the_message_carries_the_changelog_entry_for_the_worker_to_read_and_not_who_the_body_says_moved_it():
     payload = {**issue_updated(), "user": {"accountId": "557058:app", "accountType": "app"}}
     message = resolution(payload)
-    assert (message.issue_id, message.change_id, message.actor) == ("10001", "555", "557058:app")
+    assert (message.issue_id, message.change_id) == ("10001", "555")
+    assert "557058:app" not in message.to_json()  # who decided is the changelog's answer (connector.resolve)
     again = type(message).from_json(message.to_json())
     assert again == message

@@ -10,9 +10,11 @@ import json
 
 import pytest
 
+from connector.signatures import sign_hub
 from connector_cli.main import main
 from connector_local.jira_sandbox import AUTOMATION_ACCOUNT, PERSON_ACCOUNT
-from connector_local.stack import LocalStack
+from connector_local.jira_sandbox.common import CONNECTOR_ACCOUNT
+from connector_local.stack import WEBHOOK_SECRET, LocalStack
 from tests.e2e.conftest import Harness
 
 CLERK, CONTROLLER, APP = "5b10-clerk-casey", "5b10-controller-kim", "557058:other-app"
@@ -140,6 +142,27 @@ def test_a_late_delivery_of_a_done_does_not_outvote_the_wont_do_that_followed_it
     assert posts(stack, "Bill", "610011") == []
     (told,) = comments(stack, key)
     assert "Resolved as Won't Do" in told and "stays on hold" in told
+
+
+def test_a_body_naming_the_connector_as_the_mover_does_not_silence_a_persons_decision(stack, harness):
+    """A body's ``user`` is a claim (a dynamic webhook's JWT does not even cover the body): a body with the changelog
+    id of a person's move and the connector's account as its ``user`` must not make that move the connector's. Who
+    moved the issue is the changelog's answer, so the controller's release happens at once, and only once, and the
+    genuine deliveries that follow are duplicates."""
+    key = held_bill(stack, harness, "610012")
+    genuine = stack.jira.move_issue(key, "Done", actor=CONTROLLER)
+    body, headers = genuine[0]
+    forged = json.loads(body)
+    forged["user"] = {"accountId": CONNECTOR_ACCOUNT, "accountType": "app", "active": True}
+    forged_body = json.dumps(forged).encode()
+    if "X-Hub-Signature" in headers:  # an admin webhook's delivery: signed again, as a holder of the secret would
+        headers = {**headers, "X-Hub-Signature": sign_hub(WEBHOOK_SECRET, forged_body)}
+    deliver(harness, [(forged_body, headers)], copy="-forged")
+    stack.drain()
+    assert len(harness.releases("610012")) == 1
+    deliver(harness, genuine)
+    stack.drain()
+    assert len(harness.releases("610012")) == 1
 
 
 def test_a_clerk_within_the_limit_releases_and_the_trail_says_under_which_limit(stack, harness, capsys):
