@@ -126,10 +126,12 @@ class DecisionPolicy:
     decline_actions: Mapping[str, str] = field(default_factory=dict)
     authority: AuthorityTable = field(default_factory=AuthorityTable)
 
-    def wants_groups(self, actor: Actor) -> bool:
-        """Whether ``decide`` needs the actor's groups: only a person's, and only when a table limits who decides
-        (the groups call costs a request and the ``read:jira-user`` scope)."""
-        return bool(self.authority) and _is_person(actor, self)
+    def wants_groups(self, facts: Facts) -> bool:
+        """Whether ``decide`` needs the actor's groups: only a person's, only when a table limits who decides, and
+        only for a decision that posts something. A "no" that posts nothing needs no authority, so it is told even
+        where the groups cannot be read (the groups call costs a request and the ``read:jira-user`` scope)."""
+        return bool(self.authority) and _is_person(facts.actor, self) and (
+            not _declined_as(facts, self) or bool(_decline_action(facts, self)))
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,8 @@ class Facts:
     amount: Decimal | None
     """The document's amount: the re-read one, which the reviewed-changes check holds equal to what the issue showed."""
     currency: str = ""
-    groups: frozenset[str] = frozenset()
-    """The actor's Jira group names (read only when ``DecisionPolicy.wants_groups``)."""
+    groups: frozenset[str] | None = None
+    """The actor's Jira group names; ``None`` when not read (``DecisionPolicy.wants_groups`` says when they are)."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ def decide(facts: Facts, policy: DecisionPolicy) -> Verdict:
     action = ""
     if declined_as:
         said = f"{who} resolved it as {declined_as.split(' ', 1)[1]}"
-        action = policy.decline_actions.get(facts.entity, "") if facts.document_status == PENDING_APPROVAL else ""
+        action = _decline_action(facts, policy)
         if not action:
             return Verdict(Answer.DECLINE, said, declined_as=declined_as)
     else:
@@ -215,10 +217,15 @@ def decide(facts: Facts, policy: DecisionPolicy) -> Verdict:
                    declined_as=declined_as)
 
 
+def _decline_action(facts: Facts, policy: DecisionPolicy) -> str:
+    """The action a "no" posts (``DeclineAction``, for a document pending approval only); empty when it posts none."""
+    return policy.decline_actions.get(facts.entity, "") if facts.document_status == PENDING_APPROVAL else ""
+
+
 def _who(actor: Actor, facts: Facts, policy: DecisionPolicy) -> str:
     """The person, with their groups where the authority table made them matter: the trail answers "who decided
     this, as a member of what" without Jira's history."""
-    if not policy.authority:
+    if not policy.authority or facts.groups is None:
         return actor.name
     return f"{actor.name} (groups: {', '.join(sorted(facts.groups)) or 'none'})"
 
@@ -258,7 +265,7 @@ def _declined_as(facts: Facts, policy: DecisionPolicy) -> str:
 def _own_limits(actor: Actor, facts: Facts, table: AuthorityTable) -> list[Limit]:
     """The limits that apply to the actor for the entity: their accountId's and each of their groups' (Jira group
     names compare without regard to case)."""
-    groups = {group.casefold() for group in facts.groups}
+    groups = {group.casefold() for group in facts.groups or ()}
     keys = [key for key in table.keys if key == actor.account_id or key.casefold() in groups]
     return [limit for limit in (table.limit_of(key, facts.entity) for key in keys) if limit is not None]
 

@@ -188,16 +188,16 @@ def _note_undelivered(message: WorkMessage, issue: IssueRef, ctx: ResolveContext
 
 def _verdict(decision: StatusChange, issue: IssueRef, doc: Document,
              ctx: ResolveContext) -> tuple[Verdict, Actor, frozenset[str]]:
-    """Gather what ``decide`` needs, as re-read now (the groups only when the authority table needs them), and ask."""
+    """Gather what ``decide`` needs, as re-read now (the groups only when the decision needs authority), and ask."""
     actor = Actor(decision.author_account_id, decision.author_account_type, decision.author_active,
                   decision.author_name)
-    groups = ctx.tracker.user_groups(actor.account_id) if ctx.policy.wants_groups(actor) else frozenset()
     facts = Facts(actor=actor, connector_account=ctx.tracker.own_account_id(), moved_to=decision.to_status,
                   status_now=issue.status,
                   resolutions=tuple(name for name in (issue.resolution, decision.resolution) if name),
-                  entity=doc.key.entity, document_status=doc.status, amount=doc.amount, currency=doc.currency,
-                  groups=groups)
-    return decide(facts, ctx.policy), actor, groups
+                  entity=doc.key.entity, document_status=doc.status, amount=doc.amount, currency=doc.currency)
+    if ctx.policy.wants_groups(facts):
+        facts = replace(facts, groups=ctx.tracker.user_groups(actor.account_id))
+    return decide(facts, ctx.policy), actor, facts.groups or frozenset()
 
 
 def _tell_once(doc: Document, issue_key: str, decision_id: str, lines: list[str], ctx: ResolveContext) -> None:

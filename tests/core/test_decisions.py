@@ -3,6 +3,7 @@ hypothesis attacks; and the parsers of the five settings."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -138,10 +139,21 @@ def test_an_action_names_the_person_their_groups_and_the_rule():
 
 
 def test_only_a_person_and_only_with_a_table_needs_the_groups_read():
-    assert LIMITED.wants_groups(CLERK)
-    assert not DecisionPolicy().wants_groups(CLERK)
-    assert not LIMITED.wants_groups(Actor(AUTOMATION_FOR_JIRA, "app", True))
-    assert not LIMITED.wants_groups(Actor("gone", "atlassian", False))
+    assert LIMITED.wants_groups(facts())
+    assert not DecisionPolicy().wants_groups(facts())
+    assert not LIMITED.wants_groups(facts(Actor(AUTOMATION_FOR_JIRA, "app", True)))
+    assert not LIMITED.wants_groups(facts(Actor("gone", "atlassian", False)))
+
+
+def test_a_no_that_posts_nothing_needs_no_groups_and_names_none():
+    wont_do = facts(moved_to="Won't Do", resolutions=("Won't Do",), groups=())
+    unread = replace(wont_do, groups=None)
+    assert not LIMITED.wants_groups(wont_do)
+    verdict = decide(unread, LIMITED)  # told without the groups call, which may lack its scope
+    assert verdict.answer is Answer.DECLINE and verdict.reason == "Casey Clerk resolved it as Won't Do"
+    rejecting = facts(moved_to="Won't Do", resolutions=("Won't Do",), entity="PurchaseOrder",
+                      document_status="Pending Approval")
+    assert DECLINING.wants_groups(rejecting)  # a "no" that posts Reject needs the same authority as a "yes"
 
 
 # --- properties -------------------------------------------------------------------------------------------------------

@@ -297,6 +297,23 @@ def test_ping_fails_on_a_key_naming_an_account_that_never_decides(stack, capsys,
     assert "accountIds of active people" in out
 
 
+def test_a_no_is_told_even_where_the_grant_cannot_read_group_membership(stack, harness):
+    """A "no" that posts nothing needs no authority: its groups are not read, so a grant without ``read:jira-user``
+    (the optional part of the table) cannot send a person's Won't Do to the DLQ untold."""
+    key = held_bill(stack, harness, "610013")
+    scopes = stack.jira.granted_scopes
+    stack.jira.set_grant_scopes([scope for scope in scopes if scope != "read:jira-user"])
+    try:
+        stack.jira.resolve_issue(key, "Done", actor=CLERK, resolution="Won't Do")
+        stack.drain()
+    finally:
+        stack.jira.set_grant_scopes(scopes)
+    assert posts(stack, "Bill", "610013") == []
+    (told,) = comments(stack, key)
+    assert "Resolved as Won't Do" in told and "Casey Clerk resolved it as Won't Do" in told
+    assert harness.depth("DeadLetterQueueUrl") == 0
+
+
 def test_ping_tells_when_the_grant_cannot_read_group_membership(stack, capsys):
     scopes = stack.jira.granted_scopes
     stack.jira.set_grant_scopes([scope for scope in scopes if scope != "read:jira-user"])
