@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence, TextIO
 
 # The rule ``decide`` applies to whoever moved an issue, not a copy of it (private there: only this check shares it).
-from connector.decisions import Actor, AuthorityTable, DecisionPolicy, _is_person, _why_not_a_person
+from connector.decisions import Actor, AuthorityTable, DecisionPolicy, is_person, why_not_a_person
 from connector.jira import USER_SCOPE_HINT
 from connector.rules import money
 
@@ -135,8 +135,8 @@ def _keys_exist(jira: Any, policy: DecisionPolicy) -> None:
             continue
         actor = Actor(key, str(account.get("accountType") or ""), account.get("active") is True,
                       str(account.get("displayName") or ""))
-        if not _is_person(actor, policy):
-            not_people.append(f"{key}: {_why_not_a_person(actor, policy)}")
+        if not is_person(actor, policy):
+            not_people.append(f"{key}: {why_not_a_person(actor, policy)}")
     problems = ([f"{', '.join(unknown)}: neither a Jira group nor an account"] if unknown else []) + not_people
     if problems:
         raise LookupError(f"{'; '.join(problems)}; nobody decides through "

@@ -130,7 +130,7 @@ class DecisionPolicy:
         """Whether ``decide`` needs the actor's groups: only a person's, only when a table limits who decides, and
         only for a decision that posts something. A "no" that posts nothing needs no authority, so it is told even
         where the groups cannot be read (the groups call costs a request and the ``read:jira-user`` scope)."""
-        return bool(self.authority) and _is_person(facts.actor, self) and (
+        return bool(self.authority) and is_person(facts.actor, self) and (
             not _declined_as(facts, self) or bool(_decline_action(facts, self)))
 
 
@@ -185,9 +185,9 @@ def decide(facts: Facts, policy: DecisionPolicy) -> Verdict:
     if actor.account_id and actor.account_id == facts.connector_account:
         return Verdict(Answer.NOT_A_DECISION, f"the move to {facts.moved_to} was the connector's own transition, "
                                               "not a person's decision", tell=False)
-    if not _is_person(actor, policy):
+    if not is_person(actor, policy):
         return Verdict(Answer.NOT_A_DECISION, f"{actor.name} moved the issue to {facts.moved_to}, and "
-                                              f"{_why_not_a_person(actor, policy)}: only a person's resolution acts")
+                                              f"{why_not_a_person(actor, policy)}: only a person's resolution acts")
     declined_as = _declined_as(facts, policy)
     who = _who(actor, facts, policy)
     action = ""
@@ -230,12 +230,14 @@ def _who(actor: Actor, facts: Facts, policy: DecisionPolicy) -> str:
     return f"{actor.name} (groups: {', '.join(sorted(facts.groups)) or 'none'})"
 
 
-def _is_person(actor: Actor, policy: DecisionPolicy) -> bool:
+def is_person(actor: Actor, policy: DecisionPolicy) -> bool:
+    """Whether ``actor`` is someone who may decide at all (``decide``'s first rule; ``ping`` checks table keys by it)."""
     return (bool(actor.account_id) and actor.account_type == PERSON and actor.active
             and actor.account_id not in policy.non_person_accounts)
 
 
-def _why_not_a_person(actor: Actor, policy: DecisionPolicy) -> str:
+def why_not_a_person(actor: Actor, policy: DecisionPolicy) -> str:
+    """Why ``is_person`` said no, in words for the issue's comment and ping's line."""
     if not actor.account_id:
         return "Jira recorded no author for the move"
     if actor.account_id == AUTOMATION_FOR_JIRA:
